@@ -1,0 +1,352 @@
+"""The predictive coder: which merged tokens to keep, and what rebuilds the others.
+
+Kernels work on the resized image itself, viewed as a 2-D uint8 array
+(H, W*3), so a token is `ts` runs of `ts*3` contiguous bytes and no patchified
+copy is ever made. A token is dropped when it is close enough to the
+*reconstruction* of its predictor: comparisons always go through `ref`, the
+kept token that rebuilds a position, which makes tau > 0 anchored (no error
+accumulation) and costs nothing at tau = 0, where reconstruction is exact.
+
+Error definitions, with d the integer difference of two uint8 values and n the
+values in a token (ts*ts*3), all in [0, 1] units:
+    max  = max|d| / 255
+    mae  = sum|d| / (n * 255)
+    rmse = sqrt(sum d^2 / (n * 255^2))
+Each is turned into an exact integer limit once (see `error_limit`), so the
+kernels compare integers and exit at the first row that exceeds it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+METHODS = ("pred_2d", "raster", "serpentine")
+METRICS = ("max", "mae", "rmse")
+_METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
+_METHOD_CODE = {name: i for i, name in enumerate(METHODS)}
+_WORD_DTYPES = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}
+
+
+def token_error(metric: str, value: int, n: int) -> float:
+    """The error, in [0, 1] units, of an integer statistic `value` over `n` values.
+
+    `value` is max|d| for max, sum|d| for mae and sum d^2 for rmse.
+    """
+    if metric == "max":
+        return value / 255.0
+    if metric == "mae":
+        return value / (n * 255.0)
+    return math.sqrt(value / (n * 65025.0))
+
+
+def error_limit(metric: str, tau: float, n: int) -> int:
+    """Largest integer statistic whose `token_error` is still <= tau."""
+    top = {"max": 255, "mae": 255 * n, "rmse": 65025 * n}[metric]
+    guess = {"max": tau * 255.0, "mae": tau * n * 255.0, "rmse": tau * tau * n * 65025.0}[metric]
+    limit = min(top, max(0, int(math.floor(guess))))
+    while limit < top and token_error(metric, limit + 1, n) <= tau:
+        limit += 1
+    while limit > 0 and token_error(metric, limit, n) > tau:
+        limit -= 1
+    return limit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tokens_close(img, p, q, tw, ts, metric, limit):
+    """True when tokens p and q (flat indices) differ by at most `limit`.
+
+    img: (H, W*3) uint8. Exits after the first row that settles the answer.
+    Rows are taken as slices so the inner loops index from 0 and vectorise.
+    """
+    if p == q:
+        return True
+    row_bytes = ts * 3
+    yp = (p // tw) * ts
+    xp = (p % tw) * row_bytes
+    yq = (q // tw) * ts
+    xq = (q % tw) * row_bytes
+    total = 0
+    for r in range(ts):
+        a = img[yp + r, xp:xp + row_bytes]
+        b = img[yq + r, xq:xq + row_bytes]
+        if metric == 0:
+            m = 0
+            for k in range(row_bytes):
+                m = max(m, abs(np.int32(a[k]) - np.int32(b[k])))
+            if m > limit:
+                return False
+        elif metric == 1:
+            s = 0
+            for k in range(row_bytes):
+                s += abs(np.int32(a[k]) - np.int32(b[k]))
+            total += s
+            if total > limit:
+                return False
+        else:
+            s = 0
+            for k in range(row_bytes):
+                d = np.int32(a[k]) - np.int32(b[k])
+                s += d * d
+            total += s
+            if total > limit:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _exact_neighbours(words, stride, th, tw, ts, rw, eq_left, eq_up):
+    """One streaming pass: is each token byte-identical to its left / upper neighbour?
+
+    words: the image as a flat array of machine words (rw words per token row,
+    `stride` per pixel row). Rows are read in memory order and XOR-ORed into
+    per-word accumulators, a branch-free loop the compiler vectorises; the
+    upper band is still in cache. eq_left / eq_up: (th*tw,) bool, filled.
+    """
+    n = tw * rw
+    acc_left = np.zeros(n, dtype=words.dtype)
+    acc_up = np.zeros(n, dtype=words.dtype)
+    for i in range(th):
+        acc_left[:] = 0
+        acc_up[:] = 0
+        for r in range(ts):
+            base = (i * ts + r) * stride
+            row = words[base:base + n]
+            shifted_acc, cur, prev = acc_left[rw:], row[rw:], row[:n - rw]
+            for k in range(n - rw):
+                shifted_acc[k] |= cur[k] ^ prev[k]
+            if i > 0:
+                above = words[base - ts * stride:base - ts * stride + n]
+                for k in range(n):
+                    acc_up[k] |= row[k] ^ above[k]
+        for j in range(tw):
+            left = 0
+            upper = 0
+            for k in range(j * rw, (j + 1) * rw):
+                left |= acc_left[k]
+                upper |= acc_up[k]
+            eq_left[i * tw + j] = j > 0 and left == 0
+            eq_up[i * tw + j] = i > 0 and upper == 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _recon_close(img, p, q, ref, tw, ts, metric, limit):
+    """Are the reconstructions of tokens p and q within the limit of each other?"""
+    a = ref[p]
+    b = ref[q]
+    if a == b:
+        return True
+    if limit == 0:
+        return False  # distinct kept tokens at tau=0 were compared exactly already
+    return _tokens_close(img, a, b, tw, ts, metric, limit)
+
+
+@njit(cache=True, nogil=True)
+def _code_pred_2d(img, ts, th, tw, metric, limit, eq_left, eq_up, ref):
+    """LOCO-I edge rule over the token grid; fills ref (th*tw,) int32.
+
+    Exact neighbour equality (eq_left / eq_up) settles most decisions without
+    touching pixels: if X equals its predictor byte for byte, it is as close to
+    the predictor's reconstruction as the predictor itself, which is within tau.
+    """
+    for i in range(th):
+        for j in range(tw):
+            p = i * tw + j
+            if p == 0:
+                ref[p] = 0
+                continue
+            if i == 0:
+                pred, same = p - 1, eq_left[p]
+            elif j == 0:
+                pred, same = p - tw, eq_up[p]
+            else:
+                a, b, c = p - 1, p - tw, p - tw - 1
+                if limit == 0:
+                    c_a, c_b = eq_up[a], eq_left[b]
+                else:
+                    c_a = _recon_close(img, c, a, ref, tw, ts, metric, limit)
+                    c_b = c_a and _recon_close(img, c, b, ref, tw, ts, metric, limit)
+                if c_a and not c_b:
+                    pred, same = b, eq_up[p]
+                else:
+                    pred, same = a, eq_left[p]
+            r = ref[pred]
+            if same or (limit > 0 and _tokens_close(img, p, r, tw, ts, metric, limit)):
+                ref[p] = r
+            else:
+                ref[p] = p
+
+
+@njit(cache=True, nogil=True)
+def _code_scan(img, ts, th, tw, metric, limit, serpentine, eq_left, eq_up, ref):
+    """One continuous scan (row-major, or serpentine); each token predicted by the previous one."""
+    prev = -1
+    for i in range(th):
+        backwards = serpentine and i % 2 == 1
+        for jj in range(tw):
+            j = tw - 1 - jj if backwards else jj
+            p = i * tw + j
+            if prev < 0:
+                ref[p] = p
+                prev = p
+                continue
+            if jj > 0:
+                same = eq_left[prev] if backwards else eq_left[p]
+            elif serpentine:
+                same = eq_up[p]
+            else:
+                same = False
+            r = ref[prev]
+            if same or (limit > 0 or not serpentine and jj == 0) and _tokens_close(img, p, r, tw, ts, metric, limit):
+                ref[p] = r
+            else:
+                ref[p] = p
+            prev = p
+
+
+@njit(cache=True, nogil=True)
+def _layout(ref, kept_index, index_map):
+    """From ref, fill kept_index (ascending kept tokens) and index_map (rank of each ref)."""
+    n = 0
+    for p in range(ref.shape[0]):
+        if ref[p] == p:
+            kept_index[n] = p
+            index_map[p] = n
+            n += 1
+        else:
+            index_map[p] = index_map[ref[p]]
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _gather(img3, kept_index, tw, patch, merge, out):
+    """Copy kept tokens into out (K, merge*merge, 3, patch, patch) in the processor's order."""
+    ts = patch * merge
+    for n in range(kept_index.shape[0]):
+        q = kept_index[n]
+        y0 = (q // tw) * ts
+        x0 = (q % tw) * ts
+        for mh in range(merge):
+            for mw in range(merge):
+                s = mh * merge + mw
+                ys = y0 + mh * patch
+                xs = x0 + mw * patch
+                for py in range(patch):
+                    row = img3[ys + py]
+                    for px in range(patch):
+                        pix = row[xs + px]
+                        out[n, s, 0, py, px] = pix[0]
+                        out[n, s, 1, py, px] = pix[1]
+                        out[n, s, 2, py, px] = pix[2]
+
+
+@njit(cache=True, nogil=True)
+def _scatter(pixels, index_map, tw, patch, merge, img3):
+    """Inverse of _gather: paint each token of img3 from its kept token's pixels."""
+    ts = patch * merge
+    for p in range(index_map.shape[0]):
+        n = index_map[p]
+        y0 = (p // tw) * ts
+        x0 = (p % tw) * ts
+        for mh in range(merge):
+            for mw in range(merge):
+                s = mh * merge + mw
+                ys = y0 + mh * patch
+                xs = x0 + mw * patch
+                for py in range(patch):
+                    for px in range(patch):
+                        for c in range(3):
+                            img3[ys + py, xs + px, c] = pixels[n, s, c, py, px]
+
+
+def _check_image(image: np.ndarray, token_size: int) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError("image must be a uint8 array of shape (H, W, 3)")
+    h, w, _ = image.shape
+    if token_size < 1 or h == 0 or w == 0 or h % token_size or w % token_size:
+        raise ValueError(f"image size {w}x{h} is not a positive multiple of token_size {token_size}")
+    return np.ascontiguousarray(image)
+
+
+def exact_neighbours(image: np.ndarray, token_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(eq_left, eq_up): flat bool arrays, token byte-identical to its left / upper neighbour."""
+    h, w, _ = image.shape
+    th, tw = h // token_size, w // token_size
+    row_bytes = token_size * 3
+    word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
+    words = image.reshape(-1).view(_WORD_DTYPES[word])
+    eq_left = np.empty(th * tw, dtype=np.bool_)
+    eq_up = np.empty(th * tw, dtype=np.bool_)
+    _exact_neighbours(words, w * 3 // word, th, tw, token_size, row_bytes // word, eq_left, eq_up)
+    return eq_left, eq_up
+
+
+def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metric: str = "max", tau: float = 0.0) -> np.ndarray:
+    """Flat int32 ref array (one per token, row-major): the kept token rebuilding each position."""
+    if method not in _METHOD_CODE:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if metric not in _METRIC_CODE:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if not (tau >= 0.0 and math.isfinite(tau)):
+        raise ValueError(f"tau must be a finite number >= 0, got {tau}")
+    image = _check_image(image, token_size)
+    h, w, _ = image.shape
+    th, tw = h // token_size, w // token_size
+    flat = image.reshape(h, w * 3)
+    limit = error_limit(metric, float(tau), token_size * token_size * 3)
+    eq_left, eq_up = exact_neighbours(image, token_size)
+    ref = np.empty(th * tw, dtype=np.int32)
+    m = _METRIC_CODE[metric]
+    if method == "pred_2d":
+        _code_pred_2d(flat, token_size, th, tw, m, limit, eq_left, eq_up, ref)
+    else:
+        _code_scan(flat, token_size, th, tw, m, limit, method == "serpentine", eq_left, eq_up, ref)
+    return ref
+
+
+def prune_tokens(image: np.ndarray, token_size: int, method: str = "pred_2d", metric: str = "max", tau: float = 0.0):
+    """Decide which merged tokens of a resized image to keep.
+
+    image: uint8 (H, W, 3), H and W multiples of token_size (32 for qwen3-vl).
+    Returns (keep, ref): keep bool (H/ts, W/ts); ref int32 (H/ts, W/ts), the flat
+    row-major index of the kept token whose pixels reconstruct each token.
+    """
+    ref = code_refs(image, token_size, method, metric, tau)
+    th, tw = image.shape[0] // token_size, image.shape[1] // token_size
+    keep = ref == np.arange(ref.shape[0], dtype=np.int32)
+    return keep.reshape(th, tw), ref.reshape(th, tw)
+
+
+def layout(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(kept_index, index_map) as stored in the output, from a flat ref array."""
+    kept_index = np.empty(ref.shape[0], dtype=np.int32)
+    index_map = np.empty(ref.shape[0], dtype=np.int32)
+    n = _layout(ref, kept_index, index_map)
+    return kept_index[:n].copy(), index_map
+
+
+def gather_tokens(image: np.ndarray, kept_index: np.ndarray, patch_size: int, merge_size: int) -> np.ndarray:
+    """Kept tokens' pixels, (K, merge^2 * 3 * patch^2) uint8, each in the processor's patch order."""
+    ts = patch_size * merge_size
+    image = _check_image(image, ts)
+    tw = image.shape[1] // ts
+    out = np.empty((kept_index.shape[0], merge_size * merge_size, 3, patch_size, patch_size), dtype=np.uint8)
+    _gather(image, np.ascontiguousarray(kept_index, dtype=np.int32), tw, patch_size, merge_size, out)
+    return out.reshape(kept_index.shape[0], -1)
+
+
+def scatter_tokens(pixels: np.ndarray, index_map: np.ndarray, height: int, width: int, patch_size: int, merge_size: int) -> np.ndarray:
+    """Rebuild the (height, width, 3) uint8 image from kept pixels and the index map."""
+    ts = patch_size * merge_size
+    th, tw = height // ts, width // ts
+    index_map = np.ascontiguousarray(index_map, dtype=np.int32)
+    if index_map.shape[0] != th * tw:
+        raise ValueError(f"index_map has {index_map.shape[0]} entries, expected {th * tw} for {width}x{height}")
+    if index_map.size and (index_map.min() < 0 or index_map.max() >= pixels.shape[0]):
+        raise ValueError("index_map points outside pixels")
+    pix = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(pixels.shape[0], merge_size * merge_size, 3, patch_size, patch_size)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    _scatter(pix, index_map, tw, patch_size, merge_size, out)
+    return out

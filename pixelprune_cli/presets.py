@@ -1,0 +1,92 @@
+"""Model presets: the image-processor settings each supported VLM uses.
+
+A preset fixes everything that decides the pixels a model sees (patch and merge
+size, the smart_resize pixel bounds, the normalisation constants), so two runs
+with the same preset produce the same tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# OpenAI CLIP statistics, used by Qwen2-VL and Qwen2.5-VL.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Processor settings of one model family (values as in its preprocessor config)."""
+
+    name: str
+    patch_size: int
+    merge_size: int
+    temporal_patch_size: int
+    min_pixels: int
+    max_pixels: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+
+    @property
+    def token_size(self) -> int:
+        """Side in pixels of one merged token (the unit the coder works on)."""
+        return self.patch_size * self.merge_size
+
+    @property
+    def token_bytes(self) -> int:
+        """uint8 values stored per kept token: merge^2 patches of 3 x patch x patch."""
+        return self.merge_size**2 * 3 * self.patch_size**2
+
+    def to_meta(self) -> dict:
+        return {
+            "preset": self.name,
+            "patch_size": self.patch_size,
+            "merge_size": self.merge_size,
+            "temporal_patch_size": self.temporal_patch_size,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "image_mean": list(self.image_mean),
+            "image_std": list(self.image_std),
+        }
+
+
+PRESETS: dict[str, Preset] = {
+    "qwen2-vl": Preset("qwen2-vl", 14, 2, 2, 3136, 12845056, CLIP_MEAN, CLIP_STD),
+    "qwen2.5-vl": Preset("qwen2.5-vl", 14, 2, 2, 3136, 12845056, CLIP_MEAN, CLIP_STD),
+    "qwen3-vl": Preset("qwen3-vl", 16, 2, 2, 65536, 16777216, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+DEFAULT_PRESET = "qwen3-vl"
+
+
+def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) -> Preset:
+    """Return a Preset from a name, an output file's `pixelprune` metadata dict, or a Preset.
+
+    Keyword overrides (patch_size, merge_size, min_pixels, max_pixels) that are
+    None are ignored, so CLI options can be passed straight through.
+    """
+    if isinstance(preset, Preset):
+        base = preset
+    elif isinstance(preset, dict):
+        base = Preset(
+            name=str(preset.get("preset", "custom")),
+            patch_size=int(preset["patch_size"]),
+            merge_size=int(preset["merge_size"]),
+            temporal_patch_size=int(preset.get("temporal_patch_size", 2)),
+            min_pixels=int(preset["min_pixels"]),
+            max_pixels=int(preset["max_pixels"]),
+            image_mean=tuple(float(v) for v in preset["image_mean"]),
+            image_std=tuple(float(v) for v in preset["image_std"]),
+        )
+    else:
+        try:
+            base = PRESETS[preset]
+        except KeyError:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}") from None
+    changes = {k: int(v) for k, v in overrides.items() if v is not None}
+    for key, value in changes.items():
+        if value < 1:
+            raise ValueError(f"{key.replace('_', '-')} must be at least 1, got {value}")
+    if changes.get("min_pixels", base.min_pixels) > changes.get("max_pixels", base.max_pixels):
+        raise ValueError("min-pixels must not exceed max-pixels")
+    return dataclasses.replace(base, **changes) if changes else base
