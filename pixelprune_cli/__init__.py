@@ -1,0 +1,34 @@
+"""pixelprune: drop pixel-redundant visual tokens of VLM images before the vision encoder.
+
+The public API is imported lazily so that `pixelprune --help` starts fast:
+`prune_tokens` (the coder), `model_inputs` (a row back to model inputs) and
+`compress` / `stats` / `restore` (what the CLI commands do).
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "prune_tokens": ("coder", "prune_tokens"),
+    "model_inputs": ("model", "model_inputs"),
+    "compress": ("api", "compress"),
+    "stats": ("api", "stats"),
+    "restore": ("api", "restore"),
+    "CodingConfig": ("pipeline", "CodingConfig"),
+    "SourceOptions": ("sources", "SourceOptions"),
+    "RunOptions": ("api", "RunOptions"),
+    "PRESETS": ("presets", "PRESETS"),
+    "resolve_preset": ("presets", "resolve_preset"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,224 @@
+"""Command line: a thin layer that parses options and calls the Python API.
+
+Heavy modules (numpy, numba, pyarrow) are imported inside the commands so that
+`pixelprune --help` answers at once.
+
+Exit codes: 0 every image done, 1 some images failed (the rest written),
+2 usage error or no input could be read, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+from . import __version__
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PRESET_NAMES = ("qwen3-vl", "qwen2.5-vl", "qwen2-vl")
+
+
+def coder_options(fn):
+    """Options that decide the tokens: preset, its overrides, method, metric, tau."""
+    options = [
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default="qwen3-vl", show_default=True,
+                     help="Model whose image processor to reproduce."),
+        click.option("--patch-size", type=click.IntRange(min=1), help="Override the preset's patch size."),
+        click.option("--merge-size", type=click.IntRange(min=1), help="Override the preset's merge size."),
+        click.option("--min-pixels", type=click.IntRange(min=1), help="Override the preset's min_pixels."),
+        click.option("--max-pixels", type=click.IntRange(min=1), help="Override the preset's max_pixels."),
+        click.option("--method", type=click.Choice(["pred_2d", "raster", "serpentine"]), default="pred_2d",
+                     show_default=True, help="Predictor: LOCO-I 2-D edge rule, or a 1-D scan."),
+        click.option("--metric", type=click.Choice(["max", "mae", "rmse"]), default="max", show_default=True,
+                     help="Per-token error measure for --tau."),
+        click.option("--tau", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+                     help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
+        click.option("--max-image-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
+                     help="Refuse images larger than this before decoding them (decompression bombs)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def source_options(fn):
+    options = [
+        click.option("--image-column", help="Parquet column holding the images (default: found from the schema)."),
+        click.option("--keep-columns", default="", help="Comma-separated Parquet columns to carry into the output."),
+        click.option("--workers", "-j", type=click.IntRange(min=1), help="Worker threads [default: all cores]."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def report_options(fn):
+    options = [
+        click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
+        click.option("--table", type=click.Choice(["auto", "all", "summary", "none"]), default="auto",
+                     show_default=True, help="Per-image table, totals with best/worst images, or nothing."),
+        click.option("--no-progress", is_flag=True, help="Never show a progress bar."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _fail(message: str, code: int = EXIT_USAGE):
+    click.echo(f"pixelprune: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Turn known failures into one-line messages and exit codes, never tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .errors import PixelpruneError
+
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("pixelprune: interrupted; no partial output was left under the target name", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (PixelpruneError, ValueError) as exc:
+            _fail(str(exc))
+        except BrokenPipeError:
+            # The reader of our stdout went away (e.g. `| head`): stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_OK)
+
+    return wrapper
+
+
+def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels):
+    from .pipeline import CodingConfig
+    from .presets import resolve_preset
+
+    return CodingConfig(
+        preset=resolve_preset(preset, patch_size=patch_size, merge_size=merge_size,
+                              min_pixels=min_pixels, max_pixels=max_pixels),
+        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels,
+    )
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _run_options(workers, no_progress, **extra):
+    from .api import RunOptions
+    from .parallel import default_workers
+
+    return RunOptions(workers=workers or default_workers(), progress=not no_progress, **extra)
+
+
+def _report(summary, as_json: bool, table: str, to_stderr: bool) -> None:
+    from .report import print_json, render_table
+
+    if as_json:
+        print_json(summary, to_stderr=to_stderr)
+    else:
+        render_table(summary, table, to_stderr=to_stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pixelprune")
+def main():
+    """Prune pixel-redundant visual tokens from VLM images, offline.
+
+    Images are resized and patchified exactly as the chosen model's processor
+    does, then a predictive coder keeps only the merged tokens that their
+    neighbours do not predict. Exit codes: 0 all images done, 1 some images
+    failed (the rest written), 2 usage error or nothing readable, 130 interrupted.
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True,
+              help="OUT.arrow (Arrow IPC file), OUT.parquet, or - for an Arrow IPC stream on stdout.")
+@coder_options
+@source_options
+@click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,
+              help="Buffer compression of the output [default: zstd].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails.")
+@report_options
+@handle_errors
+def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau,
+             max_image_pixels, image_column, keep_columns, workers, compression, overwrite, fail_fast,
+             as_json, table, no_progress):
+    """Code images (folders, files, Parquet image tables) and write the kept tokens.
+
+    \b
+    pixelprune compress samples/ -o out.arrow
+    pixelprune compress shard-000.parquet -o out.parquet --keep-columns question,answer
+    pixelprune compress a.png b.jpg -o - | python read_stream.py
+    """
+    from . import api
+    from .sources import SourceOptions
+
+    config = _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels)
+    summary = api.compress(
+        list(inputs), output, config,
+        SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns)),
+        _run_options(workers, no_progress, fail_fast=fail_fast),
+        compression=compression, overwrite=overwrite,
+    )
+    _report(summary, as_json, table, to_stderr=output == "-")
+    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@coder_options
+@source_options
+@click.option("--group-by", "group_by", help="Break totals down by a column (Parquet or output column), "
+              "or by 'folder' (first path part of the id).")
+@report_options
+@handle_errors
+def stats(inputs, preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
+          image_column, keep_columns, workers, group_by, as_json, table, no_progress):
+    """Report what coding saves: of images (without writing tensors) or of a compressed output.
+
+    \b
+    pixelprune stats shard-000.parquet --group-by kind
+    pixelprune stats out.arrow
+    """
+    from . import api
+    from .report import add_groups
+    from .sources import SourceOptions
+
+    columns = _columns(keep_columns)
+    if group_by and group_by != "folder" and group_by not in columns:
+        columns = (*columns, group_by)
+    config = _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels)
+    summary = api.stats(list(inputs), config, SourceOptions(image_column=image_column, keep_columns=columns),
+                        _run_options(workers, no_progress))
+    if group_by:
+        add_groups(summary, group_by)
+    _report(summary, as_json, table, to_stderr=False)
+    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("path")
+@click.option("-o", "--output", required=True, help="Folder to write one PNG per row into.")
+@click.option("--overwrite", is_flag=True, help="Replace existing PNGs.")
+@report_options
+@handle_errors
+def restore(path, output, overwrite, as_json, table, no_progress):
+    """Rebuild every row's resized image as a PNG from a compressed output.
+
+    Files are named by percent-encoding the row id and adding .png
+    (sub/a.png -> sub%2Fa.png.png; x.parquet#3 -> x.parquet%233.png), which
+    never maps two ids to one name.
+    """
+    from . import api
+
+    summary = api.restore(path, output, overwrite)
+    _report(summary, as_json, table, to_stderr=False)

@@ -1,0 +1,158 @@
+"""The per-image function: one image in, one coded row (or one failure) out.
+
+Everything that decides an image's output lives here and is pure, so the CLI,
+worker threads and Ray all call the same code and produce the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from . import __version__
+from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
+from .errors import ImageFailure, one_line
+from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
+from .presets import Preset, resolve_preset
+
+
+@dataclass(frozen=True)
+class CodingConfig:
+    """What decides the output of an image: model preset and coder settings."""
+
+    preset: Preset = field(default_factory=resolve_preset)
+    method: str = "pred_2d"
+    metric: str = "max"
+    tau: float = 0.0
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        if not (self.tau >= 0.0 and self.tau < float("inf")):
+            raise ValueError(f"tau must be a finite number >= 0, got {self.tau}")
+
+    def to_meta(self) -> dict:
+        """The `pixelprune` schema metadata: everything needed to read or redo the output."""
+        return {
+            "version": __version__,
+            **self.preset.to_meta(),
+            "method": self.method,
+            "metric": self.metric,
+            "tau": self.tau,
+        }
+
+
+@dataclass
+class CodedImage:
+    """One image's output row, as numpy arrays (the writer turns it into Arrow)."""
+
+    id: str
+    source_width: int
+    source_height: int
+    width: int
+    height: int
+    grid_thw: tuple[int, int, int]
+    tokens: int
+    kept: int
+    tau: float
+    kept_index: np.ndarray  # (kept,) int32
+    index_map: np.ndarray  # (tokens,) int32
+    pixels: np.ndarray  # (kept, merge^2 * 3 * patch^2) uint8
+    extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
+    seconds: float = 0.0
+
+    def as_row(self) -> dict:
+        """The row as `pyarrow.Table.to_pylist()` would give it."""
+        return {
+            "id": self.id,
+            "source_width": self.source_width,
+            "source_height": self.source_height,
+            "width": self.width,
+            "height": self.height,
+            "grid_thw": list(self.grid_thw),
+            "tokens": self.tokens,
+            "kept": self.kept,
+            "tau": self.tau,
+            "kept_index": self.kept_index.tolist(),
+            "index_map": self.index_map.tolist(),
+            "pixels": [bytes(row) for row in self.pixels],
+            **self.extra,
+        }
+
+
+@dataclass
+class FailedImage:
+    """An image that produced no row, with the stage that failed and why."""
+
+    id: str
+    stage: str
+    reason: str
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "stage": self.stage, "reason": self.reason}
+
+
+def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int], config: CodingConfig) -> CodedImage:
+    """Code an already resized uint8 (H, W, 3) image."""
+    preset = config.preset
+    height, width, _ = resized.shape
+    ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
+    kept_index, index_map = layout(ref)
+    pixels = gather_tokens(resized, kept_index, preset.patch_size, preset.merge_size)
+    return CodedImage(
+        id=image_id,
+        source_width=source_size[0],
+        source_height=source_size[1],
+        width=width,
+        height=height,
+        grid_thw=(1, height // preset.patch_size, width // preset.patch_size),
+        tokens=int(ref.shape[0]),
+        kept=int(kept_index.shape[0]),
+        tau=float(config.tau),
+        kept_index=kept_index,
+        index_map=index_map,
+        pixels=pixels,
+    )
+
+
+def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> CodedImage:
+    """Code a decoded PIL image (as `datasets` yields them)."""
+    resized = resize_for_model(image, config.preset)
+    return code_array(image_id, resized, image.size, config)
+
+
+def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> "CodedImage | FailedImage":
+    """Read, decode, resize and code one image; never raises for a bad image.
+
+    `read` is a zero-argument callable returning the image bytes (so the bytes
+    of a file are read in the worker that codes it).
+    """
+    start = time.perf_counter()
+    stage = "read"
+    try:
+        data = read()
+        stage = "decode"
+        image = decode_image(data, config.max_image_pixels)
+        del data
+        stage = "resize"
+        resized = resize_for_model(image, config.preset)
+        source_size = image.size
+        del image
+        stage = "code"
+        coded = code_array(image_id, resized, source_size, config)
+    except ImageFailure as exc:
+        return FailedImage(image_id, exc.stage, exc.reason, extra or {})
+    except MemoryError:
+        return FailedImage(image_id, stage, "out of memory", extra or {})
+    except Exception as exc:  # a bad image must never take the run down
+        return FailedImage(image_id, stage, one_line(exc), extra or {})
+    coded.extra = extra or {}
+    coded.seconds = time.perf_counter() - start
+    return coded

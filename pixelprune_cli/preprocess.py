@@ -1,0 +1,122 @@
+"""Decode, convert and resize images exactly as the Qwen-VL image processor does.
+
+The reference is transformers' `Qwen2VLImageProcessorPil` fed a PIL image
+decoded the way HuggingFace `datasets` decodes one. Every step below mirrors a
+step of that pipeline, in the same order and on the same dtypes, so the uint8
+pixels kept here become the processor's `pixel_values` bit for bit.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import DecodeFailure, ResizeFailure, one_line
+from .presets import Preset
+
+# 8192 x 8192. An RGBA decode of this size is 256 MiB; with the RGB copy and the
+# resize buffers one image stays well under 1 GiB.
+DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
+MAX_ASPECT_RATIO = 200
+_EXIF_ORIENTATION = 0x0112
+
+
+def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    """Decode image bytes as `datasets` does: first frame, EXIF orientation applied.
+
+    The size is checked from the header before any pixel is decoded, so a
+    decompression bomb is refused without allocating it.
+    """
+    if not data:
+        raise DecodeFailure("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise DecodeFailure(f"refused as a decompression bomb: {one_line(exc)}") from None
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise DecodeFailure(f"not a readable image ({one_line(exc)})") from None
+    width, height = image.size
+    if width * height > max_image_pixels:
+        raise DecodeFailure(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_image_pixels:,} (--max-image-pixels)"
+        )
+    try:
+        image.load()
+        if image.getexif().get(_EXIF_ORIENTATION) is not None:
+            image = ImageOps.exif_transpose(image)
+    except Exception as exc:
+        raise DecodeFailure(f"cannot decode {image.format or 'image'} data ({one_line(exc)})") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the processor makes it: anything with alpha or a transparency key goes onto white."""
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Target (height, width): multiples of `factor`, aspect kept, pixel count within bounds.
+
+    Same arithmetic as the processor: Python round (half to even), the floor
+    branch above max_pixels, the ceil branch below min_pixels.
+    """
+    if height < 1 or width < 1:
+        raise ResizeFailure(f"image has no pixels ({width}x{height})")
+    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ResizeFailure(
+            f"aspect ratio {max(height, width) / min(height, width):.1f} of {width}x{height} is over "
+            f"{MAX_ASPECT_RATIO}, which the model's processor refuses"
+        )
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def resize_for_model(image: Image.Image, preset: Preset) -> np.ndarray:
+    """The decoded image as the model sees it: RGB, smart-resized with BICUBIC on uint8.
+
+    Returns a C-contiguous uint8 array (height, width, 3).
+    """
+    width, height = image.size
+    new_height, new_width = smart_resize(height, width, preset.token_size, preset.min_pixels, preset.max_pixels)
+    try:
+        rgb = to_rgb(image)
+    except Exception as exc:
+        raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
+    try:
+        resized = rgb.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    except MemoryError:
+        raise ResizeFailure(f"out of memory resizing {width}x{height} to {new_width}x{new_height}") from None
+    return np.asarray(resized)
+
+
+def normalisation_table(preset: Preset, rescale_factor: float = 1 / 255) -> np.ndarray:
+    """(3, 256) float32: the processor's value for each uint8 level of each channel.
+
+    The processor rescales in float64, casts to float32, then subtracts the
+    float32 mean and divides by the float32 std; a lookup table built with the
+    same steps gives the same bits for every pixel.
+    """
+    levels = (np.arange(256, dtype=np.uint8).astype(np.float64) * rescale_factor).astype(np.float32)
+    mean = np.asarray(preset.image_mean, dtype=np.float32)[:, None]
+    std = np.asarray(preset.image_std, dtype=np.float32)[:, None]
+    return (levels[None, :] - mean) / std

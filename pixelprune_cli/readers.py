@@ -1,0 +1,72 @@
+"""Reading pixelprune outputs back: Arrow IPC files or streams, Parquet, shard folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from .errors import InputError, one_line
+from .schema import read_meta
+
+
+def _output_files(path: str) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(list(p.glob("part-*.arrow")) + list(p.glob("part-*.parquet")))
+        if not files:
+            raise InputError(f"{path}: folder holds no part-*.arrow or part-*.parquet shards")
+        return files
+    return [p]
+
+
+def _schema_of(path: Path) -> pa.Schema:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(str(path))
+    try:
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).schema
+    except pa.ArrowInvalid:
+        with pa.OSFile(str(path)) as source:
+            return pa.ipc.open_stream(source).schema
+
+
+def compressed_meta(path: str) -> dict | None:
+    """The `pixelprune` metadata when path is a compressed output, else None (an image table or image)."""
+    p = Path(path)
+    if p.is_dir():
+        if not (list(p.glob("part-*.arrow")) or list(p.glob("part-*.parquet"))):
+            return None
+    elif p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
+        return None
+    try:
+        return read_meta(_schema_of(_output_files(path)[0]))
+    except InputError:
+        return None
+    except Exception:
+        return None
+
+
+def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a compressed output, file by file, batch by batch."""
+    for file in _output_files(path):
+        try:
+            if file.suffix.lower() in (".parquet", ".pq"):
+                import pyarrow.parquet as pq
+
+                yield from pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns)
+                continue
+            with pa.memory_map(str(file)) as source:
+                try:
+                    reader = pa.ipc.open_file(source)
+                    batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+                except pa.ArrowInvalid:
+                    source.seek(0)
+                    batches = iter(pa.ipc.open_stream(source))
+                for batch in batches:
+                    yield batch.select(columns) if columns else batch
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
