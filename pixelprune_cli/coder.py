@@ -45,6 +45,7 @@ def token_error(metric: str, value: int, n: int) -> float:
 def error_limit(metric: str, tau: float, n: int) -> int:
     """Largest integer statistic whose `token_error` is still <= tau."""
     top = {"max": 255, "mae": 255 * n, "rmse": 65025 * n}[metric]
+    tau = min(tau, 1.0)  # every error is <= 1; also keeps the products below finite
     guess = {"max": tau * 255.0, "mae": tau * n * 255.0, "rmse": tau * tau * n * 65025.0}[metric]
     limit = min(top, max(0, int(math.floor(guess))))
     while limit < top and token_error(metric, limit + 1, n) <= tau:
@@ -208,15 +209,19 @@ def _code_scan(img, ts, th, tw, metric, limit, serpentine, eq_left, eq_up, ref):
 
 @njit(cache=True, nogil=True)
 def _layout(ref, kept_index, index_map):
-    """From ref, fill kept_index (ascending kept tokens) and index_map (rank of each ref)."""
+    """From ref, fill kept_index (ascending kept tokens) and index_map (rank of each ref).
+
+    Two passes: serpentine refs can point forward, so every rank must exist
+    before any position looks one up.
+    """
     n = 0
     for p in range(ref.shape[0]):
         if ref[p] == p:
             kept_index[n] = p
             index_map[p] = n
             n += 1
-        else:
-            index_map[p] = index_map[ref[p]]
+    for p in range(ref.shape[0]):
+        index_map[p] = index_map[ref[p]]
     return n
 
 
@@ -340,6 +345,8 @@ def gather_tokens(image: np.ndarray, kept_index: np.ndarray, patch_size: int, me
 def scatter_tokens(pixels: np.ndarray, index_map: np.ndarray, height: int, width: int, patch_size: int, merge_size: int) -> np.ndarray:
     """Rebuild the (height, width, 3) uint8 image from kept pixels and the index map."""
     ts = patch_size * merge_size
+    if height % ts or width % ts:
+        raise ValueError(f"image size {width}x{height} is not a multiple of the token size {ts}")
     th, tw = height // ts, width // ts
     index_map = np.ascontiguousarray(index_map, dtype=np.int32)
     if index_map.shape[0] != th * tw:

@@ -29,12 +29,6 @@ TAUS = (0.0, 0.02, 0.05, 0.1, 0.3)
 SHAPES = ((1, 1), (1, 5), (5, 1), (2, 2), (3, 4), (4, 3), (6, 7), (9, 11))
 ROOT = Path(__file__).resolve().parent.parent
 
-LAYOUT_BUG = (
-    "coder._layout fills index_map in ascending flat order and copies index_map[ref[p]], "
-    "but serpentine refs can point forward (odd rows are scanned right-to-left), so "
-    "index_map[p] is read from np.empty before it is written"
-)
-OVERFLOW_BUG = "error_limit computes floor(tau * scale) before clamping; a huge finite tau overflows to inf -> OverflowError"
 
 
 # ----------------------------------------------------------------- builders
@@ -190,10 +184,7 @@ def test_gather_scatter_match_oracle_and_round_trip(patch, merge):
         np.testing.assert_array_equal(rebuilt, oracle.reconstruct(image, ref.reshape(th, tw), ts))
 
 
-_SERPENTINE_XFAIL = pytest.param("serpentine", marks=pytest.mark.xfail(reason=LAYOUT_BUG, strict=False))
-
-
-@pytest.mark.parametrize("method", ["pred_2d", "raster", _SERPENTINE_XFAIL])
+@pytest.mark.parametrize("method", ["pred_2d", "raster", "serpentine"])
 def test_layout_matches_oracle(method):
     """kept_index ascending; index_map[p] is the rank of ref[p] among kept tokens."""
     for seed in (3, 4):
@@ -221,11 +212,10 @@ def test_layout_minimal_serpentine_forward_ref():
     for _ in range(5):
         np.full(64, 7_777_777, dtype=np.int32)
         results.append(coder.layout(ref)[1].tolist())
-    if any(r != [0, 1, 2, 2] for r in results):
-        pytest.xfail(f"{LAYOUT_BUG}; got index_maps {results}")
+    assert all(r == [0, 1, 2, 2] for r in results), results
 
 
-@pytest.mark.parametrize("method", ["pred_2d", "raster", _SERPENTINE_XFAIL])
+@pytest.mark.parametrize("method", ["pred_2d", "raster", "serpentine"])
 def test_tau0_is_lossless_through_layout_gather_scatter(method):
     """At tau=0, scatter(gather(kept), index_map) reproduces the image bit for bit."""
     for seed in (8, 9):
@@ -430,9 +420,9 @@ def test_tau_of_one_or_more_merges_everything(metric, tau):
 
 
 @pytest.mark.parametrize("metric,tau", [
-    pytest.param("rmse", 1e160, marks=pytest.mark.xfail(raises=OverflowError, reason=OVERFLOW_BUG, strict=True)),
-    pytest.param("mae", 1e307, marks=pytest.mark.xfail(raises=OverflowError, reason=OVERFLOW_BUG, strict=True)),
-    pytest.param("max", 1e307, marks=pytest.mark.xfail(raises=OverflowError, reason=OVERFLOW_BUG, strict=True)),
+    ("rmse", 1e160),
+    ("mae", 1e307),
+    ("max", 1e307),
     ("rmse", 1e150),
 ])
 def test_huge_finite_tau_is_accepted(metric, tau):
