@@ -9,14 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, PixelpruneError
 from .parallel import default_workers, ordered_map
 from .pipeline import CodedImage, CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
 from .sources import Item, SourceCounts, SourceOptions, check_inputs, iter_items
 
-BATCH_ROWS = 64  # rows per Arrow record batch
-BATCH_BYTES = 64 << 20  # or fewer rows, once their pixels reach this size
+
+
+class ImageFailedFast(PixelpruneError):
+    """--fail-fast: the first failed image stops the run and no output is kept (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failed: FailedImage):
+        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by --fail-fast; the output was not completed)")
 
 
 @dataclass(frozen=True)
@@ -33,14 +40,22 @@ def _entry(coded: CodedImage) -> ImageEntry:
                       coded.tokens, coded.kept, coded.seconds, coded.tau)
 
 
-def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions, run: RunOptions, counts: SourceCounts):
-    """Every input as a CodedImage or FailedImage, in input order."""
+def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions, run: RunOptions,
+                 counts: SourceCounts, skip=None):
+    """(position, CodedImage | FailedImage) for every input, in input order.
 
-    def work(item: Item):
-        return process(item.id, item.read, config, item.extra)
+    Positions count every image enumerated; `skip(position)` leaves out images
+    (already in a committed shard) without reading them.
+    """
 
-    items = iter_items(inputs, sources, counts)
-    return ordered_map(work, items, run.workers, passthrough=lambda x: isinstance(x, FailedImage))
+    def work(entry):
+        position, item = entry
+        return position, process(item.id, item.read, config, item.extra)
+
+    entries = enumerate(iter_items(inputs, sources, counts))
+    if skip is not None:
+        entries = ((pos, item) for pos, item in entries if not skip(pos))
+    return ordered_map(work, entries, run.workers, passthrough=lambda entry: isinstance(entry[1], FailedImage))
 
 
 def _extra_fields(inputs: list[str], sources: SourceOptions):
@@ -70,44 +85,49 @@ def _parquet_paths(inputs: list[str]):
 
 def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),
              sources: SourceOptions = SourceOptions(), run: RunOptions = RunOptions(),
-             compression: str | None = None, overwrite: bool = False) -> Summary:
-    """Code every input image and write the kept tokens to `output` ('-' for stdout).
+             compression: str | None = None, overwrite: bool = False,
+             shard_size: int = 10_000, shard_format: str = "arrow", resume: bool = False) -> Summary:
+    """Code every input image and write the kept tokens to `output`.
 
-    Returns the run's Summary. Raises InputError/ConfigError (exit code 2)
-    before writing anything when inputs or output are unusable.
+    output: FILE.arrow / FILE.parquet, '-' (Arrow stream on stdout), or DIR/
+    (shards of `shard_size` images with a manifest; `resume` finishes an
+    interrupted run). Returns the run's Summary. Raises InputError or
+    ConfigError (exit code 2) before writing anything when inputs or output are
+    unusable.
     """
     from . import writer
-    from .schema import output_schema, to_record_batch
+    from .schema import output_schema
 
     check_inputs(inputs)
     writer.check_target(output, overwrite)
+    if resume and not writer.is_shard_folder(output):
+        raise ConfigError("--resume needs a sharded output folder (-o DIR/)")
     compression = writer.DEFAULT_COMPRESSION if compression is None else compression
-    schema = output_schema(config.to_meta(), config.preset.token_bytes, _extra_fields(inputs, sources))
+    meta = config.to_meta()
+    schema = output_schema(meta, config.preset.token_bytes, _extra_fields(inputs, sources))
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=config.to_meta(), output=output)
-    sink = writer.StdoutSink(schema, compression) if output == "-" else writer.FileSink(output, schema, compression)
+    summary = Summary(title="pixelprune compress", config=meta, output=output)
+    if output == "-":
+        sink = writer.StdoutSink(schema, compression)
+    elif writer.is_shard_folder(output):
+        sink = writer.ShardedSink(output, schema, meta, shard_size, compression, shard_format,
+                                  resume=resume, overwrite=overwrite)
+        summary.extra["resumed_shards"] = len(sink.done)
+    else:
+        sink = writer.FileSink(output, schema, compression)
+    add = getattr(sink, "add_at", lambda position, result: sink.add(result))
     progress = Progress(run.progress)
-    batch: list[CodedImage] = []
-    batch_bytes = 0
     try:
-        for result in coded_stream(inputs, config, sources, run, counts):
+        for position, result in coded_stream(inputs, config, sources, run, counts, getattr(sink, "skips", None)):
             if isinstance(result, FailedImage):
-                record = result.as_dict()
-                summary.add_error(record)
-                sink.error(record)
+                summary.add_error(result.as_dict())
                 if run.fail_fast:
-                    break
+                    raise ImageFailedFast(result)
             else:
                 summary.add_image(_entry(result))
-                batch.append(result)
-                batch_bytes += result.pixels.nbytes
-                if len(batch) >= BATCH_ROWS or batch_bytes >= BATCH_BYTES:
-                    sink.write(to_record_batch(batch, schema))
-                    batch, batch_bytes = [], 0
+            add(position, result)
             progress.advance()
-        if batch:
-            sink.write(to_record_batch(batch, schema))
-        if summary.images == 0:
+        if summary.images == 0 and not summary.extra.get("resumed_shards"):
             raise InputError(f"no images found in {', '.join(inputs)}"
                              + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
         sink.commit()
@@ -132,7 +152,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
     summary = Summary(title="pixelprune stats", config=config.to_meta())
     progress = Progress(run.progress, "measuring")
     try:
-        for result in coded_stream(inputs, config, sources, run, counts):
+        for _, result in coded_stream(inputs, config, sources, run, counts):
             if isinstance(result, FailedImage):
                 summary.add_error(result.as_dict())
             else:
@@ -160,7 +180,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
         for i in range(batch.num_rows):
             summary.add_image(ImageEntry(rows["id"][i], (rows["source_width"][i], rows["source_height"][i]),
                                          (rows["width"][i], rows["height"][i]), rows["tokens"][i], rows["kept"][i],
-                                         0.0, rows["tau"][i]))
+                                         None, rows["tau"][i]))
             summary.group_values.append({c: rows[c][i] for c in sources.keep_columns})
     return summary.finish()
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 
 import click
 
 from . import __version__
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 PRESET_NAMES = ("qwen3-vl", "qwen2.5-vl", "qwen2-vl")
 
 
@@ -80,18 +81,33 @@ def handle_errors(fn):
         from .errors import PixelpruneError
 
         try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+        try:
             return fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            click.echo("pixelprune: interrupted; no partial output was left under the target name", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            click.echo("pixelprune: interrupted; nothing partial was left under the output name", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         except (PixelpruneError, ValueError) as exc:
-            _fail(str(exc))
+            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except BrokenPipeError:
             # The reader of our stdout went away (e.g. `| head`): stop quietly.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_OK)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that temporary files are removed."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels):
@@ -140,18 +156,24 @@ def main():
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True,
-              help="OUT.arrow (Arrow IPC file), OUT.parquet, or - for an Arrow IPC stream on stdout.")
+              help="OUT.arrow (Arrow IPC file), OUT.parquet, - (Arrow IPC stream on stdout), "
+                   "or DIR/ (shards part-NNNNN.arrow with manifest.json).")
 @coder_options
 @source_options
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,
               help="Buffer compression of the output [default: zstd].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails.")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails (exit 1, output not completed).")
+@click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Images per shard with -o DIR/.")
+@click.option("--shard-format", type=click.Choice(["arrow", "parquet"]), default="arrow", show_default=True,
+              help="File format of shards with -o DIR/.")
+@click.option("--resume", is_flag=True, help="With -o DIR/: keep committed shards and redo the rest.")
 @report_options
 @handle_errors
 def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau,
              max_image_pixels, image_column, keep_columns, workers, compression, overwrite, fail_fast,
-             as_json, table, no_progress):
+             shard_size, shard_format, resume, as_json, table, no_progress):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -167,7 +189,7 @@ def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pix
         list(inputs), output, config,
         SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns)),
         _run_options(workers, no_progress, fail_fast=fail_fast),
-        compression=compression, overwrite=overwrite,
+        compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
     _report(summary, as_json, table, to_stderr=output == "-")
     sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)

@@ -24,7 +24,7 @@ class ImageEntry:
     size: tuple[int, int]
     tokens: int
     kept: int
-    seconds: float
+    seconds: float | None  # None when read back from an output (not timed)
     tau: float = 0.0
 
     @property
@@ -42,7 +42,7 @@ class ImageEntry:
             "kept": self.kept,
             "saved": round(self.saved, 6),
             "tau": self.tau,
-            "seconds": round(self.seconds, 6),
+            "seconds": None if self.seconds is None else round(self.seconds, 6),
         }
 
 
@@ -162,9 +162,10 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         table.add_column(name, justify=justify, overflow="fold")
     for e in shown:
         table.add_row(e.id, _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
-                      f"{100 * e.saved:.1f}%", f"{1000 * e.seconds:.0f} ms")
+                      f"{100 * e.saved:.1f}%", "-" if e.seconds is None else f"{1000 * e.seconds:.0f} ms")
     tokens, kept = summary.tokens, summary.kept
-    rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds else ""
+    timed = any(e.seconds is not None for e in entries)
+    rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and timed else ""
     table.add_section()
     table.add_row(f"total: {summary.written} images", "", "", f"{tokens:,}", f"{kept:,}",
                   f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-", rate, style="bold")

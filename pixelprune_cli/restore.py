@@ -73,5 +73,5 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
             image = reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset)
             Image.fromarray(image).save(file, compress_level=1)
             summary.add_image(ImageEntry(image_id, (widths[i], heights[i]), (widths[i], heights[i]),
-                                         tokens[i], kept[i], 0.0))
+                                         tokens[i], kept[i], None))
     return summary.finish()

@@ -115,21 +115,62 @@ class ErrorLog:
         self.file.abort()
 
 
-class FileSink:
-    """Rows to one file, errors beside it."""
+class RowSink:
+    """Takes results in input order, batches rows, hands batches and error records on.
+
+    Subclasses say where batches (`_write`) and error records (`_error`) go.
+    """
+
+    BATCH_ROWS = 64  # rows per Arrow record batch ...
+    BATCH_BYTES = 64 << 20  # ... or fewer, once their pixels reach this size
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.pending: list = []
+        self.pending_bytes = 0
+
+    def add(self, result) -> None:
+        """A CodedImage (a row) or a FailedImage (an error record)."""
+        if hasattr(result, "pixels"):
+            self.pending.append(result)
+            self.pending_bytes += result.pixels.nbytes
+            if len(self.pending) >= self.BATCH_ROWS or self.pending_bytes >= self.BATCH_BYTES:
+                self.flush()
+        else:
+            self._error(result.as_dict())
+
+    def flush(self) -> None:
+        if self.pending:
+            from .schema import to_record_batch
+
+            self._write(to_record_batch(self.pending, self.schema))
+            self.pending, self.pending_bytes = [], 0
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        raise NotImplementedError
+
+    def _error(self, record: dict) -> None:
+        raise NotImplementedError
+
+
+class FileSink(RowSink):
+    """Rows to one file, errors beside it in OUTPUT.errors.jsonl."""
 
     def __init__(self, target: str, schema: pa.Schema, compression: str | None):
+        super().__init__(schema)
         self.target = Path(target)
+        _remove_stale_partials(self.target.parent, self.target.name)
         self.table = TableFile(self.target, schema, output_format(target), compression)
         self.errors = ErrorLog(errors_path(target))
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def _write(self, batch: pa.RecordBatch) -> None:
         self.table.write(batch)
 
-    def error(self, record: dict) -> None:
+    def _error(self, record: dict) -> None:
         self.errors.add(record)
 
     def commit(self) -> None:
+        self.flush()
         self.table.commit()
         self.errors.commit()
 
@@ -138,21 +179,22 @@ class FileSink:
         self.errors.abort()
 
 
-class StdoutSink:
-    """An Arrow IPC stream on stdout (for pipes); errors are reported, not written."""
+class StdoutSink(RowSink):
+    """An Arrow IPC stream on stdout (for pipes); errors are only reported."""
 
     def __init__(self, schema: pa.Schema, compression: str | None):
+        super().__init__(schema)
         options = pa.ipc.IpcWriteOptions(compression=compression_arg(compression))
         self.writer = pa.ipc.new_stream(sys.stdout.buffer, schema, options=options)
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
-            self.writer.write_batch(batch)
+    def _write(self, batch: pa.RecordBatch) -> None:
+        self.writer.write_batch(batch)
 
-    def error(self, record: dict) -> None:
+    def _error(self, record: dict) -> None:
         pass
 
     def commit(self) -> None:
+        self.flush()
         self.writer.close()
         sys.stdout.buffer.flush()
 
@@ -163,14 +205,172 @@ class StdoutSink:
             pass
 
 
+def is_shard_folder(output: str) -> bool:
+    """`-o DIR/` (trailing slash) or an existing folder means sharded output."""
+    return output != "-" and (output.endswith(("/", os.sep)) or Path(output).is_dir())
+
+
+def shard_name(index: int, fmt: str = "arrow") -> str:
+    return f"part-{index:05d}.{fmt}"
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    """Configs match when everything but the tool version is equal."""
+    strip = lambda meta: {k: v for k, v in meta.items() if k != "version"}
+    return strip(a) == strip(b)
+
+
+def _remove_stale_partials(folder: Path, name: str = "*") -> None:
+    """Delete temporary files that killed runs left behind (their process is gone)."""
+    for temp in folder.glob(f".{name}.partial-*"):
+        pid = temp.name.rsplit("-", 1)[-1]
+        alive = False
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        if not alive:
+            temp.unlink(missing_ok=True)
+
+
+class ShardedSink(RowSink):
+    """Rows to DIR/part-NNNNN.arrow, `shard_size` input images per shard, plus manifest.json.
+
+    Shard k holds the images at input positions [k*shard_size, (k+1)*shard_size),
+    so shard boundaries depend only on the inputs and a resumed run redoes
+    exactly the shards that were not committed. Each shard and its
+    part-NNNNN.errors.jsonl are renamed into place, then the manifest is
+    rewritten (atomically) to list it. A completed run also writes errors.jsonl
+    with every failure.
+    """
+
+    def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
+                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False):
+        super().__init__(schema)
+        self.folder = Path(folder)
+        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
+        self.folder.mkdir(parents=True, exist_ok=True)
+        manifest = self._read_manifest()
+        existing = sorted(self.folder.glob("part-*"))
+        if manifest and resume:
+            if not _same_config(manifest["config"], meta) or manifest["shard_size"] != shard_size or manifest.get("format", "arrow") != fmt:
+                raise ConfigError(
+                    f"{folder} was written with a different configuration "
+                    f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}); "
+                    "resume with the same options, or pass --overwrite to start again"
+                )
+            self.shards = [s for s in manifest["shards"] if (self.folder / s["file"]).exists()]
+        elif (manifest or existing) and not overwrite:
+            raise ConfigError(f"{folder} already holds a pixelprune output; pass --resume to finish it or --overwrite to replace it")
+        else:
+            for old in existing:
+                old.unlink()
+            for old in (self.folder / MANIFEST, self.folder / "errors.jsonl"):
+                old.unlink(missing_ok=True)
+            self.shards = []
+        _remove_stale_partials(self.folder)
+        self.done = {s["index"] for s in self.shards}
+        self.current: int | None = None
+        self.table = self.errors = None
+        self.counts = {"images": 0, "written": 0, "failed": 0}
+        self.ids: list[str] = []
+        self._write_manifest(complete=False)
+
+    # -- which inputs to skip on resume
+    def skips(self, position: int) -> bool:
+        return position // self.shard_size in self.done
+
+    def add_at(self, position: int, result) -> None:
+        shard = position // self.shard_size
+        if shard != self.current:
+            self._close_shard()
+            self._open_shard(shard)
+        self.counts["images"] += 1
+        self.counts["written" if hasattr(result, "pixels") else "failed"] += 1
+        self.add(result)
+
+    def _open_shard(self, index: int) -> None:
+        self.current = index
+        self.table = TableFile(self.folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
+        self.errors = ErrorLog(self.folder / f"part-{index:05d}.errors.jsonl")
+        self.counts = {"images": 0, "written": 0, "failed": 0}
+
+    def _close_shard(self) -> None:
+        if self.current is None:
+            return
+        self.flush()
+        self.table.commit()
+        self.errors.commit()
+        self.shards.append({"index": self.current, "file": shard_name(self.current, self.fmt),
+                            "errors": f"part-{self.current:05d}.errors.jsonl", **self.counts})
+        self.done.add(self.current)
+        self.current = None
+        self._write_manifest(complete=False)
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        self.table.write(batch)
+
+    def _error(self, record: dict) -> None:
+        self.errors.add(record)
+
+    def commit(self) -> None:
+        self._close_shard()
+        merged = AtomicFile(self.folder / "errors.jsonl", "wb")
+        for shard in sorted(self.shards, key=lambda s: s["index"]):
+            path = self.folder / shard["errors"]
+            if path.exists():
+                merged.handle.write(path.read_bytes())
+        merged.commit()
+        _remove_stale_partials(self.folder)
+        self._write_manifest(complete=True)
+
+    def abort(self) -> None:
+        """Drop the shard in progress; committed shards stay for --resume."""
+        if self.current is not None:
+            self.table.abort()
+            self.errors.abort()
+            self.current = None
+
+    def _read_manifest(self) -> dict | None:
+        path = self.folder / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            raise ConfigError(f"{path} is not valid JSON; pass --overwrite to start again") from None
+
+    def _write_manifest(self, complete: bool) -> None:
+        shards = sorted(self.shards, key=lambda s: s["index"])
+        manifest = {
+            "config": self.meta,
+            "format": self.fmt,
+            "shard_size": self.shard_size,
+            "complete": complete,
+            "images": sum(s["images"] for s in shards),
+            "written": sum(s["written"] for s in shards),
+            "failed": sum(s["failed"] for s in shards),
+            "shards": shards,
+        }
+        out = AtomicFile(self.folder / MANIFEST, "w")
+        out.handle.write(json.dumps(manifest, indent=1) + "\n")
+        out.commit()
+
+
+def _describe(meta: dict) -> str:
+    return ", ".join(f"{k}={meta.get(k)}" for k in ("preset", "method", "metric", "tau"))
+
+
 def check_target(output: str, overwrite: bool) -> None:
     """Refuse to replace an existing output unless asked (exit code 2, nothing touched)."""
-    if output == "-":
+    if output == "-" or is_shard_folder(output):
         return
     path = Path(output)
     if path.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite to replace it")
-    if path.exists() and path.is_dir():
-        raise ConfigError(f"{output} is a folder; end the name with / to write shards into it")
     if not path.parent.exists():
         raise ConfigError(f"folder {path.parent} does not exist")
