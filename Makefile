@@ -1,0 +1,88 @@
+# pixelprune developer tasks (GNU make). `make` alone lists the targets.
+#
+# Pipeline pattern: `make out/NAME.arrow` compresses the folder data/NAME/ and
+# redoes it only when a file under data/NAME/ is added, removed or changed.
+#   make out/docs.arrow PIXELPRUNE_FLAGS='--tau 0.02'
+# Make does not track PIXELPRUNE_FLAGS or the code itself: after changing
+# either, force a rebuild with `make -B out/NAME.arrow`. File names with
+# spaces under data/ cannot be make prerequisites; rename them.
+
+PYTHON ?= python3
+VENV ?= .venv
+EXTRAS ?= test
+PIXELPRUNE_FLAGS ?=
+
+BIN := $(VENV)/bin
+comma := ,
+# One stamp per set of extras, so `make test EXTRAS=test,ray` installs ray
+# once and a later plain `make demo` does not reinstall anything heavy.
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test bench clean distclean
+
+help: ## List the targets.
+	@echo "usage: make TARGET [PYTHON=python3] [VENV=.venv] [EXTRAS=test] [PIXELPRUNE_FLAGS=...]"
+	@echo
+	@grep -E '^[a-zA-Z/%._-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([^:]+):.*## (.*)/\1\t\2/' \
+		| awk -F '\t' '{ printf "  %-18s %s\n", $$1, $$2 }'
+
+install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm Numba's cache.
+
+# Numba compiles the coder kernels on first use (several seconds) and caches
+# them next to the sources (cache=True). Warm the cache through the same calls
+# a run makes: writable arrays (prune_tokens), the pipeline's read-only image
+# view, and restore's read-only Arrow buffers; each is its own compiled
+# signature. Replace this with `pixelprune warmup` once that command exists.
+define WARMUP_PY
+import numpy as np
+from PIL import Image
+from pixelprune_cli import coder, pipeline
+for method in coder.METHODS:
+    coder.prune_tokens(np.zeros((64, 64, 3), np.uint8), 32, method)
+    row = pipeline.code_image(Image.new("RGB", (64, 64)), pipeline.CodingConfig(method=method))
+    row.pixels.setflags(write=False)
+    row.index_map.setflags(write=False)
+    coder.scatter_tokens(row.pixels, row.index_map, row.height, row.width, 16, 2)
+print("numba cache warmed for", ", ".join(coder.METHODS))
+endef
+export WARMUP_PY
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	if $(BIN)/pixelprune warmup --help >/dev/null 2>&1; then \
+		$(BIN)/python -m pixelprune_cli warmup; \
+	else \
+		$(BIN)/python -c "$$WARMUP_PY"; \
+	fi
+	touch $@
+
+demo: install ## Compress samples/ to out/samples.arrow and summarise it.
+	mkdir -p out
+	$(BIN)/pixelprune compress samples/ -o out/samples.arrow --overwrite
+	$(BIN)/pixelprune stats out/samples.arrow --table summary
+
+test: install ## Run the test suite (the command README and .ci/run use).
+	$(BIN)/python -m pytest -q
+
+bench: install ## Run the benchmarks in bench/ (ratios against baselines).
+	$(BIN)/python bench/run.py
+
+clean: ## Remove out/, build artefacts and caches (keeps samples/ and the venv).
+	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis bench/_work
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove the venv too.
+	rm -rf $(VENV)
+
+# out/NAME.arrow from data/NAME/: every file and folder under data/NAME is a
+# prerequisite (second expansion runs `find` only for the target asked for),
+# so an added, removed or edited image makes the output stale. The tool
+# writes to a temporary file and renames, so an interrupted run leaves no
+# half-written target; --overwrite because make has already judged staleness.
+.SECONDEXPANSION:
+out/%.arrow: $$(shell find data/$$* -print 2>/dev/null) | $(STAMP) ## Compress data/NAME/ into out/NAME.arrow (make out/NAME.arrow).
+	@test -d data/$* || { echo "make: no folder data/$*/ to compress into $@" >&2; exit 2; }
+	mkdir -p $(@D)
+	$(BIN)/pixelprune compress data/$*/ -o $@ --overwrite --table summary $(PIXELPRUNE_FLAGS)
