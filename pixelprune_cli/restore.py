@@ -26,7 +26,7 @@ def file_name_for(image_id: str) -> str:
     the output folder. Names over 200 characters keep their first 180 and add
     a SHA-1 of the full id.
     """
-    name = quote(image_id, safe="-_.")
+    name = quote(image_id, safe="-_.").replace("~", "%7E")  # '~' only marks shortened names
     if len(name) > _MAX_NAME:
         name = name[:180] + "~" + hashlib.sha1(image_id.encode()).hexdigest()[:16]
     return name + ".png"
@@ -59,6 +59,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
+    seen: set[str] = set()
     for batch in iter_output_batches(path):
         ids = batch.column("id").to_pylist()
         widths = batch.column("width").to_pylist()
@@ -68,6 +69,9 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
         maps = batch.column("index_map")
         for i, image_id in enumerate(ids):
             file = target / file_name_for(image_id)
+            if image_id in seen:
+                raise InputError(f"{path}: duplicate id {image_id!r}; restore needs one row per id")
+            seen.add(image_id)
             if file.exists() and not overwrite:
                 raise ConfigError(f"{file} already exists; pass --overwrite to replace it")
             image = reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset)

@@ -191,18 +191,28 @@ def _parquet_items(path: Path, name: str, options: SourceOptions, counts: Source
 
 
 def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator["Item | FailedImage"]:
-    """Every input image, in a deterministic order; raises InputError for unusable paths."""
+    """Every input image, in a deterministic order; raises InputError for unusable paths.
+
+    Ids: with one input, a folder's images are named by their path relative to
+    the folder, a file by its name, a Parquet row `NAME.parquet#ROW`. With
+    several inputs, the path as given replaces the name (and prefixes folder
+    paths), so that ids stay unique.
+    """
     counts = counts if counts is not None else SourceCounts()
+    several = len(paths) > 1
     for raw in paths:
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
         if path.is_dir():
-            yield from _folder_items(path, options, counts)
+            prefix = raw.rstrip("/" + os.sep) + "/" if several else ""
+            for entry in _folder_items(path, options, counts):
+                entry.id = prefix + entry.id
+                yield entry
         elif path.suffix.lower() in PARQUET_SUFFIXES:
-            yield from _parquet_items(path, path.name, options, counts)
+            yield from _parquet_items(path, raw if several else path.name, options, counts)
         else:
-            yield Item(raw, partial(_read_file, raw))
+            yield Item(raw if several else path.name, partial(_read_file, raw))
 
 
 def check_inputs(paths: list[str]) -> None:

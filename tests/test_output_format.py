@@ -261,14 +261,6 @@ def test_hf_datasets_load_the_same_values(folder_output, workdir):
     assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: -o x.arrow writes the IPC *file* format, but "
-                   "datasets.Dataset.from_file (quoted in the README) reads only the IPC stream format")
-def test_hf_dataset_from_file_reads_the_arrow_output(folder_output):
-    datasets = pytest.importorskip("datasets")
-    ds = datasets.Dataset.from_file(str(folder_output.path))
-    assert ds.num_rows == folder_output.table.num_rows
-
-
 def test_parquet_output_has_the_same_rows(folder_output, workdir):
     target = workdir / "folder.parquet"
     api.compress([str(SAMPLES)], str(target), folder_output.config, run=RUN)

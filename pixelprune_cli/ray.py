@@ -1,0 +1,491 @@
+"""The Ray Data engine: the local per-image function, run on a Ray cluster.
+
+Nothing here decides an output value: every image goes through
+`pipeline.process` and every row through `schema.to_record_batch`, exactly as
+in `api.compress`. This module only decides where that runs.
+
+Two entry points:
+
+- `compress_dataset(ds, config)` maps the per-image function over a Ray
+  Dataset of image cells that already has ids (Arrow batches in, Arrow batches
+  of the output schema out).
+- `compress_with_ray(inputs, output_dir, ...)`, behind `--engine ray`: the
+  same inputs, ids, shards, manifest and error report as the local sharded
+  mode (`-o DIR/ --shard-format parquet`).
+
+How `compress_with_ray` splits the work, and why: the driver enumerates the
+inputs from metadata only (folder listings, Parquet footers), giving every
+image its input position and its local id (`NAME.parquet#ROW`, a folder
+file's relative path). Ray's `read_parquet` cannot be used for this, because
+it splits and reorders files without telling a row its index within its
+file. Shard k is positions [k*S, (k+1)*S), as in the local sharded mode, and
+one Ray task writes one shard: it reads its rows (a range of Parquet rows,
+or a list of files) itself, codes them 16 at a time and writes
+`part-NNNNN.parquet` next to the local writer's. Image bytes and pixels
+never pass through the driver or Ray's object store; the driver only gets
+back a small summary row per image. So ids are exact, memory is one batch per
+task, and a shard that was written stays valid for `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from .errors import InputError, PixelpruneError, one_line
+from .pipeline import CodingConfig, FailedImage, process
+from .report import ImageEntry, Progress, Summary
+from .sources import SourceCounts, SourceOptions
+from .writer import RowSink
+
+DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
+ROWS_PER_READ = 16  # Parquet rows read, and images coded, at a time in a task
+ERROR_FIELDS = [pa.field("id", pa.string()), pa.field("stage", pa.string()), pa.field("reason", pa.string())]
+_STAGE, _REASON = "__pixelprune_stage", "__pixelprune_reason"  # failure columns between map steps
+
+SUMMARY_SCHEMA = pa.schema([
+    pa.field("position", pa.int64()),
+    pa.field("shard", pa.int64()),
+    pa.field("id", pa.string()),
+    pa.field("stage", pa.string()),  # null when the image was written
+    pa.field("reason", pa.string()),
+    pa.field("source_width", pa.int32()),
+    pa.field("source_height", pa.int32()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("tokens", pa.int32()),
+    pa.field("kept", pa.int32()),
+    pa.field("tau", pa.float64()),
+    pa.field("seconds", pa.float64()),
+])
+
+
+class RayJobError(PixelpruneError):
+    """The Ray job itself failed (not one image): committed shards stay for --resume."""
+
+    exit_code = 1
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise PixelpruneError("--engine ray needs Ray Data: pip install 'pixelprune[ray]'") from None
+    return ray
+
+
+def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start a local Ray (or join `ray_address`) unless Ray is up; True if this call started it.
+
+    On a cluster the workers run this driver's copy of pixelprune
+    (`py_modules`), so rows cannot differ because nodes hold other versions;
+    its dependencies (numba, pillow, pyarrow) must be installed on the nodes.
+    """
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+        if ray_address:
+            package = str(Path(__file__).resolve().parent)
+            ray.init(address=ray_address, runtime_env={"py_modules": [package]}, **quiet)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, **quiet)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # pixelprune draws its own
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return started
+
+
+# -- the per-batch function shared by both entry points ----------------------------------------
+
+def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path):
+    """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order."""
+    from .sources import _cell_reader
+
+    for image_id, cell, extra in zip(ids, cells, extras):
+        reader, problem = _cell_reader(cell, base_dir, image_id)
+        if problem:
+            yield FailedImage(image_id, "read", problem, extra)
+        else:
+            yield process(image_id, reader, config, extra)
+
+
+def _failures_table(failed: list, schema: pa.Schema) -> pa.Table:
+    """Failed images in the coded-batch layout: the id, nulls, the stage and the reason."""
+    columns = [pa.array([f.id for f in failed], pa.string()) if field.name == "id" else pa.nulls(len(failed), field.type)
+               for field in schema]
+    columns += [pa.array([f.stage for f in failed], pa.string()), pa.array([f.reason for f in failed], pa.string())]
+    return pa.Table.from_arrays(columns, schema=_with_failure_columns(schema))
+
+
+def _with_failure_columns(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(_STAGE, pa.string())).append(pa.field(_REASON, pa.string()))
+
+
+class _CodeBatch:
+    """map_batches function: a batch of (id, image cell, carried columns) -> coded rows and failures.
+
+    Returns the output schema plus two failure columns (null for written
+    rows), so one Ray step yields both; `compress_dataset` splits them.
+    """
+
+    def __init__(self, config: CodingConfig, image_column: str, keep_columns: tuple, id_column: str | None):
+        self.config, self.image_column, self.keep_columns, self.id_column = config, image_column, keep_columns, id_column
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from .schema import output_schema, to_record_batch
+
+        id_column = self.id_column or "id"
+        if id_column not in batch.column_names:
+            raise ValueError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
+                             "pass id_column=, ids must be unique")
+        if self.image_column not in batch.column_names:
+            raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
+        schema = output_schema(self.config.to_meta(), self.config.preset.token_bytes,
+                               [batch.schema.field(c) for c in self.keep_columns])
+        kept = {c: batch.column(c).to_pylist() for c in self.keep_columns}
+        extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
+        ids = [str(i) for i in batch.column(id_column).to_pylist()]
+        results = list(code_cells(ids, batch.column(self.image_column).to_pylist(), extras, self.config, Path.cwd()))
+        coded = [r for r in results if not isinstance(r, FailedImage)]
+        failed = [r for r in results if isinstance(r, FailedImage)]
+        parts = [_failures_table(failed, schema)]
+        if coded:
+            rows = pa.Table.from_batches([to_record_batch(coded, schema)])
+            rows = rows.append_column(_STAGE, pa.nulls(len(coded), pa.string())).append_column(_REASON, pa.nulls(len(coded), pa.string()))
+            parts.insert(0, rows)
+        return pa.concat_tables(parts)
+
+
+def _written_rows(batch: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    rows = batch.filter(pc.is_null(batch.column(_STAGE)))
+    return rows.drop_columns([_STAGE, _REASON])
+
+
+def _failed_rows(batch: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    failed = batch.filter(pc.is_valid(batch.column(_STAGE))).select(["id", _STAGE, _REASON])
+    return pa.Table.from_arrays(failed.columns, schema=pa.schema(ERROR_FIELDS))
+
+
+def compress_dataset(ds, config: CodingConfig = CodingConfig(), image_column: str = "image",
+                     keep_columns=(), id_column: str | None = None):
+    """(rows, errors): a Ray Dataset coded with the CLI's per-image function.
+
+    `ds` holds one image per row in `image_column` (HF Image struct
+    {bytes, path} or binary) and a unique id in `id_column` (default: "id");
+    `keep_columns` are carried into the output. `rows` has the output schema
+    (its blocks carry the `pixelprune` metadata); `errors` has id, stage,
+    reason. The coding runs once, here (`materialize`), so that reading both
+    datasets does not code every image twice; for outputs larger than Ray's
+    object store, use `compress_with_ray`, which writes shards as it codes.
+    """
+    _import_ray()
+    fn = _CodeBatch(config, image_column, tuple(keep_columns), id_column)
+    coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=ROWS_PER_READ).materialize()
+    rows = coded.map_batches(_written_rows, batch_format="pyarrow", batch_size=None)
+    errors = coded.map_batches(_failed_rows, batch_format="pyarrow", batch_size=None)
+    return rows, errors
+
+
+# -- planning on the driver: positions, ids and shards from metadata only --------------------
+
+def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool):
+    """One piece covering every row of a Parquet file (or one failure), as `sources` enumerates it."""
+    import pyarrow.parquet as pq
+
+    from .sources import find_image_column
+
+    try:
+        parquet = pq.ParquetFile(str(path))
+        column = find_image_column(parquet.schema_arrow, options.image_column, name)
+    except InputError as exc:
+        if not inside_folder:
+            raise
+        return [{"kind": "failed", "id": name, "stage": "read", "reason": str(exc)}]
+    except Exception as exc:
+        if not inside_folder:
+            raise InputError(f"{name}: not a readable Parquet file ({one_line(exc)})") from None
+        return [{"kind": "failed", "id": name, "stage": "read", "reason": f"not a readable Parquet file ({one_line(exc)})"}]
+    missing = [c for c in options.keep_columns if c not in parquet.schema_arrow.names]
+    if missing:
+        raise InputError(f"{name}: --keep-columns names missing columns: {', '.join(missing)}")
+    counts.parquet_files += 1
+    rows = parquet.metadata.num_rows
+    if not rows:
+        return []
+    return [{"kind": "parquet", "path": str(path.resolve()), "name": name, "column": column, "start": 0, "stop": rows}]
+
+
+def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts) -> list[dict]:
+    """Every input image in `sources.iter_items` order, grouped into pieces, without reading images.
+
+    A piece is a run of Parquet rows, one image file, or one enumeration
+    failure; its size (`_size`) is how many input positions it takes.
+    """
+    from .sources import IMAGE_SUFFIXES, PARQUET_SUFFIXES, _walk
+
+    pieces: list[dict] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"{raw}: no such file or folder")
+        if path.is_dir():
+            for found, kind in _walk(path, counts, set()):
+                rel = found.relative_to(path).as_posix()
+                suffix = found.suffix.lower()
+                if kind == "unlistable":
+                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": f"cannot list folder {found}"})
+                elif suffix in PARQUET_SUFFIXES:
+                    pieces += _plan_parquet(found, rel, options, counts, inside_folder=True)
+                elif suffix not in IMAGE_SUFFIXES:
+                    counts.skipped_files += 1
+                elif kind == "link" or not found.exists():
+                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": f"broken or looping symlink {found}"})
+                else:
+                    pieces.append({"kind": "file", "id": rel, "path": os.path.abspath(found)})
+        elif path.suffix.lower() in PARQUET_SUFFIXES:
+            pieces += _plan_parquet(path, path.name, options, counts, inside_folder=False)
+        else:
+            pieces.append({"kind": "file", "id": raw, "path": os.path.abspath(raw)})
+    return pieces
+
+
+def _size(piece: dict) -> int:
+    return piece["stop"] - piece["start"] if piece["kind"] == "parquet" else 1
+
+
+def split_into_shards(pieces: list[dict], shard_rows: int) -> list[list[dict]]:
+    """Pieces cut at input positions that are multiples of shard_rows: shard k = [k*S, (k+1)*S)."""
+    shards: list[list[dict]] = [[]]
+    room = shard_rows
+    for piece in pieces:
+        while _size(piece) > room:  # only Parquet pieces are longer than 1
+            head = {**piece, "stop": piece["start"] + room}
+            shards[-1].append(head)
+            piece = {**piece, "start": head["stop"]}
+            shards.append([])
+            room = shard_rows
+        shards[-1].append(piece)
+        room -= _size(piece)
+        if room == 0:
+            shards.append([])
+            room = shard_rows
+    return [s for s in shards if s]
+
+
+# -- the task: one shard, read, coded and written where it runs -------------------------------
+
+def _parquet_rows(piece: dict, keep_columns: tuple):
+    """(first row, Arrow batch) for the piece's rows, reading only the row groups that hold them."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(piece["path"])
+    start, stop = piece["start"], piece["stop"]
+    groups, first, offset = [], None, 0
+    for index in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        if offset < stop and offset + rows > start:
+            groups.append(index)
+            first = offset if first is None else first
+        offset += rows
+    columns = [piece["column"], *[c for c in keep_columns if c != piece["column"]]]
+    row = first
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=groups, columns=columns):
+        lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
+        if hi > lo:
+            yield row + lo, batch.slice(lo, hi - lo)
+        row += batch.num_rows
+
+
+def _piece_results(piece: dict, config: CodingConfig, keep_columns: tuple):
+    """CodedImage | FailedImage for every image of a piece, in input order; never raises for bad data."""
+    if piece["kind"] == "failed":
+        yield FailedImage(piece["id"], piece["stage"], piece["reason"])
+    elif piece["kind"] == "file":
+        yield from code_cells([piece["id"]], [{"bytes": None, "path": piece["path"]}], [{}], config, Path("/"))
+    else:
+        base_dir, done = Path(piece["path"]).parent, piece["start"]
+        try:
+            for row, batch in _parquet_rows(piece, keep_columns):
+                ids = [f"{piece['name']}#{row + i}" for i in range(batch.num_rows)]
+                kept = {c: batch.column(c).to_pylist() for c in keep_columns}
+                extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
+                for result in code_cells(ids, batch.column(piece["column"]).to_pylist(), extras, config, base_dir):
+                    yield result
+                    done += 1
+        except Exception as exc:  # the rest of this piece cannot be read: account for every row
+            reason = f"Parquet data unreadable from row {done} ({one_line(exc)})"
+            for rest in range(done, piece["stop"]):
+                yield FailedImage(f"{piece['name']}#{rest}", "read", reason)
+
+
+def _summary_row(position: int, shard: int, result) -> dict:
+    if isinstance(result, FailedImage):
+        return {"position": position, "shard": shard, "id": result.id, "stage": result.stage, "reason": result.reason}
+    return {"position": position, "shard": shard, "id": result.id, "stage": None, "reason": None,
+            "source_width": result.source_width, "source_height": result.source_height,
+            "width": result.width, "height": result.height, "tokens": result.tokens, "kept": result.kept,
+            "tau": result.tau, "seconds": result.seconds}
+
+
+class _ShardFile(RowSink):
+    """The local writer's batching (64 rows or 64 MB per row group), into one shard and its error log."""
+
+    def __init__(self, schema: pa.Schema, table, errors):
+        super().__init__(schema)
+        self.table, self.errors = table, errors
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        self.table.write(batch)
+
+    def _error(self, record: dict) -> None:
+        self.errors.add(record)
+
+
+class _WriteShards:
+    """map_batches function: shard specs in, one shard file each written, summary rows out."""
+
+    def __init__(self, folder: str, schema: pa.Schema, config: CodingConfig, keep_columns: tuple,
+                 shard_rows: int, compression: str | None):
+        self.folder, self.schema, self.config = Path(folder), schema, config
+        self.keep_columns, self.shard_rows, self.compression = keep_columns, shard_rows, compression
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        for shard, spec in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist()):
+            rows += self.write_shard(shard, json.loads(spec))
+        return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
+
+    def write_shard(self, shard: int, pieces: list[dict]) -> list[dict]:
+        from .writer import ErrorLog, TableFile, shard_name
+
+        table = TableFile(self.folder / shard_name(shard, "parquet"), self.schema, "parquet", self.compression)
+        errors = ErrorLog(self.folder / f"part-{shard:05d}.errors.jsonl")
+        sink = _ShardFile(self.schema, table, errors)
+        summary, position = [], shard * self.shard_rows
+        try:
+            for piece in pieces:
+                for result in _piece_results(piece, self.config, self.keep_columns):
+                    sink.add(result)
+                    summary.append(_summary_row(position, shard, result))
+                    position += 1
+            sink.flush()
+            table.commit()
+            errors.commit()
+        except BaseException:
+            table.abort()
+            errors.abort()
+            raise
+        return summary
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig = CodingConfig(),
+                      sources: SourceOptions = SourceOptions(), ray_address: str | None = None,
+                      shard_rows: int = DEFAULT_SHARD_ROWS, num_cpus: int | None = None,
+                      compression: str | None = None, overwrite: bool = False, resume: bool = False,
+                      progress: bool = True) -> Summary:
+    """`api.compress(inputs, output_dir + "/", shard_format="parquet")`, with the shards coded on Ray.
+
+    Same ids, rows, shard boundaries (`shard_rows` images per shard, one Ray
+    task each: pick it so that there are several shards per CPU), manifest and
+    errors.jsonl as the local sharded mode. Local Ray with `num_cpus` unless
+    `ray_address` names a cluster, whose nodes must all see `inputs` and
+    `output_dir` at the same paths. Returns the Summary the CLI prints.
+    """
+    from . import writer
+    from .api import _extra_fields
+    from .schema import output_schema
+    from .sources import check_inputs
+
+    check_inputs(inputs)
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    compression = writer.DEFAULT_COMPRESSION if compression is None else compression
+    meta = config.to_meta()
+    schema = output_schema(meta, config.preset.token_bytes, _extra_fields(inputs, sources))
+    counts = SourceCounts()
+    shards = split_into_shards(plan_pieces(inputs, sources, counts), shard_rows)
+    if not shards:
+        raise InputError(f"no images found in {', '.join(inputs)}"
+                         + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
+    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, "parquet", resume=resume, overwrite=overwrite)
+    summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
+    summary.extra["resumed_shards"] = len(sink.done)
+    summary.extra["engine"] = "ray"
+    todo = {k: sum(map(_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
+    results: list[dict] = []
+    if todo:
+        ray = _import_ray()
+        started = connect(ray_address, num_cpus)
+        bar = Progress(progress)
+        try:
+            specs = [{"shard": k, "spec": json.dumps(shards[k])} for k in todo]
+            ds = ray.data.from_items(specs, override_num_blocks=len(specs))
+            fn = _WriteShards(str(sink.folder.resolve()), schema, config, sources.keep_columns, shard_rows, compression)
+            coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
+            seen, failed = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0)
+            try:
+                for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
+                    for row in batch.to_pylist():
+                        results.append(row)
+                        shard = row["shard"]
+                        seen[shard] += 1
+                        failed[shard] += row["stage"] is not None
+                        bar.advance()
+                        if seen[shard] == todo[shard]:
+                            _record_shard(sink, shard, seen[shard], failed[shard])
+            except PixelpruneError:
+                raise
+            except Exception as exc:
+                raise RayJobError(f"the Ray job failed: {one_line(exc)}; shards written so far are kept, "
+                                  "rerun with --resume to finish") from exc
+            sink.commit()
+        finally:
+            bar.close()
+            if started:
+                ray.shutdown()
+    else:
+        sink.commit()
+    for row in sorted(results, key=lambda r: r["position"]):
+        if row["stage"] is None:
+            summary.add_image(ImageEntry(row["id"], (row["source_width"], row["source_height"]), (row["width"], row["height"]),
+                                         row["tokens"], row["kept"], row["seconds"], row["tau"]))
+        else:
+            summary.add_error({"id": row["id"], "stage": row["stage"], "reason": row["reason"]})
+    summary.skipped_files = counts.skipped_files
+    _add_ids_to_manifest(sink)
+    return summary.finish()
+
+
+def _record_shard(sink, shard: int, images: int, failed: int) -> None:
+    """List a finished shard in the manifest (not complete yet), as the local writer does after each shard."""
+    from .writer import shard_name
+
+    sink.shards.append({"index": shard, "file": shard_name(shard, "parquet"), "errors": f"part-{shard:05d}.errors.jsonl",
+                        "images": images, "written": images - failed, "failed": failed})
+    sink.done.add(shard)
+    sink._write_manifest(complete=False)
+
+
+def _add_ids_to_manifest(sink) -> None:
+    """Add `engine` and `ids` (rows written = distinct ids) to the completed manifest."""
+    from .writer import MANIFEST, AtomicFile
+
+    path = sink.folder / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["engine"] = "ray"
+    manifest["ids"] = manifest["written"]
+    out = AtomicFile(path, "w")
+    out.handle.write(json.dumps(manifest, indent=1) + "\n")
+    out.commit()

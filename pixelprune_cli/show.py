@@ -1,0 +1,435 @@
+"""Pictures of what the coder keeps (`pixelprune show`), drawn with Pillow and numpy only.
+
+An overlay is the resized image at 1:1 (the pixels the model sees), with
+dropped tokens greyed, darkened and hatched and kept tokens left as they are,
+a faint token grid, and a caption. Greying alone has a fixed point (a token
+already of the grey colour would not change), so dropped tokens also get a
+sparse diagonal hatch in a colour that contrasts with them: every dropped
+token is marked, whatever its colour.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# dropped pixel = DROPPED_KEEP * pixel + (1 - DROPPED_KEEP) * DROPPED_GREY: white -> 168, black -> 53
+DROPPED_KEEP = 0.45
+DROPPED_GREY = 96
+HATCH_PERIOD = 8  # one hatch pixel in 8 along each row: (x + y) % 8 == 0
+HATCH_DARK, HATCH_LIGHT = 24, 216
+GRID_COLOUR = np.array([0, 150, 255], dtype=np.float32)
+GRID_ALPHA = 0.3  # faint: 30% grid colour over the pixel
+PANEL_GAP = 8
+PADDING = 4
+BACKGROUND = (255, 255, 255)
+TEXT_COLOUR = (20, 20, 20)
+
+
+def _font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=13)
+    except (TypeError, ImportError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _line_height(font) -> int:
+    left, top, right, bottom = font.getbbox("Agjy|%")
+    return bottom + 3
+
+
+def _text_width(font, text: str) -> float:
+    return font.getlength(text)
+
+
+def wrap_caption(caption: str, width: int, font=None) -> list[str]:
+    """Caption lines that fit `width` pixels: explicit newlines kept, then greedy word wrap."""
+    font = font or _font()
+    usable = max(1, width - 2 * PADDING)
+    lines: list[str] = []
+    for paragraph in caption.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = word if not line else f"{line} {word}"
+            if line and _text_width(font, candidate) > usable:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return lines
+
+
+def caption_bar_height(caption: str, width: int) -> int:
+    """Height in pixels of the caption bar drawn under a picture `width` pixels wide."""
+    font = _font()
+    return len(wrap_caption(caption, width, font)) * _line_height(font) + 2 * PADDING
+
+
+def _draw_caption(canvas: Image.Image, top: int, caption: str) -> None:
+    font = _font()
+    draw = ImageDraw.Draw(canvas)
+    for k, line in enumerate(wrap_caption(caption, canvas.width, font)):
+        draw.text((PADDING, top + PADDING + k * _line_height(font)), line, fill=TEXT_COLOUR, font=font)
+
+
+def token_mask(keep: np.ndarray, token_size: int) -> np.ndarray:
+    """(th, tw) bool per token -> (th*ts, tw*ts) bool per pixel."""
+    return np.repeat(np.repeat(keep, token_size, axis=0), token_size, axis=1)
+
+
+def rebuild(resized: np.ndarray, ref: np.ndarray, token_size: int) -> np.ndarray:
+    """The image each position's kept token paints: what restore gives, computed from ref."""
+    h, w, _ = resized.shape
+    th, tw = h // token_size, w // token_size
+    tokens = resized.reshape(th, token_size, tw, token_size, 3).transpose(0, 2, 1, 3, 4).reshape(th * tw, token_size, token_size, 3)
+    painted = tokens[np.asarray(ref, dtype=np.intp)]
+    return np.ascontiguousarray(painted.reshape(th, tw, token_size, token_size, 3).transpose(0, 2, 1, 3, 4).reshape(h, w, 3))
+
+
+def mark_dropped(resized: np.ndarray, ref: np.ndarray, token_size: int, grid: bool = True, hatch: bool = True) -> np.ndarray:
+    """The overlay panel: dropped tokens greyed, darkened and hatched; kept tokens untouched.
+
+    The grid is drawn on the first pixel row and column of each token (not the
+    image's outer edge), so a token's pixels from row 1 and column 1 on are
+    only ever changed by its own kept/dropped marking.
+    """
+    h, w, _ = resized.shape
+    th, tw = h // token_size, w // token_size
+    ref = np.asarray(ref).reshape(-1)
+    keep = (ref == np.arange(th * tw)).reshape(th, tw)
+    dropped = ~token_mask(keep, token_size)
+    out = resized.astype(np.float32)
+    out[dropped] = DROPPED_KEEP * out[dropped] + (1.0 - DROPPED_KEEP) * DROPPED_GREY
+    if hatch:
+        yy, xx = np.indices((h, w))
+        lines = dropped & ((xx + yy) % HATCH_PERIOD == 0)
+        light = out.mean(axis=2) >= 110
+        out[lines & light] = HATCH_DARK
+        out[lines & ~light] = HATCH_LIGHT
+    if grid:  # one blend per pixel, crossings included
+        lines = np.zeros((h, w), dtype=bool)
+        lines[token_size::token_size, :] = True
+        lines[:, token_size::token_size] = True
+        out[lines] = (1 - GRID_ALPHA) * out[lines] + GRID_ALPHA * GRID_COLOUR
+    return np.rint(out).clip(0, 255).astype(np.uint8)
+
+
+def error_map(original: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """(H, W) uint8: per pixel, the largest absolute channel difference."""
+    return np.abs(original.astype(np.int16) - restored.astype(np.int16)).max(axis=2).astype(np.uint8)
+
+
+def heat_colours(errors: np.ndarray, scale: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 heat map, black -> red -> yellow -> white; `scale` (default: the max) is white."""
+    scale = max(1, int(errors.max()) if scale is None else int(scale))
+    t = np.clip(errors.astype(np.float32) / scale, 0.0, 1.0)[..., None] * 3.0
+    ramp = np.clip(t - np.array([0.0, 1.0, 2.0], dtype=np.float32), 0.0, 1.0)
+    return np.rint(ramp * 255).astype(np.uint8)
+
+
+def render_overlay(resized: np.ndarray, ref: np.ndarray, token_size: int, caption: str,
+                   side_by_side: bool = False, restored: np.ndarray | None = None,
+                   error_map: np.ndarray | None = None, grid: bool = True) -> Image.Image:
+    """Overlay panel (+ restored image, + error heat map when given) above a caption bar.
+
+    Panels are the resized image's size, separated by PANEL_GAP white pixels;
+    the picture is as wide as the panels and as tall as the image plus the
+    caption bar (`caption_bar_height`).
+    """
+    h, w, _ = resized.shape
+    panels = [mark_dropped(resized, ref, token_size, grid=grid)]
+    if side_by_side:
+        panels.append(rebuild(resized, ref, token_size) if restored is None else restored)
+        if error_map is not None:
+            panels.append(heat_colours(error_map))
+    width = len(panels) * w + (len(panels) - 1) * PANEL_GAP
+    canvas = Image.new("RGB", (width, h + caption_bar_height(caption, width)), BACKGROUND)
+    for k, panel in enumerate(panels):
+        canvas.paste(Image.fromarray(np.ascontiguousarray(panel)), (k * (w + PANEL_GAP), 0))
+    _draw_caption(canvas, h, caption)
+    return canvas
+
+
+def caption_for(preset: str, method: str, metric: str, tau: float, kept: int, tokens: int,
+                title: str | None = None, note: str | None = None) -> str:
+    """The caption text: preset, method, metric, tau, kept/total, reduction (ASCII, any font draws it)."""
+    reduction = 100.0 * (1 - kept / tokens) if tokens else 0.0
+    line = (f"{preset} | {method} | {metric} | tau={tau:.4g} | kept {kept}/{tokens} tokens | "
+            f"-{reduction:.1f}%")
+    parts = [title] if title else []
+    parts.append(line)
+    if note:
+        parts.append(note)
+    return "\n".join(parts)
+
+
+_SIDE_NOTE = "left: kept tokens (dropped greyed + hatched) | middle: restored from kept tokens"
+
+
+def overlay_for_image(pil_image: Image.Image, config, side_by_side: bool = False, budget: int | None = None,
+                      max_tau: float = 0.1, title: str | None = None) -> Image.Image:
+    """Resize and code a decoded image with `config` (a pipeline.CodingConfig), then draw it.
+
+    With `budget`, tau is searched as `compress --budget` does (budget.code_with_budget).
+    The error heat map (third panel) appears for tau > 0, where restore can differ.
+    """
+    from .budget import code_with_budget
+    from .coder import code_refs
+    from .preprocess import resize_for_model
+
+    preset = config.preset
+    resized = resize_for_model(pil_image, preset)
+    ts = preset.token_size
+    note = None
+    if budget is None:
+        tau = config.tau
+        ref = code_refs(resized, ts, config.method, config.metric, tau)
+    else:
+        found = code_with_budget(resized, ts, config.method, config.metric, budget, max_tau)
+        ref, tau = found.ref, found.tau
+        note = f"budget {budget} tokens" + (f": over budget at max tau {max_tau:g}" if found.over_budget else "")
+    kept = int(np.count_nonzero(ref == np.arange(ref.shape[0])))
+    restored = errors = None
+    if side_by_side:
+        restored = rebuild(resized, ref, ts)
+        side = _SIDE_NOTE
+        if tau > 0:
+            errors = error_map(resized, restored)
+            side += f" | right: |error|, max over channels, white = {max(1, int(errors.max()))}/255"
+        note = side if note is None else f"{note}\n{side}"
+    caption = caption_for(preset.name, config.method, config.metric, tau, kept, ref.shape[0], title, note)
+    return render_overlay(resized, ref, ts, caption, side_by_side, restored, errors)
+
+
+def _row_array(value, dtype) -> np.ndarray:
+    return value if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
+
+
+def _row_pixels(value, token_bytes: int) -> np.ndarray:
+    """Kept pixels of a row as (kept, token_bytes) uint8, from numpy, a list of bytes or nested lists."""
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1, token_bytes)
+    if value and isinstance(value[0], (bytes, bytearray, memoryview)):
+        return np.frombuffer(b"".join(bytes(v) for v in value), dtype=np.uint8).reshape(-1, token_bytes)
+    return np.asarray(value, dtype=np.uint8).reshape(-1, token_bytes)
+
+
+def row_image(row: dict, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(image, ref) of an output row: the image its kept tokens rebuild, and each position's kept token."""
+    from .coder import scatter_tokens
+    from .presets import resolve_preset
+
+    preset = resolve_preset(meta)
+    index_map = _row_array(row["index_map"], np.int32)
+    kept_index = _row_array(row["kept_index"], np.int32)
+    pixels = _row_pixels(row["pixels"], preset.token_bytes)
+    image = scatter_tokens(pixels, index_map, int(row["height"]), int(row["width"]), preset.patch_size, preset.merge_size)
+    return image, kept_index[index_map]
+
+
+def overlay_for_row(row: dict, meta: dict, side_by_side: bool = False) -> Image.Image:
+    """Draw a row of a compressed output (`pyarrow` to_pylist form, or numpy arrays).
+
+    The base image is the one the row's kept tokens rebuild (equal to the
+    resized source at tau=0). The source itself is not in the output, so there
+    is no error heat map here.
+    """
+    from .presets import resolve_preset
+
+    preset = resolve_preset(meta)
+    image, ref = row_image(row, meta)
+    note = _SIDE_NOTE if side_by_side else None
+    caption = caption_for(preset.name, meta.get("method", "?"), meta.get("metric", "?"), float(row["tau"]),
+                          int(row["kept"]), int(row["tokens"]), str(row.get("id", "")) or None, note)
+    return render_overlay(image, ref, preset.token_size, caption, side_by_side, restored=image)
+
+
+def read_output_row(path: str, image_id: str | None = None, row: int | None = None) -> tuple[dict, dict]:
+    """(row, meta) of one row of a compressed output, found by id or by position (from 0).
+
+    The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
+    """
+    from .errors import InputError
+    from .readers import compressed_meta, iter_output_batches
+    from .restore import row_pixels
+
+    if (image_id is None) == (row is None):
+        raise ValueError("give exactly one of an id or a row number")
+    meta = compressed_meta(path)
+    if meta is None:
+        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
+    seen = 0
+    for batch in iter_output_batches(path):
+        if image_id is not None:
+            ids = batch.column("id").to_pylist()
+            i = ids.index(image_id) if image_id in ids else None
+        else:
+            i = row - seen if seen <= row < seen + batch.num_rows else None
+        seen += batch.num_rows
+        if i is None:
+            continue
+        small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
+        small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
+        small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
+        small["pixels"] = row_pixels(batch, i)
+        return small, meta
+    where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
+    raise InputError(f"{path}: no {where}")
+
+
+def read_table_image(path: str, row: int, image_column: str | None = None) -> Image.Image:
+    """Decode row `row` (from 0) of a Parquet image table, reading only the row group that holds it."""
+    import pyarrow.parquet as pq
+
+    from .errors import InputError
+    from .preprocess import decode_image
+    from .sources import _cell_reader, find_image_column
+
+    parquet = pq.ParquetFile(path)
+    column = find_image_column(parquet.schema_arrow, image_column, Path(path).name)
+    total = parquet.metadata.num_rows
+    if not 0 <= row < total:
+        raise InputError(f"{path}: no row {row} (it has {total} rows, counted from 0)")
+    start = 0
+    for group in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        if row < start + size:
+            cell = parquet.read_row_group(group, columns=[column]).column(0)[row - start].as_py()
+            break
+        start += size
+    read, problem = _cell_reader(cell, Path(path).parent, f"{path}#{row}")
+    if problem:
+        raise InputError(f"{path}#{row}: {problem}")
+    return decode_image(read())
+
+
+def _thumbnail(image: np.ndarray, ref: np.ndarray, token_size: int, thumb: int) -> Image.Image:
+    marked = Image.fromarray(mark_dropped(image, ref, token_size, grid=False, hatch=False))
+    marked.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+    return marked
+
+
+def _fit(font, text: str, width: int) -> str:
+    """text, cut and ended with '...' if it is wider than `width` pixels (labels stay inside their tile)."""
+    if _text_width(font, text) <= width:
+        return text
+    while text and _text_width(font, text + "...") > width:
+        text = text[:-1]
+    return text + "..." if _text_width(font, text + "...") <= width else ""
+
+
+def contact_tile_size(thumb: int) -> tuple[int, int]:
+    """(width, height) of one contact-sheet tile: the thumbnail box plus two label lines."""
+    return thumb + 2 * PADDING, thumb + 2 * _line_height(_font()) + 3 * PADDING
+
+
+def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | None = None, thumb: int = 256) -> Image.Image:
+    """Tiles of (thumbnail, label, kept_fraction), most reduced (smallest kept fraction) first.
+
+    Each thumbnail is centred in a `thumb` x `thumb` box; under it the label
+    (cut to fit) and the kept percentage. Tiles fill rows left to right.
+    """
+    if not entries:
+        raise ValueError("a contact sheet needs at least one image")
+    ordered = sorted(entries, key=lambda e: e[2])
+    columns = columns or min(len(ordered), 6)
+    rows = math.ceil(len(ordered) / columns)
+    tile_w, tile_h = contact_tile_size(thumb)
+    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = _font()
+    line = _line_height(font)
+    for k, (image, label, fraction) in enumerate(ordered):
+        x0, y0 = (k % columns) * tile_w + PADDING, (k // columns) * tile_h + PADDING
+        small = image if max(image.size) <= thumb else image.copy()
+        small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
+        sheet.paste(small.convert("RGB"), (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
+        kept = f"kept {fraction * 100:.1f}%  (-{(1 - fraction) * 100:.1f}%)"
+        if _text_width(font, kept) > thumb:
+            kept = f"kept {fraction * 100:.0f}%"
+        draw.text((x0, y0 + thumb + PADDING), _fit(font, label, thumb), fill=TEXT_COLOUR, font=font)
+        draw.text((x0, y0 + thumb + PADDING + line), _fit(font, kept, thumb), fill=TEXT_COLOUR, font=font)
+    return sheet
+
+
+def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, columns: int | None = None,
+                             max_images: int | None = None, workers: int = 1, sources=None):
+    """Code every image under `paths` (folders, files, Parquet tables) and lay them out by reduction.
+
+    Returns (sheet, failures): failures are the pipeline.FailedImage records of
+    images that could not be read or coded (they get no tile). `max_images`
+    stops after that many images, in input order.
+    """
+    from itertools import islice
+
+    from .parallel import ordered_map
+    from .pipeline import FailedImage, process
+    from .sources import SourceOptions, iter_items
+
+    items = iter_items(list(paths), sources or SourceOptions())
+    if max_images is not None:
+        items = islice(items, max_images)
+    ts = config.preset.token_size
+
+    def tile(item):
+        coded = process(item.id, item.read, config, item.extra)
+        if isinstance(coded, FailedImage):
+            return coded
+        row = {"index_map": coded.index_map, "kept_index": coded.kept_index, "pixels": coded.pixels,
+               "width": coded.width, "height": coded.height}
+        image, ref = row_image(row, config.to_meta())
+        return _thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
+
+    entries, failures = [], []
+    for result in ordered_map(tile, items, workers, passthrough=lambda item: isinstance(item, FailedImage)):
+        (failures if isinstance(result, FailedImage) else entries).append(result)
+    if not entries:
+        from .errors import InputError
+
+        raise InputError(f"no image could be shown from {', '.join(paths)}")
+    return contact_sheet(entries, columns, thumb), failures
+
+
+def render_path(path: str, config, image_id: str | None = None, row: int | None = None, side_by_side: bool = False,
+                budget: int | None = None, max_tau: float = 0.1, image_column: str | None = None,
+                thumb: int = 256, workers: int = 1) -> Image.Image:
+    """What `pixelprune show PATH` draws, chosen by what PATH is.
+
+    folder -> contact sheet; compressed output (schema metadata) -> the row given
+    by `image_id` or `row`; Parquet image table -> row `row`; else an image file.
+    """
+    from .errors import ConfigError
+    from .preprocess import decode_image
+    from .readers import compressed_meta
+
+    p = Path(path)
+    if p.is_dir() and compressed_meta(path) is None:
+        if image_id is not None or row is not None:
+            raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
+        sheet, _ = contact_sheet_for_folder([path], config, thumb=thumb, workers=workers)
+        return sheet
+    if compressed_meta(path) is not None:
+        if image_id is None and row is None:
+            raise ConfigError(f"{path} is a compressed output: pick a row with --id ID or --row N")
+        if budget is not None:
+            raise ConfigError("--budget codes images; a compressed output is already coded")
+        found, meta = read_output_row(path, image_id, row)
+        return overlay_for_row(found, meta, side_by_side)
+    if image_id is not None:
+        raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        if row is None:
+            raise ConfigError(f"{path} is an image table: pick a row with --row N")
+        image = read_table_image(path, row, image_column)
+        title = f"{p.name}#{row}"
+    else:
+        if row is not None:
+            raise ConfigError("--row picks a row of a Parquet file or compressed output")
+        image = decode_image(p.read_bytes(), config.max_image_pixels)
+        title = p.name
+    return overlay_for_image(image, config, side_by_side, budget, max_tau, title)
