@@ -39,6 +39,8 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise DecodeFailure(f"refused as a decompression bomb: {one_line(exc)}") from None
+    except Image.UnidentifiedImageError:
+        raise DecodeFailure("not an image, or an unknown or corrupt image format") from None
     except Exception as exc:  # Pillow raises many types for bad data
         raise DecodeFailure(f"not a readable image ({one_line(exc)})") from None
     width, height = image.size

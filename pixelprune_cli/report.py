@@ -8,6 +8,7 @@ the stream is not a TTY or NO_COLOR is set.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -167,7 +168,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     timed = any(e.seconds is not None for e in entries)
     rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and timed else ""
     table.add_section()
-    table.add_row(f"total: {summary.written} images", "", "", f"{tokens:,}", f"{kept:,}",
+    table.add_row(f"total: {summary.written} image{'' if summary.written == 1 else 's'}", "", "", f"{tokens:,}", f"{kept:,}",
                   f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-", rate, style="bold")
     console.print(table)
     if summary.groups:
@@ -220,7 +221,7 @@ class Progress:
 
     def __init__(self, enabled: bool, description: str = "coding"):
         self.bar = None
-        if enabled and sys.stderr.isatty():
+        if enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
             self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
