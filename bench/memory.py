@@ -1,0 +1,107 @@
+"""Peak memory of `pixelprune compress` against the number of images (issue 4, "Bounded resources").
+
+Generates two HF-style image Parquet files (2,000 and 20,000 rows by default:
+256x256 PNGs, each a flat page with a noisy block somewhere, so every image
+differs and the coder both keeps and drops tokens), compresses each in a
+subprocess and reads that subprocess's peak RSS with os.wait4. wait4 reports
+the child and every descendant it waited for; pixelprune works on threads,
+so that is the whole run. RUSAGE_CHILDREN is not used because it is a maximum
+over every child so far, which would hide a smaller second run.
+
+    python bench/memory.py                       # 2,000 vs 20,000, --workers 2
+    python bench/memory.py --small 500 --large 5000 --json
+
+Prints both peaks and whether larger <= smaller * 1.15 + 20 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+SIDE = 256
+TOLERANCE, SLACK_MB = 1.15, 20
+
+
+def image_bytes(rng: np.random.Generator) -> bytes:
+    """A 256x256 PNG: flat background of a random grey, one noisy block at a random place."""
+    img = np.full((SIDE, SIDE, 3), int(rng.integers(120, 250)), dtype=np.uint8)
+    h, w = (int(v) for v in rng.integers(16, 96, size=2))
+    y, x = int(rng.integers(0, SIDE - h)), int(rng.integers(0, SIDE - w))
+    img[y:y + h, x:x + w] = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(img).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def write_parquet(path: Path, rows: int, seed: int = 0, group: int = 1000) -> None:
+    """An HF `datasets`-style table (image struct<bytes, path>), written a row group at a time."""
+    rng = np.random.default_rng(seed)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    meta = {b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()}
+    schema = pa.schema([pa.field("image", image_type)], metadata=meta)
+    with pq.ParquetWriter(str(path), schema) as writer:
+        for start in range(0, rows, group):
+            cells = [{"bytes": image_bytes(rng), "path": None} for _ in range(min(group, rows - start))]
+            writer.write_table(pa.table({"image": pa.array(cells, type=image_type)}, schema=schema))
+
+
+def measure(args: list[str], cwd: Path) -> tuple[int, float, int]:
+    """(exit code, seconds, peak RSS in bytes) of `python -m pixelprune_cli ARGS`."""
+    start = time.perf_counter()
+    with open(cwd / "stdout.txt", "w") as out, open(cwd / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *args], cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"run failed with exit {code}: {(cwd / 'stderr.txt').read_text()[-2000:]}")
+    return code, seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=2_000)
+    parser.add_argument("--large", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="also print the --json summary (it lists every image)")
+    parser.add_argument("--shards", action="store_true", help="write -o DIR/ shards instead of one .arrow file")
+    options = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pixelprune-memory-") as tmp:
+        work = Path(tmp)
+        peaks = {}
+        for rows in (options.small, options.large):
+            source = work / f"images_{rows}.parquet"
+            start = time.perf_counter()
+            write_parquet(source, rows)
+            made = time.perf_counter() - start
+            output = f"out_{rows}/" if options.shards else f"out_{rows}.arrow"
+            args = ["compress", source.name, "-o", output, "--workers", str(options.workers), "--no-progress",
+                    *(["--json"] if options.json else ["--table", "summary"])]
+            _, seconds, peak = measure(args, work)
+            peaks[rows] = peak
+            print(f"{rows:>7,} images  peak RSS {peak / 2**20:7.1f} MB  {seconds:6.1f} s "
+                  f"({rows / seconds:6.0f} img/s; input {source.stat().st_size / 2**20:.0f} MB made in {made:.0f} s)",
+                  flush=True)
+        small, large = peaks[options.small], peaks[options.large]
+        limit = small * TOLERANCE + SLACK_MB * 2**20
+        verdict = "bounded" if large <= limit else "GROWS with the image count"
+        print(f"larger / smaller = {large / small:.3f}; limit {limit / 2**20:.1f} MB "
+              f"(smaller x {TOLERANCE} + {SLACK_MB} MB): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
