@@ -26,7 +26,7 @@ max_tau and flagged `over_budget`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +49,10 @@ class BudgetResult:
     over_budget: bool
     examined: list[float] = field(default_factory=list)
     examined_kept: list[int] = field(default_factory=list)
+
+    def without_ref(self) -> "BudgetResult":
+        """The same result without the ref array: what to keep per image for `budget_report`."""
+        return replace(self, ref=np.empty(0, dtype=np.int32))
 
     @property
     def kept_at_zero(self) -> int:

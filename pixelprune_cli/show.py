@@ -397,11 +397,13 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
 
 def render_path(path: str, config, image_id: str | None = None, row: int | None = None, side_by_side: bool = False,
                 budget: int | None = None, max_tau: float = 0.1, image_column: str | None = None,
-                thumb: int = 256, workers: int = 1) -> Image.Image:
-    """What `pixelprune show PATH` draws, chosen by what PATH is.
+                thumb: int = 256, workers: int = 1):
+    """What `pixelprune show PATH` draws, chosen by what PATH is: (picture, failures).
 
     folder -> contact sheet; compressed output (schema metadata) -> the row given
     by `image_id` or `row`; Parquet image table -> row `row`; else an image file.
+    `failures` (pipeline.FailedImage) lists the images a contact sheet had to
+    leave out; a single image that fails raises (ImageFailure, InputError).
     """
     from .errors import ConfigError
     from .preprocess import decode_image
@@ -411,15 +413,14 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     if p.is_dir() and compressed_meta(path) is None:
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
-        sheet, _ = contact_sheet_for_folder([path], config, thumb=thumb, workers=workers)
-        return sheet
+        return contact_sheet_for_folder([path], config, thumb=thumb, workers=workers)
     if compressed_meta(path) is not None:
         if image_id is None and row is None:
             raise ConfigError(f"{path} is a compressed output: pick a row with --id ID or --row N")
         if budget is not None:
             raise ConfigError("--budget codes images; a compressed output is already coded")
         found, meta = read_output_row(path, image_id, row)
-        return overlay_for_row(found, meta, side_by_side)
+        return overlay_for_row(found, meta, side_by_side), []
     if image_id is not None:
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
     if p.suffix.lower() in (".parquet", ".pq"):
@@ -432,4 +433,4 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
         image = decode_image(p.read_bytes(), config.max_image_pixels)
         title = p.name
-    return overlay_for_image(image, config, side_by_side, budget, max_tau, title)
+    return overlay_for_image(image, config, side_by_side, budget, max_tau, title), []
