@@ -37,7 +37,7 @@ class RunOptions:
 
 def _entry(coded: CodedImage) -> ImageEntry:
     return ImageEntry(coded.id, (coded.source_width, coded.source_height), (coded.width, coded.height),
-                      coded.tokens, coded.kept, coded.seconds, coded.tau)
+                      coded.tokens, coded.kept, coded.seconds, coded.tau, coded.over_budget)
 
 
 def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions, run: RunOptions,
@@ -54,7 +54,7 @@ def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions
 
     entries = enumerate(iter_items(inputs, sources, counts))
     if skip is not None:
-        entries = ((pos, item) for pos, item in entries if not skip(pos))
+        entries = ((pos, item) for pos, item in entries if not skip(pos, item.id))
     return ordered_map(work, entries, run.workers, passthrough=lambda entry: isinstance(entry[1], FailedImage))
 
 
@@ -151,6 +151,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
     counts = SourceCounts()
     summary = Summary(title="pixelprune stats", config=config.to_meta())
     progress = Progress(run.progress, "measuring")
+    searches = []  # budget searches, one small record per image (stats --budget)
     try:
         for _, result in coded_stream(inputs, config, sources, run, counts):
             if isinstance(result, FailedImage):
@@ -159,11 +160,17 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
                 entry = _entry(result)
                 summary.add_image(entry)
                 summary.group_values.append(result.extra)
+                if result.budget is not None:
+                    searches.append(result.budget)
             progress.advance()
     finally:
         progress.close()
     if summary.images == 0:
         raise InputError(f"no images found in {', '.join(inputs)}")
+    if config.budget is not None:
+        from .budget import budget_report
+
+        summary.extra["budget"] = budget_report(searches)
     summary.skipped_files = counts.skipped_files
     return summary.finish()
 

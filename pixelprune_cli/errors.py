@@ -49,5 +49,6 @@ class ResizeFailure(ImageFailure):
 
 def one_line(exc: BaseException) -> str:
     """A single-line description of an exception for error reports."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    printable = "".join(ch if ch.isprintable() else " " for ch in str(exc))
+    text = " ".join(printable.split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."

@@ -21,6 +21,10 @@ from .presets import Preset
 # 8192 x 8192. An RGBA decode of this size is 256 MiB; with the RGB copy and the
 # resize buffers one image stays well under 1 GiB.
 DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
+# decode_image checks every image against its own limit from the header, before
+# decoding; Pillow's global guard would otherwise refuse first (with its own
+# message) and cap --max-image-pixels at 178,956,970.
+Image.MAX_IMAGE_PIXELS = None
 MAX_ASPECT_RATIO = 200
 _EXIF_ORIENTATION = 0x0112
 

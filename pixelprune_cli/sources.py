@@ -78,8 +78,8 @@ def _walk(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path
                 continue  # a symlink loop or a second way into a folder already read
             try:
                 yield from _walk(path, counts, visited)
-            except InputError:
-                yield path, "unlistable"
+            except InputError as exc:
+                yield path, f"unlistable: {exc}"
         else:
             yield path, "file"
 
@@ -88,8 +88,8 @@ def _folder_items(root: Path, options: SourceOptions, counts: SourceCounts) -> I
     for path, kind in _walk(root, counts, set()):
         rel = path.relative_to(root).as_posix()
         suffix = path.suffix.lower()
-        if kind == "unlistable":
-            yield FailedImage(rel, "read", f"cannot list folder {path}")
+        if kind.startswith("unlistable"):
+            yield FailedImage(rel, "read", kind.split(": ", 1)[1])
         elif suffix in PARQUET_SUFFIXES:
             yield from _parquet_items(path, rel, options, counts, inside_folder=True)
         elif suffix not in IMAGE_SUFFIXES:
@@ -151,7 +151,9 @@ def _parquet_items(path: Path, name: str, options: SourceOptions, counts: Source
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(str(path))
+        # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
+        # alive, and memory would grow with the file (measured in bench/memory.py).
+        parquet = pq.ParquetFile(str(path), pre_buffer=False)
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
         if not inside_folder:

@@ -8,6 +8,7 @@ output under the final name. Failed images go to `<output>.errors.jsonl`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -160,6 +161,7 @@ class FileSink(RowSink):
         super().__init__(schema)
         self.target = Path(target)
         _remove_stale_partials(self.target.parent, self.target.name)
+        _remove_stale_partials(self.target.parent, errors_path(target).name)
         self.table = TableFile(self.target, schema, output_format(target), compression)
         self.errors = ErrorLog(errors_path(target))
 
@@ -274,21 +276,51 @@ class ShardedSink(RowSink):
             self.shards = []
         _remove_stale_partials(self.folder)
         self.done = {s["index"] for s in self.shards}
+        self._seen: dict[int, "hashlib._Hash"] = {}
+        self._seen_count: dict[int, int] = {}
+        self._verified: set[int] = set()
+        self._ids = hashlib.sha1()
         self.current: int | None = None
         self.table = self.errors = None
         self.counts = {"images": 0, "written": 0, "failed": 0}
-        self.ids: list[str] = []
-        self._write_manifest(complete=False)
+        if not self.shards:
+            self._write_manifest(complete=False)  # resuming leaves files alone until a shard is done
 
     # -- which inputs to skip on resume
-    def skips(self, position: int) -> bool:
-        return position // self.shard_size in self.done
+    def skips(self, position: int, image_id: str) -> bool:
+        """True for inputs of committed shards; checks they are still the same images.
+
+        Committed shards always form a prefix (output is in input order), so
+        every one is verified before the first new shard is opened.
+        """
+        shard = position // self.shard_size
+        if shard not in self.done:
+            return False
+        digest = self._seen.setdefault(shard, hashlib.sha1())
+        digest.update(image_id.encode() + b"\n")
+        self._seen_count[shard] = self._seen_count.get(shard, 0) + 1
+        return True
+
+    def _verify_skipped(self) -> None:
+        for record in self.shards:
+            if record["index"] in self._verified:
+                continue
+            k = record["index"]
+            seen = self._seen.get(k)
+            if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
+                raise ConfigError(
+                    f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
+                    "resume needs the same inputs, or pass --overwrite to start again"
+                )
+            self._verified.add(k)
 
     def add_at(self, position: int, result) -> None:
         shard = position // self.shard_size
         if shard != self.current:
             self._close_shard()
+            self._verify_skipped()
             self._open_shard(shard)
+        self._ids.update(result.id.encode() + b"\n")
         self.counts["images"] += 1
         self.counts["written" if hasattr(result, "pixels") else "failed"] += 1
         self.add(result)
@@ -298,6 +330,7 @@ class ShardedSink(RowSink):
         self.table = TableFile(self.folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
         self.errors = ErrorLog(self.folder / f"part-{index:05d}.errors.jsonl")
         self.counts = {"images": 0, "written": 0, "failed": 0}
+        self._ids = hashlib.sha1()
 
     def _close_shard(self) -> None:
         if self.current is None:
@@ -306,7 +339,9 @@ class ShardedSink(RowSink):
         self.table.commit()
         self.errors.commit()
         self.shards.append({"index": self.current, "file": shard_name(self.current, self.fmt),
-                            "errors": f"part-{self.current:05d}.errors.jsonl", **self.counts})
+                            "errors": f"part-{self.current:05d}.errors.jsonl", **self.counts,
+                            "ids_sha1": self._ids.hexdigest()})
+        self._verified.add(self.current)
         self.done.add(self.current)
         self.current = None
         self._write_manifest(complete=False)
@@ -319,6 +354,7 @@ class ShardedSink(RowSink):
 
     def commit(self) -> None:
         self._close_shard()
+        self._verify_skipped()
         merged = AtomicFile(self.folder / "errors.jsonl", "wb")
         for shard in sorted(self.shards, key=lambda s: s["index"]):
             path = self.folder / shard["errors"]

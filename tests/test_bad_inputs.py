@@ -353,10 +353,6 @@ def test_image_just_over_the_default_limit_names_the_max_image_pixels_option(tmp
     check_failure(run, path.name, "decode", r"--max-image-pixels")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: images over Pillow's own limit (2 x Image.MAX_IMAGE_PIXELS = 178,956,970 pixels) are refused by "
-    "Image.open with Pillow's message, which does not name --max-image-pixels "
-    "(preprocess.decode_image, `except Image.DecompressionBombError`)"))
 def test_huge_bomb_message_names_the_max_image_pixels_option(tmp_path, out):
     path = tmp_path / "bomb.png"
     path.write_bytes(bad.bomb_png())
@@ -489,10 +485,6 @@ def test_unusable_parquet_files_inside_a_folder_are_error_entries(tmp_path, out)
         record(f"parquet: {name}.parquet inside a folder", 1, f"read: {reason}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources._parquet_items opens pq.ParquetFile(path) with pyarrow's default pre_buffer=True, and "
-    "iter_batches then keeps every column chunk it has read, so memory grows to the size of the Parquet "
-    "file (bench/memory.py: 337 MB for 2,000 rows, 544 MB for 20,000); pre_buffer=False keeps it flat"))
 def test_large_parquet_is_read_a_few_rows_at_a_time(tmp_path):
     rows, cell = 600, 50_000  # 30 MB of cells in row groups of 100 rows (5 MB each)
     rng = np.random.default_rng(0)
@@ -565,9 +557,6 @@ def test_permission_denied_file_and_folder_are_error_entries_simulated(tmp_path,
     record("unlistable folder (EACCES, simulated as root)", 1, f"read: {reason}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources._folder_items yields 'cannot list folder PATH' for an unlistable subfolder and drops the "
-    "cause (the InputError from _walk says 'Permission denied'), so the reason does not name the cause"))
 def test_unlistable_folder_reason_names_the_cause(tmp_path, out, monkeypatch):
     folder = tmp_path / "in"
     bad.write_good(folder, 1)

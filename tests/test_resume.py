@@ -229,10 +229,6 @@ def test_resume_with_the_same_config_finishes_the_interrupted_folder(interrupted
     assert manifest(out)["complete"] is True and temporaries(out) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the manifest records shard positions and counts but not the ids or inputs they came from, and "
-    "ShardedSink.__init__ only compares configs, so --resume after the input folder changed silently skips "
-    "new images that sort into committed shards and writes an image that moved across a shard boundary twice"))
 def test_resume_after_the_inputs_changed_loses_or_duplicates_nothing(interrupted):
     folder, out = interrupted
     (folder / "img_003.png").write_bytes(bad.png(seed=3))
@@ -312,10 +308,6 @@ def test_killed_single_file_run_leaves_nothing_under_the_output_name(many_folder
     assert all(name.startswith(".") and ".partial-" in name for name in left), left
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: writer.FileSink cleans stale temporaries with _remove_stale_partials(parent, target.name), i.e. the "
-    "glob '.out.arrow.partial-*', which misses the errors log's temporary '.out.arrow.errors.jsonl.partial-PID' "
-    "that a killed run leaves; it stays after the next run completes"))
 def test_rerun_after_a_killed_single_file_run_leaves_no_temporary_files(tmp_path):
     folder = small_folder(tmp_path, 3)
     out_dir = tmp_path / "o"
