@@ -39,6 +39,10 @@ def coder_options(fn):
                      help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
         click.option("--max-image-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
                      help="Refuse images larger than this before decoding them (decompression bombs)."),
+        click.option("--budget", type=click.IntRange(min=1),
+                     help="Keep at most N merged tokens per image: code with the smallest tau <= --max-tau that fits."),
+        click.option("--max-tau", type=click.FloatRange(min=0.0), default=0.1, show_default=True,
+                     help="Largest tau --budget may use; images that still do not fit are flagged over budget."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -110,15 +114,26 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels):
+def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
+            budget, max_tau):
+    """A CodingConfig from the options `coder_options` adds."""
     from .pipeline import CodingConfig
     from .presets import resolve_preset
 
     return CodingConfig(
         preset=resolve_preset(preset, patch_size=patch_size, merge_size=merge_size,
                               min_pixels=min_pixels, max_pixels=max_pixels),
-        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels,
+        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels, budget=budget, max_tau=max_tau,
     )
+
+
+CODER_OPTION_NAMES = ("preset", "patch_size", "merge_size", "min_pixels", "max_pixels", "method", "metric", "tau",
+                      "max_image_pixels", "budget", "max_tau")
+
+
+def _pop_config(options: dict):
+    """Remove the coder options from a command's keyword arguments and build the config."""
+    return _config(**{name: options.pop(name) for name in CODER_OPTION_NAMES})
 
 
 def _columns(text: str) -> tuple[str, ...]:
@@ -171,9 +186,8 @@ def main():
 @click.option("--resume", is_flag=True, help="With -o DIR/: keep committed shards and redo the rest.")
 @report_options
 @handle_errors
-def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau,
-             max_image_pixels, image_column, keep_columns, workers, compression, overwrite, fail_fast,
-             shard_size, shard_format, resume, as_json, table, no_progress):
+def compress(inputs, output, image_column, keep_columns, workers, compression, overwrite, fail_fast,
+             shard_size, shard_format, resume, as_json, table, no_progress, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -184,7 +198,7 @@ def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pix
     from . import api
     from .sources import SourceOptions
 
-    config = _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels)
+    config = _pop_config(coder)
     summary = api.compress(
         list(inputs), output, config,
         SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns)),
@@ -203,8 +217,7 @@ def compress(inputs, output, preset, patch_size, merge_size, min_pixels, max_pix
               "or by 'folder' (first path part of the id).")
 @report_options
 @handle_errors
-def stats(inputs, preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
-          image_column, keep_columns, workers, group_by, as_json, table, no_progress):
+def stats(inputs, image_column, keep_columns, workers, group_by, as_json, table, no_progress, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -218,7 +231,7 @@ def stats(inputs, preset, patch_size, merge_size, min_pixels, max_pixels, method
     columns = _columns(keep_columns)
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
-    config = _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels)
+    config = _pop_config(coder)
     summary = api.stats(list(inputs), config, SourceOptions(image_column=image_column, keep_columns=columns),
                         _run_options(workers, no_progress))
     if group_by:
@@ -244,3 +257,41 @@ def restore(path, output, overwrite, as_json, table, no_progress):
 
     summary = api.restore(path, output, overwrite)
     _report(summary, as_json, table, to_stderr=False)
+
+
+@main.command()
+@click.argument("path")
+@click.option("-o", "--output", required=True, help="PNG file to write.")
+@click.option("--id", "image_id", help="With a compressed output: the row with this id.")
+@click.option("--row", type=click.IntRange(min=0), help="Row number (from 0) of a compressed output or Parquet image table.")
+@click.option("--side-by-side", is_flag=True, help="Add the image restored from the kept tokens (and an error heat map when tau > 0).")
+@click.option("--thumb", type=click.IntRange(min=32), default=256, show_default=True, help="Contact-sheet thumbnail size.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing PNG.")
+@coder_options
+@source_options
+@handle_errors
+def show(path, output, image_id, row, side_by_side, thumb, overwrite, image_column, keep_columns, workers, **coder):
+    """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
+
+    \b
+    pixelprune show samples/gui_window.png -o overlay.png --side-by-side
+    pixelprune show out.arrow --id form.png -o form.png
+    pixelprune show samples/samples.parquet --row 3 -o slide.png
+    pixelprune show samples/ -o contact.png          # contact sheet, most reduced first
+    """
+    from . import show as drawing
+    from .parallel import default_workers
+    from .writer import AtomicFile, check_target
+
+    check_target(output, overwrite)
+    config = _pop_config(coder)
+    picture, failures = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
+                                            budget=config.budget, max_tau=config.max_tau, image_column=image_column,
+                                            thumb=thumb, workers=workers or default_workers())
+    target = AtomicFile(output)
+    picture.save(target.handle, format="PNG")
+    target.commit()
+    for failed in failures:
+        click.echo(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}", err=True)
+    click.echo(f"wrote {output} ({picture.width}x{picture.height})", err=True)
+    sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
+from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ImageFailure, one_line
 from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
@@ -28,6 +29,8 @@ class CodingConfig:
     metric: str = "max"
     tau: float = 0.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    budget: int | None = None  # keep at most this many tokens: search tau in [0, max_tau]
+    max_tau: float = 0.1
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -36,16 +39,26 @@ class CodingConfig:
             raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if not (self.tau >= 0.0 and self.tau < float("inf")):
             raise ValueError(f"tau must be a finite number >= 0, got {self.tau}")
+        if self.budget is not None:
+            if self.budget < 1:
+                raise ValueError(f"budget must be at least 1 token, got {self.budget}")
+            if self.tau != 0.0:
+                raise ValueError("--budget searches tau itself; bound it with --max-tau instead of --tau")
+            if not (0.0 <= self.max_tau < float("inf")):
+                raise ValueError(f"max-tau must be a finite number >= 0, got {self.max_tau}")
 
     def to_meta(self) -> dict:
         """The `pixelprune` schema metadata: everything needed to read or redo the output."""
-        return {
+        meta = {
             "version": __version__,
             **self.preset.to_meta(),
             "method": self.method,
             "metric": self.metric,
             "tau": self.tau,
         }
+        if self.budget is not None:  # each row's `tau` column then holds the tau found
+            meta.update(budget=self.budget, max_tau=self.max_tau)
+        return meta
 
 
 @dataclass
@@ -66,6 +79,8 @@ class CodedImage:
     pixels: np.ndarray  # (kept, merge^2 * 3 * patch^2) uint8
     extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
     seconds: float = 0.0
+    over_budget: bool = False  # --budget not reachable within max_tau
+    budget: "BudgetResult | None" = None  # the search behind tau, without its ref array
 
     def as_row(self) -> dict:
         """The row as `pyarrow.Table.to_pylist()` would give it."""
@@ -103,7 +118,14 @@ def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int],
     """Code an already resized uint8 (H, W, 3) image."""
     preset = config.preset
     height, width, _ = resized.shape
-    ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
+    tau, found = config.tau, None
+    if config.budget is None:
+        ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
+    else:
+        found = code_with_budget(resized, preset.token_size, config.method, config.metric,
+                                 config.budget, config.max_tau)
+        ref, tau = found.ref, found.tau
+        found = found.without_ref()
     kept_index, index_map = layout(ref)
     pixels = gather_tokens(resized, kept_index, preset.patch_size, preset.merge_size)
     return CodedImage(
@@ -115,10 +137,12 @@ def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int],
         grid_thw=(1, height // preset.patch_size, width // preset.patch_size),
         tokens=int(ref.shape[0]),
         kept=int(kept_index.shape[0]),
-        tau=float(config.tau),
+        tau=float(tau),
         kept_index=kept_index,
         index_map=index_map,
         pixels=pixels,
+        over_budget=bool(found is not None and found.over_budget),
+        budget=found,
     )
 
 

@@ -27,6 +27,7 @@ class ImageEntry:
     kept: int
     seconds: float | None  # None when read back from an output (not timed)
     tau: float = 0.0
+    over_budget: bool = False
 
     @property
     def saved(self) -> float:
@@ -44,6 +45,7 @@ class ImageEntry:
             "saved": round(self.saved, 6),
             "tau": self.tau,
             "seconds": None if self.seconds is None else round(self.seconds, 6),
+            **({"over_budget": True} if self.over_budget else {}),
         }
 
 
@@ -114,6 +116,7 @@ class Summary:
             "tokens": tokens,
             "kept": kept,
             "saved": round(1 - kept / tokens, 6) if tokens else 0.0,
+            "over_budget": sum(e.over_budget for e in self.entries),
             "kept_fraction": self.kept_fraction_stats(),
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
@@ -162,7 +165,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
                           ("kept", "right"), ("saved", "right"), ("time", "right")):
         table.add_column(name, justify=justify, overflow="fold")
     for e in shown:
-        table.add_row(e.id, _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
+        table.add_row(e.id + (" (over budget)" if e.over_budget else ""), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
                       f"{100 * e.saved:.1f}%", "-" if e.seconds is None else f"{1000 * e.seconds:.0f} ms")
     tokens, kept = summary.tokens, summary.kept
     timed = any(e.seconds is not None for e in entries)
@@ -179,6 +182,12 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
             grouped.add_row(str(g["value"]), str(g["images"]), f"{g['tokens']:,}", f"{g['kept']:,}",
                             f"{100 * g['saved']:.1f}%", f"{100 * g['median_kept_fraction']:.1f}%")
         console.print(grouped)
+    budget = summary.extra.get("budget")
+    if budget:
+        needed = ", ".join(f"{k} {'> max-tau' if v is None else f'{v:.4f}'}" for k, v in budget["tau_needed"].items())
+        console.print(f"budget {budget['budget']} tokens: {budget['fit_at_tau_0']} of {budget['images']} images fit at "
+                      f"tau=0, {budget['fit_within_max_tau']} within max-tau, {budget['over_budget']} over budget; "
+                      f"tau needed: {needed}")
     if summary.skipped_files:
         console.print(f"skipped {summary.skipped_files} non-image files")
     if summary.errors:
