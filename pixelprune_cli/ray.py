@@ -21,7 +21,7 @@ it splits and reorders files without telling a row its index within its
 file. Shard k is positions [k*S, (k+1)*S), as in the local sharded mode, and
 one Ray task writes one shard: it reads its rows (a range of Parquet rows,
 or a list of files) itself, codes them 16 at a time and writes
-`part-NNNNN.parquet` next to the local writer's. Image bytes and pixels
+`part-NNNNN.parquet` (or `.arrow`) with the local writer's classes. Image bytes and pixels
 never pass through the driver or Ray's object store; the driver only gets
 back a small summary row per image. So ids are exact, memory is one batch per
 task, and a shard that was written stays valid for `--resume`.
@@ -29,6 +29,7 @@ task, and a shard that was written stays valid for `--resume`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -61,6 +62,8 @@ SUMMARY_SCHEMA = pa.schema([
     pa.field("kept", pa.int32()),
     pa.field("tau", pa.float64()),
     pa.field("seconds", pa.float64()),
+    pa.field("over_budget", pa.bool_()),
+    pa.field("ids_sha1", pa.string()),  # on a shard's last row: the sha1 of its ids, as the manifest keeps it
 ])
 
 
@@ -143,7 +146,7 @@ class _CodeBatch:
         id_column = self.id_column or "id"
         if id_column not in batch.column_names:
             raise ValueError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
-                             "pass id_column=, ids must be unique")
+                             "pass id_column= (a column of unique ids)")
         if self.image_column not in batch.column_names:
             raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
         schema = output_schema(self.config.to_meta(), self.config.preset.token_bytes,
@@ -242,8 +245,9 @@ def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts)
             for found, kind in _walk(path, counts, set()):
                 rel = found.relative_to(path).as_posix()
                 suffix = found.suffix.lower()
-                if kind == "unlistable":
-                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": f"cannot list folder {found}"})
+                if kind.startswith("unlistable"):
+                    reason = kind.split(": ", 1)[1] if ": " in kind else f"cannot list folder {found}"
+                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": reason})
                 elif suffix in PARQUET_SUFFIXES:
                     pieces += _plan_parquet(found, rel, options, counts, inside_folder=True)
                 elif suffix not in IMAGE_SUFFIXES:
@@ -257,6 +261,13 @@ def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts)
         else:
             pieces.append({"kind": "file", "id": raw, "path": os.path.abspath(raw)})
     return pieces
+
+
+def _piece_ids(piece: dict):
+    """The ids a piece yields, in order (what its task will write or report)."""
+    if piece["kind"] == "parquet":
+        return (f"{piece['name']}#{row}" for row in range(piece["start"], piece["stop"]))
+    return iter([piece["id"]])
 
 
 def _size(piece: dict) -> int:
@@ -288,7 +299,7 @@ def _parquet_rows(piece: dict, keep_columns: tuple):
     """(first row, Arrow batch) for the piece's rows, reading only the row groups that hold them."""
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(piece["path"])
+    parquet = pq.ParquetFile(piece["path"], pre_buffer=False)  # as sources: memory stays one batch
     start, stop = piece["start"], piece["stop"]
     groups, first, offset = [], None, 0
     for index in range(parquet.metadata.num_row_groups):
@@ -334,7 +345,7 @@ def _summary_row(position: int, shard: int, result) -> dict:
     return {"position": position, "shard": shard, "id": result.id, "stage": None, "reason": None,
             "source_width": result.source_width, "source_height": result.source_height,
             "width": result.width, "height": result.height, "tokens": result.tokens, "kept": result.kept,
-            "tau": result.tau, "seconds": result.seconds}
+            "tau": result.tau, "seconds": result.seconds, "over_budget": getattr(result, "over_budget", False)}
 
 
 class _ShardFile(RowSink):
@@ -355,9 +366,9 @@ class _WriteShards:
     """map_batches function: shard specs in, one shard file each written, summary rows out."""
 
     def __init__(self, folder: str, schema: pa.Schema, config: CodingConfig, keep_columns: tuple,
-                 shard_rows: int, compression: str | None):
+                 shard_rows: int, compression: str | None, fmt: str):
         self.folder, self.schema, self.config = Path(folder), schema, config
-        self.keep_columns, self.shard_rows, self.compression = keep_columns, shard_rows, compression
+        self.keep_columns, self.shard_rows, self.compression, self.fmt = keep_columns, shard_rows, compression, fmt
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -368,17 +379,19 @@ class _WriteShards:
     def write_shard(self, shard: int, pieces: list[dict]) -> list[dict]:
         from .writer import ErrorLog, TableFile, shard_name
 
-        table = TableFile(self.folder / shard_name(shard, "parquet"), self.schema, "parquet", self.compression)
+        table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
         errors = ErrorLog(self.folder / f"part-{shard:05d}.errors.jsonl")
         sink = _ShardFile(self.schema, table, errors)
-        summary, position = [], shard * self.shard_rows
+        summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:
             for piece in pieces:
                 for result in _piece_results(piece, self.config, self.keep_columns):
                     sink.add(result)
                     summary.append(_summary_row(position, shard, result))
+                    ids.update(result.id.encode() + b"\n")
                     position += 1
             sink.flush()
+            summary[-1]["ids_sha1"] = ids.hexdigest()
             table.commit()
             errors.commit()
         except BaseException:
@@ -394,14 +407,16 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                       sources: SourceOptions = SourceOptions(), ray_address: str | None = None,
                       shard_rows: int = DEFAULT_SHARD_ROWS, num_cpus: int | None = None,
                       compression: str | None = None, overwrite: bool = False, resume: bool = False,
-                      progress: bool = True) -> Summary:
-    """`api.compress(inputs, output_dir + "/", shard_format="parquet")`, with the shards coded on Ray.
+                      progress: bool = True, shard_format: str = "parquet") -> Summary:
+    """`api.compress(inputs, output_dir + "/", shard_format=...)`, with the shards coded on Ray.
 
     Same ids, rows, shard boundaries (`shard_rows` images per shard, one Ray
     task each: pick it so that there are several shards per CPU), manifest and
-    errors.jsonl as the local sharded mode. Local Ray with `num_cpus` unless
-    `ray_address` names a cluster, whose nodes must all see `inputs` and
-    `output_dir` at the same paths. Returns the Summary the CLI prints.
+    errors.jsonl as the local sharded mode. Parquet shards by default (what
+    Ray and Spark users read); "arrow" shards are written several times
+    faster. Local Ray with `num_cpus` unless `ray_address` names a cluster,
+    whose nodes must all see `inputs` and `output_dir` at the same paths.
+    Returns the Summary the CLI prints.
     """
     from . import writer
     from .api import _extra_fields
@@ -411,6 +426,8 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     check_inputs(inputs)
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    if shard_format not in ("parquet", "arrow"):
+        raise ValueError(f"shard_format must be 'parquet' or 'arrow', got {shard_format!r}")
     compression = writer.DEFAULT_COMPRESSION if compression is None else compression
     meta = config.to_meta()
     schema = output_schema(meta, config.preset.token_bytes, _extra_fields(inputs, sources))
@@ -419,12 +436,18 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     if not shards:
         raise InputError(f"no images found in {', '.join(inputs)}"
                          + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
-    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, "parquet", resume=resume, overwrite=overwrite)
+    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume, overwrite=overwrite)
     summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
     summary.extra["resumed_shards"] = len(sink.done)
     summary.extra["engine"] = "ray"
+    for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
+        position = k * shard_rows
+        for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in _piece_ids(piece)):
+            sink.skips(position, image_id)
+            position += 1
+    sink._verify_skipped()  # before any work, as the local writer does before its first new shard
     todo = {k: sum(map(_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
-    results: list[dict] = []
+    results: list[tuple] = []  # (position, ImageEntry or error record): small, the pixels stay in the shards
     if todo:
         ray = _import_ray()
         started = connect(ray_address, num_cpus)
@@ -432,19 +455,21 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
         try:
             specs = [{"shard": k, "spec": json.dumps(shards[k])} for k in todo]
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            fn = _WriteShards(str(sink.folder.resolve()), schema, config, sources.keep_columns, shard_rows, compression)
+            fn = _WriteShards(str(sink.folder.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
-            seen, failed = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0)
+            seen, failed, hashes = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}
             try:
                 for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
                     for row in batch.to_pylist():
-                        results.append(row)
+                        results.append((row["position"], _entry(row)))
                         shard = row["shard"]
                         seen[shard] += 1
                         failed[shard] += row["stage"] is not None
+                        if row["ids_sha1"] is not None:
+                            hashes[shard] = row["ids_sha1"]
                         bar.advance()
                         if seen[shard] == todo[shard]:
-                            _record_shard(sink, shard, seen[shard], failed[shard])
+                            _record_shard(sink, shard, seen[shard], failed[shard], shard_format, hashes[shard])
             except PixelpruneError:
                 raise
             except Exception as exc:
@@ -457,24 +482,32 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                 ray.shutdown()
     else:
         sink.commit()
-    for row in sorted(results, key=lambda r: r["position"]):
-        if row["stage"] is None:
-            summary.add_image(ImageEntry(row["id"], (row["source_width"], row["source_height"]), (row["width"], row["height"]),
-                                         row["tokens"], row["kept"], row["seconds"], row["tau"]))
+    for _, entry in sorted(results, key=lambda r: r[0]):
+        if isinstance(entry, ImageEntry):
+            summary.add_image(entry)
         else:
-            summary.add_error({"id": row["id"], "stage": row["stage"], "reason": row["reason"]})
+            summary.add_error(entry)
     summary.skipped_files = counts.skipped_files
     _add_ids_to_manifest(sink)
     return summary.finish()
 
 
-def _record_shard(sink, shard: int, images: int, failed: int) -> None:
-    """List a finished shard in the manifest (not complete yet), as the local writer does after each shard."""
+def _entry(row: dict):
+    """A summary row from a task as the Summary keeps it: an ImageEntry, or an error record."""
+    if row["stage"] is not None:
+        return {"id": row["id"], "stage": row["stage"], "reason": row["reason"]}
+    return ImageEntry(row["id"], (row["source_width"], row["source_height"]), (row["width"], row["height"]),
+                      row["tokens"], row["kept"], row["seconds"], row["tau"], over_budget=row["over_budget"])
+
+
+def _record_shard(sink, shard: int, images: int, failed: int, fmt: str, ids_sha1: str) -> None:
+    """List a shard a worker wrote in the manifest (not complete yet), as the local writer does after each shard."""
     from .writer import shard_name
 
-    sink.shards.append({"index": shard, "file": shard_name(shard, "parquet"), "errors": f"part-{shard:05d}.errors.jsonl",
-                        "images": images, "written": images - failed, "failed": failed})
+    sink.shards.append({"index": shard, "file": shard_name(shard, fmt), "errors": f"part-{shard:05d}.errors.jsonl",
+                        "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1})
     sink.done.add(shard)
+    sink._verified.add(shard)  # written in this run: nothing to check against
     sink._write_manifest(complete=False)
 
 

@@ -1,0 +1,167 @@
+"""The Ray Data engine writes what the local engine writes, id for id.
+
+One local Ray instance (2 CPUs) serves the whole module, so Ray's start-up
+cost is paid once. Skipped when Ray is not installed (`pip install
+'pixelprune[ray]'`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own internals
+
+from pixelprune_cli import api  # noqa: E402
+from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
+from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
+from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
+from pixelprune_cli.schema import read_meta  # noqa: E402
+from pixelprune_cli.sources import SourceOptions  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+RUN = api.RunOptions(workers=2, progress=False)
+CONFIG = CodingConfig()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    started = connect(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def read_shards(folder: Path) -> pa.Table:
+    files = sorted(folder.glob("part-*.parquet"))
+    assert files, f"no shards in {folder}"
+    return pa.concat_tables(pq.read_table(f) for f in files)
+
+
+def assert_same_rows(ours: pa.Table, local: pa.Table) -> None:
+    """Every column of every row equal (pixels, kept_index, index_map included), matched by id."""
+    ours, local = ours.sort_by("id"), local.sort_by("id")
+    assert ours.column_names == local.column_names
+    assert ours.column("id").to_pylist() == local.column("id").to_pylist()
+    for name in ours.column_names:
+        assert ours.column(name).equals(local.column(name)), f"column {name} differs"
+
+
+def test_ray_rows_equal_local_rows_on_samples_parquet(tmp_path):
+    sources = SourceOptions(keep_columns=("name", "kind"))
+    api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(tmp_path / "ray"), CONFIG, sources, shard_rows=3, progress=False)
+
+    local = pq.read_table(tmp_path / "local.parquet")
+    ours = read_shards(tmp_path / "ray")
+    assert ours.num_rows == local.num_rows == 10
+    assert ours.column("id").to_pylist() == [f"samples.parquet#{i}" for i in range(10)]  # shards in input order
+    assert_same_rows(ours, local)
+    for shard in sorted((tmp_path / "ray").glob("part-*.parquet")):
+        assert read_meta(pq.read_schema(shard)) == read_meta(pq.read_schema(tmp_path / "local.parquet")) == CONFIG.to_meta()
+    assert (summary.written, summary.failed) == (10, 0)
+    assert [e.id for e in summary.entries] == local.column("id").to_pylist()
+
+
+def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
+    # Shard size 4 cuts samples.parquet (positions 5..14 of the folder) across three shards.
+    api.compress([str(SAMPLES)], str(tmp_path / "local.arrow"), CONFIG, run=RUN)
+    api.compress([str(SAMPLES)], str(tmp_path / "local") + "/", CONFIG, run=RUN, shard_size=4, shard_format="parquet")
+    summary = compress_with_ray([str(SAMPLES)], str(tmp_path / "ray"), CONFIG, shard_rows=4, progress=False)
+
+    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
+        single = pa.ipc.open_file(source).read_all()
+    assert_same_rows(read_shards(tmp_path / "ray"), single)
+    local_shards = sorted(p.name for p in (tmp_path / "local").glob("part-*.parquet"))
+    assert sorted(p.name for p in (tmp_path / "ray").glob("part-*.parquet")) == local_shards == [f"part-0000{i}.parquet" for i in range(5)]
+    for name in local_shards:
+        ours, local = pq.read_table(tmp_path / "ray" / name), pq.read_table(tmp_path / "local" / name)
+        assert ours.equals(local, check_metadata=True), f"{name} differs from the local shard"
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert manifest.pop("engine") == "ray"
+    assert manifest.pop("ids") == 20
+    assert manifest == json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert (tmp_path / "ray" / "errors.jsonl").read_text() == ""
+    assert [e.id for e in summary.entries] == single.column("id").to_pylist()
+
+
+def png_bytes(color) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (96, 64), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_bad_image_goes_to_errors_and_good_rows_are_written(tmp_path):
+    cells = [png_bytes((200, 10, 10)), os.urandom(500), png_bytes((10, 10, 200))]
+    pq.write_table(pa.table({"image": pa.array(cells, pa.binary())}), tmp_path / "mixed.parquet")
+
+    summary = compress_with_ray([str(tmp_path / "mixed.parquet")], str(tmp_path / "out"), CONFIG, shard_rows=2, progress=False)
+
+    rows = read_shards(tmp_path / "out")
+    assert rows.column("id").to_pylist() == ["mixed.parquet#0", "mixed.parquet#2"]
+    errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [(e["id"], e["stage"]) for e in errors] == [("mixed.parquet#1", "decode")]
+    assert summary.errors == errors
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (manifest["complete"], manifest["images"], manifest["written"], manifest["failed"]) == (True, 3, 2, 1)
+
+
+def test_resume_rewrites_only_the_missing_shard(tmp_path):
+    out = tmp_path / "out"
+    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, progress=False)
+    first = {p.name: pq.read_table(p) for p in out.glob("part-*.parquet")}
+    (out / "part-00001.parquet").unlink()
+    kept_mtime = (out / "part-00000.parquet").stat().st_mtime_ns
+
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
+
+    assert [e.id for e in summary.entries] == [f"samples.parquet#{i}" for i in range(4, 8)]
+    assert summary.extra["resumed_shards"] == 2
+    assert (out / "part-00000.parquet").stat().st_mtime_ns == kept_mtime
+    assert {p.name: pq.read_table(p) for p in out.glob("part-*.parquet")} == first
+    with pytest.raises(ConfigError, match="inputs changed"):  # other inputs: refused before any work
+        compress_with_ray([str(SAMPLES)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
+
+
+def test_compress_dataset_matches_local_rows_and_splits_out_failures(tmp_path):
+    table = pq.read_table(SAMPLES_PARQUET)
+    table = table.append_column("id", pa.array([f"samples.parquet#{i}" for i in range(table.num_rows)]))
+    bad = pa.table({"image": pa.array([{"bytes": b"not an image", "path": None}], table.schema.field("image").type),
+                    "name": ["junk"], "kind": ["junk"], "id": ["junk#0"]})
+    ds = ray.data.from_arrow(pa.concat_tables([table, bad]))
+
+    rows, errors = compress_dataset(ds, CONFIG, keep_columns=("name", "kind"))
+
+    sources = SourceOptions(keep_columns=("name", "kind"))
+    api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
+    local = pq.read_table(tmp_path / "local.parquet")
+    ours = pa.concat_tables(ray.get(rows.to_arrow_refs()))
+    assert_same_rows(ours, local)
+    assert read_meta(ours.schema) == read_meta(local.schema)
+    assert [(e["id"], e["stage"]) for e in errors.take_all()] == [("junk#0", "decode")]
+
+
+def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
+    pieces = [{"kind": "file", "id": "a.png", "path": "/a.png"},
+              {"kind": "parquet", "path": "/t.parquet", "name": "t.parquet", "column": "image", "start": 0, "stop": 6},
+              {"kind": "failed", "id": "b.parquet", "stage": "read", "reason": "x"}]
+    shards = split_into_shards(pieces, 4)
+    sizes = [[(p["kind"], p.get("start"), p.get("stop")) for p in shard] for shard in shards]
+    assert sizes == [[("file", None, None), ("parquet", 0, 3)], [("parquet", 3, 6), ("failed", None, None)]]
+
+
+def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("no images here")
+    with pytest.raises(InputError, match="no images found"):
+        compress_with_ray([str(tmp_path / "in")], str(tmp_path / "out"), CONFIG, progress=False)
+    assert not (tmp_path / "out").exists()
