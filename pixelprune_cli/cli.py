@@ -179,15 +179,18 @@ def main():
               help="Buffer compression of the output [default: zstd].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails (exit 1, output not completed).")
-@click.option("--shard-size", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Images per shard with -o DIR/.")
-@click.option("--shard-format", type=click.Choice(["arrow", "parquet"]), default="arrow", show_default=True,
-              help="File format of shards with -o DIR/.")
+@click.option("--shard-size", type=click.IntRange(min=1),
+              help="Images per shard with -o DIR/ [default: 10000; 1000 with --engine ray, one Ray task each].")
+@click.option("--shard-format", type=click.Choice(["arrow", "parquet"]),
+              help="File format of shards with -o DIR/ [default: arrow; parquet with --engine ray].")
 @click.option("--resume", is_flag=True, help="With -o DIR/: keep committed shards and redo the rest.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Code on threads here, or on Ray Data (a local Ray, or a cluster with --ray-address).")
+@click.option("--ray-address", help="Ray cluster to join (HOST:6379, auto, ray://HOST:10001) with --engine ray.")
 @report_options
 @handle_errors
 def compress(inputs, output, image_column, keep_columns, workers, compression, overwrite, fail_fast,
-             shard_size, shard_format, resume, as_json, table, no_progress, **coder):
+             shard_size, shard_format, resume, engine, ray_address, as_json, table, no_progress, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -199,14 +202,43 @@ def compress(inputs, output, image_column, keep_columns, workers, compression, o
     from .sources import SourceOptions
 
     config = _pop_config(coder)
-    summary = api.compress(
-        list(inputs), output, config,
-        SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns)),
-        _run_options(workers, no_progress, fail_fast=fail_fast),
-        compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
-    )
+    sources = SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns))
+    if engine == "ray":
+        summary = _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast,
+                                   shard_size, shard_format, resume, ray_address, no_progress)
+    else:
+        if ray_address:
+            raise UsageError("--ray-address needs --engine ray")
+        summary = api.compress(
+            list(inputs), output, config, sources, _run_options(workers, no_progress, fail_fast=fail_fast),
+            compression=compression, overwrite=overwrite, shard_size=shard_size or 10_000,
+            shard_format=shard_format or "arrow", resume=resume,
+        )
     _report(summary, as_json, table, to_stderr=output == "-")
     sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+def _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast, shard_size,
+                     shard_format, resume, ray_address, no_progress):
+    """compress --engine ray: the same per-image code and shard layout, run as Ray tasks."""
+    from .writer import is_shard_folder
+
+    if not is_shard_folder(output):
+        raise UsageError("--engine ray writes shards: give a folder, -o DIR/")
+    if fail_fast:
+        raise UsageError("--fail-fast is not supported with --engine ray")
+    try:
+        from .ray import DEFAULT_SHARD_ROWS, compress_with_ray
+    except ImportError as exc:
+        raise UsageError(f"--engine ray needs Ray: pip install 'pixelprune[ray]' ({exc})") from None
+    return compress_with_ray(list(inputs), output, config, sources, ray_address=ray_address,
+                             shard_rows=shard_size or DEFAULT_SHARD_ROWS, num_cpus=workers, compression=compression,
+                             overwrite=overwrite, resume=resume, progress=not no_progress,
+                             shard_format=shard_format or "parquet")
+
+
+class UsageError(ValueError):
+    """Options that do not go together (exit code 2)."""
 
 
 @main.command()
