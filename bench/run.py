@@ -131,7 +131,7 @@ def coder_rows(coder_inputs: dict, quick: bool) -> tuple[list[Row], dict]:
     preset = resolve_preset("qwen3-vl")
     ts = preset.token_size
     rows, raw = [], {}
-    rounds = 5 if quick else 15
+    rounds = 5 if quick else 25
     for name, path in coder_inputs.items():
         resized = resize_for_model(decode_image(path.read_bytes()), preset)
         label = f"{name.split('_')[0]} {resized.shape[1]}x{resized.shape[0]}"
@@ -193,7 +193,7 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
     except ImportError:
         processor = None
     cpu: dict[str, list[float]] = {}
-    samples = interleaved(fns, 1 if quick else 3, cpu=cpu)
+    samples = interleaved(fns, 1 if quick else 5, cpu=cpu)
     t = {name: med(v) for name, v in samples.items()}
     n = len(files)
     rows = []
