@@ -28,6 +28,7 @@ METRICS = ("max", "mae", "rmse")
 _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
 _METHOD_CODE = {name: i for i, name in enumerate(METHODS)}
 _WORD_DTYPES = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}
+NO_NEIGHBOUR = 32767  # a neighbour difference larger than any limit
 
 
 def token_error(metric: str, value: int, n: int) -> float:
@@ -98,13 +99,14 @@ def _tokens_close(img, p, q, tw, ts, metric, limit):
 
 
 @njit(cache=True, nogil=True)
-def _exact_neighbours(words, stride, th, tw, ts, rw, eq_left, eq_up):
+def _exact_neighbours(words, th, tw, ts, rw, eq_left, eq_up):
     """One streaming pass: is each token byte-identical to its left / upper neighbour?
 
-    words: the image as a flat array of machine words (rw words per token row,
-    `stride` per pixel row). Rows are read in memory order and XOR-ORed into
-    per-word accumulators, a branch-free loop the compiler vectorises; the
-    upper band is still in cache. eq_left / eq_up: (th*tw,) bool, filled.
+    words: the image as (H, W*3/word) machine words, rw words per token row.
+    Each pixel row is loaded once and XOR-ORed, against the row one token to
+    the left and the row one token band up (still in cache), into per-word
+    accumulators: a branch-free loop the compiler vectorises.
+    eq_left / eq_up: (th*tw,) bool, filled.
     """
     n = tw * rw
     acc_left = np.zeros(n, dtype=words.dtype)
@@ -113,15 +115,21 @@ def _exact_neighbours(words, stride, th, tw, ts, rw, eq_left, eq_up):
         acc_left[:] = 0
         acc_up[:] = 0
         for r in range(ts):
-            base = (i * ts + r) * stride
-            row = words[base:base + n]
-            shifted_acc, cur, prev = acc_left[rw:], row[rw:], row[:n - rw]
-            for k in range(n - rw):
-                shifted_acc[k] |= cur[k] ^ prev[k]
+            y = i * ts + r
+            row = words[y]
+            cur, prev, left_acc = row[rw:], row[:n - rw], acc_left[rw:]
             if i > 0:
-                above = words[base - ts * stride:base - ts * stride + n]
-                for k in range(n):
+                above = words[y - ts]
+                for k in range(rw):
                     acc_up[k] |= row[k] ^ above[k]
+                up, up_acc = above[rw:], acc_up[rw:]
+                for k in range(n - rw):
+                    c = cur[k]
+                    left_acc[k] |= c ^ prev[k]
+                    up_acc[k] |= c ^ up[k]
+            else:
+                for k in range(n - rw):
+                    left_acc[k] |= cur[k] ^ prev[k]
         for j in range(tw):
             left = 0
             upper = 0
@@ -130,6 +138,127 @@ def _exact_neighbours(words, stride, th, tw, ts, rw, eq_left, eq_up):
                 upper |= acc_up[k]
             eq_left[i * tw + j] = j > 0 and left == 0
             eq_up[i * tw + j] = i > 0 and upper == 0
+
+
+@njit(cache=True, nogil=True)
+def _neighbour_max_diffs(img, ts, th, tw, d_left, d_up):
+    """Per token, max|X - left| and max|X - up| as int16 (NO_NEIGHBOUR where there is none).
+
+    The max-metric twin of _exact_neighbours: one streaming pass keeping
+    per-byte maxima of absolute differences in uint8 accumulators (8-bit SIMD).
+    """
+    n = img.shape[1]
+    rb = ts * 3
+    acc_left = np.zeros(n, dtype=np.uint8)
+    acc_up = np.zeros(n, dtype=np.uint8)
+    for i in range(th):
+        acc_left[:] = 0
+        acc_up[:] = 0
+        for r in range(ts):
+            y = i * ts + r
+            row = img[y]
+            cur, prev, left_acc = row[rb:], row[:n - rb], acc_left[rb:]
+            for k in range(n - rb):
+                a = cur[k]
+                b = prev[k]
+                left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
+            if i > 0:
+                above = img[y - ts]
+                for k in range(n):
+                    a = row[k]
+                    b = above[k]
+                    acc_up[k] = max(acc_up[k], np.uint8(max(a, b) - min(a, b)))
+        for j in range(tw):
+            left = 0
+            upper = 0
+            for k in range(j * rb, (j + 1) * rb):
+                left = max(left, acc_left[k])
+                upper = max(upper, acc_up[k])
+            d_left[i * tw + j] = left if j > 0 else NO_NEIGHBOUR
+            d_up[i * tw + j] = upper if i > 0 else NO_NEIGHBOUR
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tokens_max_diff(img, p, q, tw, ts, limit):
+    """max|token p - token q|, exact while <= limit; stops after the first row above it."""
+    if p == q:
+        return 0
+    rb = ts * 3
+    yp = (p // tw) * ts
+    xp = (p % tw) * rb
+    yq = (q // tw) * ts
+    xq = (q % tw) * rb
+    m = 0
+    for r in range(ts):
+        a = img[yp + r, xp:xp + rb]
+        b = img[yq + r, xq:xq + rb]
+        for k in range(rb):
+            m = max(m, abs(np.int32(a[k]) - np.int32(b[k])))
+        if m > limit:
+            break
+    return m
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _recon_within(img, u, v, d_uv, ref, err, tw, ts, limit):
+    """Max metric: are the reconstructions of neighbours u, v (d_uv apart) within the limit?
+
+    By the triangle inequality their distance lies within err[u] + err[v] of
+    d_uv, so pixels are read only when that interval straddles the limit.
+    """
+    a = ref[u]
+    b = ref[v]
+    if a == b:
+        return True
+    slack = err[u] + err[v]
+    if d_uv + slack <= limit:
+        return True
+    if d_uv - slack > limit:
+        return False
+    return _tokens_max_diff(img, a, b, tw, ts, limit) <= limit
+
+
+@njit(cache=True, nogil=True)
+def _code_pred_2d_max(img, ts, th, tw, limit, d_left, d_up, ref, err):
+    """pred_2d at tau > 0 with the max metric, deciding mostly from neighbour differences.
+
+    err[p] bounds max|token p - its reconstruction| (0 for kept tokens); with
+    the triangle inequality most decisions need no pixels, and the result is
+    the same as comparing reconstructions directly.
+    """
+    for i in range(th):
+        for j in range(tw):
+            p = i * tw + j
+            if p == 0:
+                ref[0] = 0
+                err[0] = 0
+                continue
+            if i == 0:
+                pred, dx = p - 1, d_left[p]
+            elif j == 0:
+                pred, dx = p - tw, d_up[p]
+            else:
+                a, b, c = p - 1, p - tw, p - tw - 1
+                c_a = _recon_within(img, c, a, d_up[a], ref, err, tw, ts, limit)
+                c_b = c_a and _recon_within(img, c, b, d_left[b], ref, err, tw, ts, limit)
+                if c_a and not c_b:
+                    pred, dx = b, d_up[p]
+                else:
+                    pred, dx = a, d_left[p]
+            r = ref[pred]
+            e = err[pred]
+            if dx + e <= limit:
+                bound = dx + e
+            elif dx - e > limit:
+                bound = limit + 1
+            else:
+                bound = _tokens_max_diff(img, p, r, tw, ts, limit)
+            if bound <= limit:
+                ref[p] = r
+                err[p] = bound
+            else:
+                ref[p] = p
+                err[p] = 0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -281,10 +410,10 @@ def exact_neighbours(image: np.ndarray, token_size: int) -> tuple[np.ndarray, np
     th, tw = h // token_size, w // token_size
     row_bytes = token_size * 3
     word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
-    words = image.reshape(-1).view(_WORD_DTYPES[word])
+    words = image.reshape(h, w * 3).view(_WORD_DTYPES[word])
     eq_left = np.empty(th * tw, dtype=np.bool_)
     eq_up = np.empty(th * tw, dtype=np.bool_)
-    _exact_neighbours(words, w * 3 // word, th, tw, token_size, row_bytes // word, eq_left, eq_up)
+    _exact_neighbours(words, th, tw, token_size, row_bytes // word, eq_left, eq_up)
     return eq_left, eq_up
 
 
@@ -301,8 +430,14 @@ def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metri
     th, tw = h // token_size, w // token_size
     flat = image.reshape(h, w * 3)
     limit = error_limit(metric, float(tau), token_size * token_size * 3)
-    eq_left, eq_up = exact_neighbours(image, token_size)
     ref = np.empty(th * tw, dtype=np.int32)
+    if method == "pred_2d" and metric == "max" and limit > 0:
+        d_left = np.empty(th * tw, dtype=np.int16)
+        d_up = np.empty(th * tw, dtype=np.int16)
+        _neighbour_max_diffs(flat, token_size, th, tw, d_left, d_up)
+        _code_pred_2d_max(flat, token_size, th, tw, limit, d_left, d_up, ref, np.empty(th * tw, dtype=np.int16))
+        return ref
+    eq_left, eq_up = exact_neighbours(image, token_size)
     m = _METRIC_CODE[metric]
     if method == "pred_2d":
         _code_pred_2d(flat, token_size, th, tw, m, limit, eq_left, eq_up, ref)

@@ -68,6 +68,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
+    if image.mode == "RGB":
+        return image  # convert("RGB") would only copy it
     return image.convert("RGB")
 
 
@@ -109,7 +111,10 @@ def resize_for_model(image: Image.Image, preset: Preset) -> np.ndarray:
     except Exception as exc:
         raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
     try:
-        resized = rgb.resize((new_width, new_height), Image.Resampling.BICUBIC)
+        if rgb.size == (new_width, new_height):
+            resized = rgb  # Pillow's resize to the same size is a plain copy
+        else:
+            resized = rgb.resize((new_width, new_height), Image.Resampling.BICUBIC)
     except MemoryError:
         raise ResizeFailure(f"out of memory resizing {width}x{height} to {new_width}x{new_height}") from None
     return np.asarray(resized)
