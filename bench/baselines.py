@@ -20,10 +20,11 @@ the bench can also check that both give the same keep mask.
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 from PIL import Image
+
+from pixelprune_cli.preprocess import smart_resize  # the arithmetic only; the floor does its own Pillow calls
 
 # qwen3-vl processor settings, as values (no hub access).
 QWEN3_VL = dict(patch_size=16, merge_size=2, temporal_patch_size=2, min_pixels=65536,
@@ -129,21 +130,6 @@ def numpy_pred_2d(image: np.ndarray, ts: int, tau: float = 0.0) -> tuple[np.ndar
 # ---------------------------------------------------------------- target 3
 
 
-def smart_size(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """The Qwen-VL target size (same arithmetic as the processor's smart_resize)."""
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
-
 def pillow_floor(paths) -> int:
     """Read, decode, convert to RGB and BICUBIC-resize every file, nothing more; returns total pixels.
 
@@ -157,7 +143,7 @@ def pillow_floor(paths) -> int:
         with open(path, "rb") as f:
             data = f.read()
         image = Image.open(io.BytesIO(data)).convert("RGB")
-        h, w = smart_size(image.height, image.width, factor, QWEN3_VL["min_pixels"], QWEN3_VL["max_pixels"])
+        h, w = smart_resize(image.height, image.width, factor, QWEN3_VL["min_pixels"], QWEN3_VL["max_pixels"])
         resized = image.resize((w, h), Image.Resampling.BICUBIC)
         total += resized.width * resized.height
     return total
