@@ -139,7 +139,7 @@ def scanned_page(w: int, h: int, seed: int, grey: bool) -> Image.Image:
     s = w / 850
     left, right = int(85 * s), int(w - 85 * s)
     d.text((left, int(80 * s)), words(rng, 5).upper(), font=font(int(24 * s)), fill=0)
-    y = text_block(rng, d, left, int(150 * s), right - left, h - int(120 * s), int(14 * s), 1.5, fill=0)
+    text_block(rng, d, left, int(150 * s), right - left, h - int(120 * s), int(14 * s), 1.5, fill=0)
     page = page.rotate(0.4, resample=Image.Resampling.BICUBIC, fillcolor=255)
     a = np.asarray(page).astype(np.float32)
     near_ink = np.asarray(page.filter(ImageFilter.MinFilter(5))) < 250

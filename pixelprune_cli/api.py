@@ -13,8 +13,7 @@ from .errors import ConfigError, InputError, PixelpruneError
 from .parallel import default_workers, ordered_map
 from .pipeline import CodedImage, CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
-from .sources import Item, SourceCounts, SourceOptions, check_inputs, iter_items
-
+from .sources import SourceCounts, SourceOptions, check_inputs, iter_items
 
 
 class ImageFailedFast(PixelpruneError):

@@ -172,7 +172,6 @@ def test_metadata_records_the_coding_config(output):
 # ------------------------------------------------------------- rows
 
 def test_row_lengths_and_maps_are_consistent(output):
-    p = output.config.preset
     token_counts = pc.list_value_length(output.table.column("pixels")).to_pylist()
     for row, pixel_rows in zip(small_rows(output.table), token_counts):
         kept_index, index_map = np.array(row["kept_index"]), np.array(row["index_map"])
