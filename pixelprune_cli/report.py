@@ -182,6 +182,9 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
             grouped.add_row(str(g["value"]), str(g["images"]), f"{g['tokens']:,}", f"{g['kept']:,}",
                             f"{100 * g['saved']:.1f}%", f"{100 * g['median_kept_fraction']:.1f}%")
         console.print(grouped)
+    fractions = summary.kept_fraction_stats()
+    if fractions:
+        console.print("kept fraction per image: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in fractions.items()))
     budget = summary.extra.get("budget")
     if budget:
         needed = ", ".join(f"{k} {'> max-tau' if v is None else f'{v:.4f}'}" for k, v in budget["tau_needed"].items())

@@ -465,3 +465,11 @@ def test_patch_and_merge_size_overrides_reach_the_output(tmp_path):
     assert table.schema.field("pixels").type.value_type.list_size == 4 * 3 * 14 * 14
     meta = json.loads(table.schema.metadata[b"pixelprune"])
     assert (meta["patch_size"], meta["merge_size"]) == (14, 2)
+
+
+def test_stats_table_gives_the_kept_fraction_distribution():
+    """The table's distribution line shows the same mean/median/p10/p90 as --json."""
+    table = run(["stats", SAMPLES_PARQUET, "--table", "summary"]).stdout
+    stats = json.loads(run(["stats", SAMPLES_PARQUET, "--json"]).stdout)["kept_fraction"]
+    expected = ", ".join(f"{k} {100 * stats[k]:.1f}%" for k in ("mean", "median", "p10", "p90"))
+    assert f"kept fraction per image: {expected}" in table
