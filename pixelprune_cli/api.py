@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, InputError, PixelpruneError
-from .parallel import default_workers, ordered_map
+from .parallel import BackgroundSink, default_workers, ordered_map
 from .pipeline import CodedImage, CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
 from .sources import SourceCounts, SourceOptions, check_inputs, iter_items
@@ -114,17 +114,18 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
         summary.extra["resumed_shards"] = len(sink.done)
     else:
         sink = writer.FileSink(output, schema, compression)
-    add = getattr(sink, "add_at", lambda position, result: sink.add(result))
+    skip = getattr(sink, "skips", None)
+    sink = BackgroundSink(sink)
     progress = Progress(run.progress)
     try:
-        for position, result in coded_stream(inputs, config, sources, run, counts, getattr(sink, "skips", None)):
+        for position, result in coded_stream(inputs, config, sources, run, counts, skip):
             if isinstance(result, FailedImage):
                 summary.add_error(result.as_dict())
                 if run.fail_fast:
                     raise ImageFailedFast(result)
             else:
                 summary.add_image(_entry(result))
-            add(position, result)
+            sink.add_at(position, result)
             progress.advance()
         if summary.images == 0 and not summary.extra.get("resumed_shards"):
             raise InputError(f"no images found in {', '.join(inputs)}"

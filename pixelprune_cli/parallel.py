@@ -45,3 +45,60 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callab
         finally:
             for future in pending:
                 future.cancel()
+
+
+class BackgroundSink:
+    """Runs a sink's add/commit on one writer thread, so batch building and
+    compression overlap with decoding the next images.
+
+    Calls keep their order; a bounded queue keeps memory flat. An error in the
+    writer thread is raised in the caller at its next call.
+    """
+
+    _STOP = object()
+
+    def __init__(self, sink, depth: int = 4):
+        import queue
+        import threading
+
+        self.sink = sink
+        self.failure: BaseException | None = None
+        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, name="pixelprune-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            call = self.queue.get()
+            if call is self._STOP:
+                return
+            if self.failure is None:
+                try:
+                    call[0](*call[1:])
+                except BaseException as exc:  # handed to the caller
+                    self.failure = exc
+
+    def _raise(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def add_at(self, position: int, result) -> None:
+        self._raise()
+        add = getattr(self.sink, "add_at", None)
+        self.queue.put((add, position, result) if add else (self.sink.add, result))
+
+    def commit(self) -> None:
+        self._raise()
+        self.queue.put((self.sink.commit,))
+        self.queue.put(self._STOP)
+        self.thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Let the writer finish the (at most `depth`) calls queued, then abort the sink.
+
+        Queued rows precede the failure, so a shard they complete is still committed.
+        """
+        self.queue.put(self._STOP)
+        self.thread.join()
+        self.sink.abort()
