@@ -355,8 +355,12 @@ def _layout(ref, kept_index, index_map):
 
 
 @njit(cache=True, nogil=True)
-def _gather(img3, kept_index, tw, patch, merge, out):
-    """Copy kept tokens into out (K, merge*merge, 3, patch, patch) in the processor's order."""
+def _gather(flat, kept_index, tw, patch, merge, out):
+    """Copy kept tokens into out (K, merge*merge, 3, patch, patch) in the processor's order.
+
+    flat: the image as (H, W*3). Each patch row is read as one contiguous
+    slice and split into its three channel rows.
+    """
     ts = patch * merge
     for n in range(kept_index.shape[0]):
         q = kept_index[n]
@@ -366,14 +370,13 @@ def _gather(img3, kept_index, tw, patch, merge, out):
             for mw in range(merge):
                 s = mh * merge + mw
                 ys = y0 + mh * patch
-                xs = x0 + mw * patch
+                xs = (x0 + mw * patch) * 3
                 for py in range(patch):
-                    row = img3[ys + py]
-                    for px in range(patch):
-                        pix = row[xs + px]
-                        out[n, s, 0, py, px] = pix[0]
-                        out[n, s, 1, py, px] = pix[1]
-                        out[n, s, 2, py, px] = pix[2]
+                    src = flat[ys + py, xs:xs + patch * 3]
+                    for c in range(3):
+                        dst = out[n, s, c, py]
+                        for px in range(patch):
+                            dst[px] = src[px * 3 + c]
 
 
 @njit(cache=True, nogil=True)
@@ -473,7 +476,8 @@ def gather_tokens(image: np.ndarray, kept_index: np.ndarray, patch_size: int, me
     image = _check_image(image, ts)
     tw = image.shape[1] // ts
     out = np.empty((kept_index.shape[0], merge_size * merge_size, 3, patch_size, patch_size), dtype=np.uint8)
-    _gather(image, np.ascontiguousarray(kept_index, dtype=np.int32), tw, patch_size, merge_size, out)
+    flat = image.reshape(image.shape[0], -1)
+    _gather(flat, np.ascontiguousarray(kept_index, dtype=np.int32), tw, patch_size, merge_size, out)
     return out.reshape(kept_index.shape[0], -1)
 
 
