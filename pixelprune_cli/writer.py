@@ -123,7 +123,7 @@ class RowSink:
     """
 
     BATCH_ROWS = 64  # rows per Arrow record batch ...
-    BATCH_BYTES = 64 << 20  # ... or fewer, once their pixels reach this size
+    BATCH_BYTES = 16 << 20  # ... or fewer, once their pixels reach this size (a short tail to wait for at the end)
 
     def __init__(self, schema: pa.Schema):
         self.schema = schema
