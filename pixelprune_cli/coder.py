@@ -158,16 +158,24 @@ def _neighbour_max_diffs(img, ts, th, tw, d_left, d_up):
             y = i * ts + r
             row = img[y]
             cur, prev, left_acc = row[rb:], row[:n - rb], acc_left[rb:]
-            for k in range(n - rb):
-                a = cur[k]
-                b = prev[k]
-                left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
-            if i > 0:
+            if i > 0:  # left and up in one loop: each row is loaded once
                 above = img[y - ts]
-                for k in range(n):
+                for k in range(rb):
                     a = row[k]
                     b = above[k]
                     acc_up[k] = max(acc_up[k], np.uint8(max(a, b) - min(a, b)))
+                up, up_acc = above[rb:], acc_up[rb:]
+                for k in range(n - rb):
+                    a = cur[k]
+                    b = prev[k]
+                    u = up[k]
+                    left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
+                    up_acc[k] = max(up_acc[k], np.uint8(max(a, u) - min(a, u)))
+            else:
+                for k in range(n - rb):
+                    a = cur[k]
+                    b = prev[k]
+                    left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
         for j in range(tw):
             left = 0
             upper = 0
