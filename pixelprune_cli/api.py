@@ -57,7 +57,7 @@ def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions
     return ordered_map(work, entries, run.workers, passthrough=lambda entry: isinstance(entry[1], FailedImage))
 
 
-def _extra_fields(inputs: list[str], sources: SourceOptions):
+def carried_fields(inputs: list[str], sources: SourceOptions):
     """Arrow fields of --keep-columns, taken from the first Parquet input that has them."""
     if not sources.keep_columns:
         return []
@@ -103,7 +103,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
         raise ConfigError("--resume needs a sharded output folder (-o DIR/)")
     compression = writer.DEFAULT_COMPRESSION if compression is None else compression
     meta = config.to_meta()
-    schema = output_schema(meta, config.preset.token_bytes, _extra_fields(inputs, sources))
+    schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
     counts = SourceCounts()
     summary = Summary(title="pixelprune compress", config=meta, output=output)
     if output == "-":

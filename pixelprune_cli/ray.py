@@ -108,10 +108,10 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
 
 def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path):
     """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order."""
-    from .sources import _cell_reader
+    from .sources import cell_reader
 
     for image_id, cell, extra in zip(ids, cells, extras):
-        reader, problem = _cell_reader(cell, base_dir, image_id)
+        reader, problem = cell_reader(cell, base_dir, image_id)
         if problem:
             yield FailedImage(image_id, "read", problem, extra)
         else:
@@ -234,7 +234,7 @@ def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts)
     A piece is a run of Parquet rows, one image file, or one enumeration
     failure; its size (`_size`) is how many input positions it takes.
     """
-    from .sources import IMAGE_SUFFIXES, PARQUET_SUFFIXES, _walk
+    from .sources import IMAGE_SUFFIXES, PARQUET_SUFFIXES, walk_files
 
     pieces: list[dict] = []
     for raw in inputs:
@@ -242,7 +242,7 @@ def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts)
         if not path.exists() and not path.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
         if path.is_dir():
-            for found, kind in _walk(path, counts, set()):
+            for found, kind in walk_files(path, counts, set()):
                 rel = found.relative_to(path).as_posix()
                 suffix = found.suffix.lower()
                 if kind.startswith("unlistable"):
@@ -419,7 +419,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     Returns the Summary the CLI prints.
     """
     from . import writer
-    from .api import _extra_fields
+    from .api import carried_fields
     from .schema import output_schema
     from .sources import check_inputs
 
@@ -430,13 +430,14 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
         raise ValueError(f"shard_format must be 'parquet' or 'arrow', got {shard_format!r}")
     compression = writer.DEFAULT_COMPRESSION if compression is None else compression
     meta = config.to_meta()
-    schema = output_schema(meta, config.preset.token_bytes, _extra_fields(inputs, sources))
+    schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
     counts = SourceCounts()
     shards = split_into_shards(plan_pieces(inputs, sources, counts), shard_rows)
     if not shards:
         raise InputError(f"no images found in {', '.join(inputs)}"
                          + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
-    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume, overwrite=overwrite)
+    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume,
+                              overwrite=overwrite, manifest_extra={"engine": "ray"})
     summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
     summary.extra["resumed_shards"] = len(sink.done)
     summary.extra["engine"] = "ray"
@@ -445,7 +446,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
         for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in _piece_ids(piece)):
             sink.skips(position, image_id)
             position += 1
-    sink._verify_skipped()  # before any work, as the local writer does before its first new shard
+    sink.verify_resumed()  # before any work, as the local writer does before its first new shard
     todo = {k: sum(map(_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
     results: list[tuple] = []  # (position, ImageEntry or error record): small, the pixels stay in the shards
     if todo:
@@ -469,7 +470,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                             hashes[shard] = row["ids_sha1"]
                         bar.advance()
                         if seen[shard] == todo[shard]:
-                            _record_shard(sink, shard, seen[shard], failed[shard], shard_format, hashes[shard])
+                            sink.record_shard(shard, seen[shard], failed[shard], hashes[shard])
             except PixelpruneError:
                 raise
             except Exception as exc:
@@ -488,7 +489,6 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
         else:
             summary.add_error(entry)
     summary.skipped_files = counts.skipped_files
-    _add_ids_to_manifest(sink)
     return summary.finish()
 
 
@@ -498,27 +498,3 @@ def _entry(row: dict):
         return {"id": row["id"], "stage": row["stage"], "reason": row["reason"]}
     return ImageEntry(row["id"], (row["source_width"], row["source_height"]), (row["width"], row["height"]),
                       row["tokens"], row["kept"], row["seconds"], row["tau"], over_budget=row["over_budget"])
-
-
-def _record_shard(sink, shard: int, images: int, failed: int, fmt: str, ids_sha1: str) -> None:
-    """List a shard a worker wrote in the manifest (not complete yet), as the local writer does after each shard."""
-    from .writer import shard_name
-
-    sink.shards.append({"index": shard, "file": shard_name(shard, fmt), "errors": f"part-{shard:05d}.errors.jsonl",
-                        "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1})
-    sink.done.add(shard)
-    sink._verified.add(shard)  # written in this run: nothing to check against
-    sink._write_manifest(complete=False)
-
-
-def _add_ids_to_manifest(sink) -> None:
-    """Add `engine` and `ids` (rows written = distinct ids) to the completed manifest."""
-    from .writer import MANIFEST, AtomicFile
-
-    path = sink.folder / MANIFEST
-    manifest = json.loads(path.read_text())
-    manifest["engine"] = "ray"
-    manifest["ids"] = manifest["written"]
-    out = AtomicFile(path, "w")
-    out.handle.write(json.dumps(manifest, indent=1) + "\n")
-    out.commit()

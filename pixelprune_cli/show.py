@@ -288,7 +288,7 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
 
     from .errors import InputError
     from .preprocess import decode_image
-    from .sources import _cell_reader, find_image_column
+    from .sources import cell_reader, find_image_column
 
     parquet = pq.ParquetFile(path)
     column = find_image_column(parquet.schema_arrow, image_column, Path(path).name)
@@ -302,7 +302,7 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
             cell = parquet.read_row_group(group, columns=[column]).column(0)[row - start].as_py()
             break
         start += size
-    read, problem = _cell_reader(cell, Path(path).parent, f"{path}#{row}")
+    read, problem = cell_reader(cell, Path(path).parent, f"{path}#{row}")
     if problem:
         raise InputError(f"{path}#{row}: {problem}")
     return decode_image(read())

@@ -54,7 +54,7 @@ def _read_file(path: str) -> bytes:
         raise ReadFailure(f"cannot read {path}: {exc.strerror or one_line(exc)}") from None
 
 
-def _walk(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path, str]]:
+def walk_files(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path, str]]:
     """Files under root in sorted order, following directory symlinks once each."""
     try:
         key = root.resolve()
@@ -77,7 +77,7 @@ def _walk(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path
             if target in visited:
                 continue  # a symlink loop or a second way into a folder already read
             try:
-                yield from _walk(path, counts, visited)
+                yield from walk_files(path, counts, visited)
             except InputError as exc:
                 yield path, f"unlistable: {exc}"
         else:
@@ -85,7 +85,7 @@ def _walk(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path
 
 
 def _folder_items(root: Path, options: SourceOptions, counts: SourceCounts) -> Iterator["Item | FailedImage"]:
-    for path, kind in _walk(root, counts, set()):
+    for path, kind in walk_files(root, counts, set()):
         rel = path.relative_to(root).as_posix()
         suffix = path.suffix.lower()
         if kind.startswith("unlistable"):
@@ -127,7 +127,7 @@ def find_image_column(schema, requested: str | None, name: str) -> str:
     raise InputError(f"{name}: no image column found (no HF Image feature, bytes struct or binary column); use --image-column")
 
 
-def _cell_reader(cell, base_dir: Path, label: str):
+def cell_reader(cell, base_dir: Path, label: str):
     """A reader for one image cell: raw bytes, or an HF {bytes, path} struct."""
     if cell is None:
         return None, "image cell is null"
@@ -178,7 +178,7 @@ def _parquet_items(path: Path, name: str, options: SourceOptions, counts: Source
             for i, cell in enumerate(cells):
                 item_id = f"{name}#{row}"
                 extra = {c: values[i] for c, values in kept.items()}
-                reader, problem = _cell_reader(cell, path.parent, item_id)
+                reader, problem = cell_reader(cell, path.parent, item_id)
                 if problem:
                     yield FailedImage(item_id, "read", problem, extra)
                 else:

@@ -252,8 +252,9 @@ class ShardedSink(RowSink):
     """
 
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
-                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False):
+                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
         super().__init__(schema)
+        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
         self.folder = Path(folder)
         self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -302,7 +303,7 @@ class ShardedSink(RowSink):
         self._seen_count[shard] = self._seen_count.get(shard, 0) + 1
         return True
 
-    def _verify_skipped(self) -> None:
+    def verify_resumed(self) -> None:
         for record in self.shards:
             if record["index"] in self._verified:
                 continue
@@ -319,12 +320,20 @@ class ShardedSink(RowSink):
         shard = position // self.shard_size
         if shard != self.current:
             self._close_shard()
-            self._verify_skipped()
+            self.verify_resumed()
             self._open_shard(shard)
         self._ids.update(result.id.encode() + b"\n")
         self.counts["images"] += 1
         self.counts["written" if hasattr(result, "pixels") else "failed"] += 1
         self.add(result)
+
+    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str) -> None:
+        """List a shard that another process committed (the Ray engine's tasks), as _close_shard does."""
+        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": f"part-{index:05d}.errors.jsonl",
+                            "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1})
+        self.done.add(index)
+        self._verified.add(index)  # written in this run: nothing to check against
+        self._write_manifest(complete=False)
 
     def _open_shard(self, index: int) -> None:
         self.current = index
@@ -355,7 +364,7 @@ class ShardedSink(RowSink):
 
     def commit(self) -> None:
         self._close_shard()
-        self._verify_skipped()
+        self.verify_resumed()
         merged = AtomicFile(self.folder / "errors.jsonl", "wb")
         for shard in sorted(self.shards, key=lambda s: s["index"]):
             path = self.folder / shard["errors"]
@@ -388,6 +397,7 @@ class ShardedSink(RowSink):
             "format": self.fmt,
             "shard_size": self.shard_size,
             "complete": complete,
+            **self.manifest_extra,
             "images": sum(s["images"] for s in shards),
             "written": sum(s["written"] for s in shards),
             "failed": sum(s["failed"] for s in shards),
