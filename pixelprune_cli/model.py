@@ -8,17 +8,15 @@ from .preprocess import normalisation_table
 from .presets import Preset, resolve_preset
 
 
-def _kept_pixels(row: dict, preset: Preset) -> np.ndarray:
-    """(kept, merge^2, 3, patch, patch) uint8 from a row's `pixels` (lists, bytes or arrays)."""
-    pixels = row["pixels"]
-    shape = (preset.merge_size**2, 3, preset.patch_size, preset.patch_size)
-    if isinstance(pixels, np.ndarray):
-        flat = pixels.astype(np.uint8, copy=False)
-    elif len(pixels) and isinstance(pixels[0], (bytes, bytearray)):
-        flat = np.frombuffer(b"".join(pixels), dtype=np.uint8)
+def row_pixels(value, token_bytes: int) -> np.ndarray:
+    """A row's `pixels` as (kept, token_bytes) uint8, whether numpy, a list of bytes or nested lists."""
+    if isinstance(value, np.ndarray):
+        flat = value.astype(np.uint8, copy=False)
+    elif len(value) and isinstance(value[0], (bytes, bytearray, memoryview)):
+        flat = np.frombuffer(b"".join(bytes(v) for v in value), dtype=np.uint8)
     else:
-        flat = np.asarray(pixels, dtype=np.uint8)
-    return flat.reshape((-1, *shape))
+        flat = np.asarray(value, dtype=np.uint8)
+    return flat.reshape(-1, token_bytes)
 
 
 def model_inputs(row: dict, preset: "str | dict | Preset" = "qwen3-vl") -> dict:
@@ -32,7 +30,7 @@ def model_inputs(row: dict, preset: "str | dict | Preset" = "qwen3-vl") -> dict:
     """
     preset = resolve_preset(preset)
     m, p, t = preset.merge_size, preset.patch_size, preset.temporal_patch_size
-    kept = _kept_pixels(row, preset)  # (K, m*m, 3, p, p)
+    kept = row_pixels(row["pixels"], preset.token_bytes).reshape(-1, m * m, 3, p, p)
     table = normalisation_table(preset)  # (3, 256) float32, the processor's values
     values = np.empty(kept.shape, dtype=np.float32)
     for c in range(3):

@@ -83,12 +83,14 @@ def token_mask(keep: np.ndarray, token_size: int) -> np.ndarray:
 
 
 def rebuild(resized: np.ndarray, ref: np.ndarray, token_size: int) -> np.ndarray:
-    """The image each position's kept token paints: what restore gives, computed from ref."""
+    """The image restore gives for this coding: each position painted by its kept token."""
+    from .coder import gather_tokens, layout, scatter_tokens
+
     h, w, _ = resized.shape
-    th, tw = h // token_size, w // token_size
-    tokens = resized.reshape(th, token_size, tw, token_size, 3).transpose(0, 2, 1, 3, 4).reshape(th * tw, token_size, token_size, 3)
-    painted = tokens[np.asarray(ref, dtype=np.intp)]
-    return np.ascontiguousarray(painted.reshape(th, tw, token_size, token_size, 3).transpose(0, 2, 1, 3, 4).reshape(h, w, 3))
+    kept_index, index_map = layout(np.asarray(ref, dtype=np.int32).reshape(-1))
+    # Any patch x merge split of the token gives the same image; one patch per token is simplest.
+    pixels = gather_tokens(resized, kept_index, token_size, 1)
+    return scatter_tokens(pixels, index_map, h, w, token_size, 1)
 
 
 def mark_dropped(resized: np.ndarray, ref: np.ndarray, token_size: int, grid: bool = True, hatch: bool = True) -> np.ndarray:
@@ -210,24 +212,16 @@ def _row_array(value, dtype) -> np.ndarray:
     return value if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
 
 
-def _row_pixels(value, token_bytes: int) -> np.ndarray:
-    """Kept pixels of a row as (kept, token_bytes) uint8, from numpy, a list of bytes or nested lists."""
-    if isinstance(value, np.ndarray):
-        return value.reshape(-1, token_bytes)
-    if value and isinstance(value[0], (bytes, bytearray, memoryview)):
-        return np.frombuffer(b"".join(bytes(v) for v in value), dtype=np.uint8).reshape(-1, token_bytes)
-    return np.asarray(value, dtype=np.uint8).reshape(-1, token_bytes)
-
-
 def row_image(row: dict, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     """(image, ref) of an output row: the image its kept tokens rebuild, and each position's kept token."""
     from .coder import scatter_tokens
+    from .model import row_pixels
     from .presets import resolve_preset
 
     preset = resolve_preset(meta)
     index_map = _row_array(row["index_map"], np.int32)
     kept_index = _row_array(row["kept_index"], np.int32)
-    pixels = _row_pixels(row["pixels"], preset.token_bytes)
+    pixels = row_pixels(row["pixels"], preset.token_bytes)
     image = scatter_tokens(pixels, index_map, int(row["height"]), int(row["width"]), preset.patch_size, preset.merge_size)
     return image, kept_index[index_map]
 
