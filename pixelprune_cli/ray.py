@@ -349,17 +349,11 @@ def _summary_row(position: int, shard: int, result) -> dict:
 
 
 class _ShardFile(RowSink):
-    """The local writer's batching (64 rows or 64 MB per row group), into one shard and its error log."""
+    """The local writer's batching (64 rows or 16 MB per batch), into one shard and its error log."""
 
     def __init__(self, schema: pa.Schema, table, errors):
         super().__init__(schema)
         self.table, self.errors = table, errors
-
-    def _write(self, batch: pa.RecordBatch) -> None:
-        self.table.write(batch)
-
-    def _error(self, record: dict) -> None:
-        self.errors.add(record)
 
 
 class _WriteShards:
@@ -377,10 +371,10 @@ class _WriteShards:
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     def write_shard(self, shard: int, pieces: list[dict]) -> list[dict]:
-        from .writer import ErrorLog, TableFile, shard_name
+        from .writer import ErrorLog, TableFile, shard_errors_name, shard_name
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
-        errors = ErrorLog(self.folder / f"part-{shard:05d}.errors.jsonl")
+        errors = ErrorLog(self.folder / shard_errors_name(shard))
         sink = _ShardFile(self.schema, table, errors)
         summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:

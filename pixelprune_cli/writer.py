@@ -120,7 +120,8 @@ class ErrorLog:
 class RowSink:
     """Takes results in input order, batches rows, hands batches and error records on.
 
-    Subclasses say where batches (`_write`) and error records (`_error`) go.
+    Batches go to `self.table` (a TableFile) and error records to `self.errors`
+    (an ErrorLog), which subclasses open; StdoutSink overrides both.
     """
 
     BATCH_ROWS = 64  # rows per Arrow record batch ...
@@ -149,10 +150,10 @@ class RowSink:
             self.pending, self.pending_bytes = [], 0
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        raise NotImplementedError
+        self.table.write(batch)
 
     def _error(self, record: dict) -> None:
-        raise NotImplementedError
+        self.errors.add(record)
 
 
 class FileSink(RowSink):
@@ -165,12 +166,6 @@ class FileSink(RowSink):
         _remove_stale_partials(self.target.parent, errors_path(target).name)
         self.table = TableFile(self.target, schema, output_format(target), compression)
         self.errors = ErrorLog(errors_path(target))
-
-    def _write(self, batch: pa.RecordBatch) -> None:
-        self.table.write(batch)
-
-    def _error(self, record: dict) -> None:
-        self.errors.add(record)
 
     def commit(self) -> None:
         self.flush()
@@ -215,6 +210,10 @@ def is_shard_folder(output: str) -> bool:
 
 def shard_name(index: int, fmt: str = "arrow") -> str:
     return f"part-{index:05d}.{fmt}"
+
+
+def shard_errors_name(index: int) -> str:
+    return f"part-{index:05d}.errors.jsonl"
 
 
 def _same_config(a: dict, b: dict) -> bool:
@@ -328,8 +327,8 @@ class ShardedSink(RowSink):
         self.add(result)
 
     def record_shard(self, index: int, images: int, failed: int, ids_sha1: str) -> None:
-        """List a shard that another process committed (the Ray engine's tasks), as _close_shard does."""
-        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": f"part-{index:05d}.errors.jsonl",
+        """List a committed shard in the manifest: one of ours, or one a Ray task wrote."""
+        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
                             "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1})
         self.done.add(index)
         self._verified.add(index)  # written in this run: nothing to check against
@@ -338,7 +337,7 @@ class ShardedSink(RowSink):
     def _open_shard(self, index: int) -> None:
         self.current = index
         self.table = TableFile(self.folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
-        self.errors = ErrorLog(self.folder / f"part-{index:05d}.errors.jsonl")
+        self.errors = ErrorLog(self.folder / shard_errors_name(index))
         self.counts = {"images": 0, "written": 0, "failed": 0}
         self._ids = hashlib.sha1()
 
@@ -348,19 +347,8 @@ class ShardedSink(RowSink):
         self.flush()
         self.table.commit()
         self.errors.commit()
-        self.shards.append({"index": self.current, "file": shard_name(self.current, self.fmt),
-                            "errors": f"part-{self.current:05d}.errors.jsonl", **self.counts,
-                            "ids_sha1": self._ids.hexdigest()})
-        self._verified.add(self.current)
-        self.done.add(self.current)
-        self.current = None
-        self._write_manifest(complete=False)
-
-    def _write(self, batch: pa.RecordBatch) -> None:
-        self.table.write(batch)
-
-    def _error(self, record: dict) -> None:
-        self.errors.add(record)
+        index, self.current = self.current, None
+        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest())
 
     def commit(self) -> None:
         self._close_shard()
