@@ -37,15 +37,10 @@ def _schema_of(path: Path) -> pa.Schema:
 def compressed_meta(path: str) -> dict | None:
     """The `pixelprune` metadata when path is a compressed output, else None (an image table or image)."""
     p = Path(path)
-    if p.is_dir():
-        if not (list(p.glob("part-*.arrow")) or list(p.glob("part-*.parquet"))):
-            return None
-    elif p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
+    if not p.is_dir() and p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
         return None
-    try:
+    try:  # a folder without shards raises InputError here, an unreadable file anything
         return read_meta(_schema_of(_output_files(path)[0]))
-    except InputError:
-        return None
     except Exception:
         return None
 
