@@ -7,8 +7,8 @@ in `api.compress`. This module only decides where that runs.
 Two entry points:
 
 - `compress_dataset(ds, config)` maps the per-image function over a Ray
-  Dataset of image cells that already has ids (Arrow batches in, Arrow batches
-  of the output schema out).
+  Dataset of image cells that already has ids and returns a Ray Dataset of the
+  output schema; failed images go to an error report (`errors_path`).
 - `compress_with_ray(inputs, output_dir, ...)`, behind `--engine ray`: the
   same inputs, ids, shards, manifest and error report as the local sharded
   mode (`-o DIR/ --shard-format parquet`).
@@ -180,23 +180,48 @@ def _failed_rows(batch: pa.Table) -> pa.Table:
 
 
 def compress_dataset(ds, config: CodingConfig = CodingConfig(), image_column: str = "image",
-                     keep_columns=(), id_column: str | None = None):
-    """(rows, errors): a Ray Dataset coded with the CLI's per-image function.
+                     keep_columns=(), id_column: str | None = None, errors_path: str | os.PathLike | None = None):
+    """A Ray Dataset of the output schema: `ds` coded with the CLI's per-image function.
 
     `ds` holds one image per row in `image_column` (HF Image struct
     {bytes, path} or binary) and a unique id in `id_column` (default: "id");
-    `keep_columns` are carried into the output. `rows` has the output schema
-    (its blocks carry the `pixelprune` metadata); `errors` has id, stage,
-    reason. The coding runs once, here (`materialize`), so that reading both
-    datasets does not code every image twice; for outputs larger than Ray's
-    object store, use `compress_with_ray`, which writes shards as it codes.
+    `keep_columns` are carried into the output. The returned rows have the
+    output schema and their blocks carry the `pixelprune` metadata, so
+    `write_parquet` files do too. An image that fails does not fail the job:
+    its {id, stage, reason} goes to `errors_path` as JSON lines (the format of
+    the CLI's errors.jsonl; the file is always written, empty when none
+    failed), or, without `errors_path`, to a logged warning per image.
+
+    The coding runs once, here (`materialize`), so that the error report is
+    complete when this returns and reading the rows does not code again. The
+    coded rows then sit in Ray's object store; for outputs larger than it, use
+    `compress_with_ray`, which writes shards as it codes.
     """
     _import_ray()
     fn = _CodeBatch(config, image_column, tuple(keep_columns), id_column)
     coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=ROWS_PER_READ).materialize()
-    rows = coded.map_batches(_written_rows, batch_format="pyarrow", batch_size=None)
-    errors = coded.map_batches(_failed_rows, batch_format="pyarrow", batch_size=None)
-    return rows, errors
+    failures = coded.map_batches(_failed_rows, batch_format="pyarrow", batch_size=None).take_all()
+    _report_failures(failures, errors_path)
+    return coded.map_batches(_written_rows, batch_format="pyarrow", batch_size=None)
+
+
+def _report_failures(failures: list[dict], errors_path) -> None:
+    """Only {id, stage, reason} reaches the driver: a few hundred bytes per failed image."""
+    if errors_path is None:
+        log = logging.getLogger("pixelprune")
+        for failure in failures:
+            log.warning("%s: %s error: %s", failure["id"], failure["stage"], failure["reason"])
+        return
+    from .writer import ErrorLog
+
+    report = ErrorLog(Path(errors_path))
+    try:
+        for failure in failures:
+            report.add({"id": failure["id"], "stage": failure["stage"], "reason": failure["reason"]})
+    except BaseException:
+        report.abort()
+        raise
+    report.commit()
 
 
 # -- planning on the driver: positions, ids and shards from metadata only --------------------

@@ -53,7 +53,7 @@ class AtomicFile:
     def __init__(self, target: Path, mode: str = "wb"):
         self.target = Path(target)
         self.temp = _temp_path(self.target)
-        self.handle = open(self.temp, mode)
+        self.handle = open(self.temp, mode, encoding=None if "b" in mode else "utf-8")
 
     def commit(self) -> None:
         self.handle.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -131,14 +132,14 @@ def test_resume_rewrites_only_the_missing_shard(tmp_path):
         compress_with_ray([str(SAMPLES)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
 
 
-def test_compress_dataset_matches_local_rows_and_splits_out_failures(tmp_path):
+def test_compress_dataset_returns_local_rows_and_reports_failures(tmp_path):
     table = pq.read_table(SAMPLES_PARQUET)
     table = table.append_column("id", pa.array([f"samples.parquet#{i}" for i in range(table.num_rows)]))
     bad = pa.table({"image": pa.array([{"bytes": b"not an image", "path": None}], table.schema.field("image").type),
                     "name": ["junk"], "kind": ["junk"], "id": ["junk#0"]})
     ds = ray.data.from_arrow(pa.concat_tables([table, bad]))
 
-    rows, errors = compress_dataset(ds, CONFIG, keep_columns=("name", "kind"))
+    rows = compress_dataset(ds, CONFIG, keep_columns=("name", "kind"), errors_path=tmp_path / "errors.jsonl")
 
     sources = SourceOptions(keep_columns=("name", "kind"))
     api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
@@ -146,7 +147,21 @@ def test_compress_dataset_matches_local_rows_and_splits_out_failures(tmp_path):
     ours = pa.concat_tables(ray.get(rows.to_arrow_refs()))
     assert_same_rows(ours, local)
     assert read_meta(ours.schema) == read_meta(local.schema)
-    assert [(e["id"], e["stage"]) for e in errors.take_all()] == [("junk#0", "decode")]
+    errors = [json.loads(line) for line in (tmp_path / "errors.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["id"], e["stage"]) for e in errors] == [("junk#0", "decode")]
+    rows.write_parquet(str(tmp_path / "written"))  # Ray's own writer keeps the pixelprune metadata
+    written = [pq.read_schema(p) for p in (tmp_path / "written").glob("*.parquet")]
+    assert written and all(read_meta(schema) == read_meta(local.schema) for schema in written)
+
+
+def test_compress_dataset_without_an_errors_path_logs_each_failure(caplog):
+    cells = pa.array([{"bytes": b"", "path": None}, {"bytes": b"junk", "path": None}],
+                     pq.read_schema(SAMPLES_PARQUET).field("image").type)
+    ds = ray.data.from_arrow(pa.table({"image": cells, "id": ["empty", "junk"]}))
+    with caplog.at_level(logging.WARNING, logger="pixelprune"):
+        rows = compress_dataset(ds, CONFIG)
+    assert rows.count() == 0
+    assert sorted(r.getMessage().split(":")[0] for r in caplog.records if r.name == "pixelprune") == ["empty", "junk"]
 
 
 def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
