@@ -111,7 +111,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     elif writer.is_shard_folder(output):
         sink = writer.ShardedSink(output, schema, meta, shard_size, compression, shard_format,
                                   resume=resume, overwrite=overwrite)
-        summary.extra["resumed_shards"] = len(sink.done)
+        summary.extra.update(sink.resumed)
     else:
         sink = writer.FileSink(output, schema, compression)
     skip = getattr(sink, "skips", None)
@@ -177,10 +177,13 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
 def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summary:
     """Summary of a compressed file, read from its small columns only."""
-    from .readers import compressed_meta, iter_output_batches
+    from .readers import compressed_meta, incomplete_note, iter_output_batches
 
     meta = compressed_meta(path)
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
+    note = incomplete_note(path)
+    if note:
+        summary.extra["incomplete"] = note
     columns = ["id", "source_width", "source_height", "width", "height", "tokens", "kept", "tau", *sources.keep_columns]
     for batch in iter_output_batches(path, columns):
         rows = batch.to_pydict()

@@ -154,6 +154,8 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool) -> None:
         print_json(summary, to_stderr=to_stderr)
     else:
         render_table(summary, table, to_stderr=to_stderr)
+    if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
+        click.echo(f"pixelprune: warning: {summary.extra['incomplete']}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -215,7 +217,8 @@ def compress(inputs, output, image_column, keep_columns, workers, compression, o
             shard_format=shard_format or "arrow", resume=resume,
         )
     _report(summary, as_json, table, to_stderr=output == "-")
-    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+    # A resumed output is one output: images that failed in the earlier run still failed.
+    sys.exit(EXIT_SOME_FAILED if summary.failed or summary.extra.get("resumed_failed") else EXIT_OK)
 
 
 def _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast, shard_size,

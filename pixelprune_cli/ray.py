@@ -458,7 +458,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume,
                               overwrite=overwrite, manifest_extra={"engine": "ray"})
     summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
-    summary.extra["resumed_shards"] = len(sink.done)
+    summary.extra.update(sink.resumed)
     summary.extra["engine"] = "ray"
     for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
         position = k * shard_rows

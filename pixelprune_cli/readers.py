@@ -21,6 +21,31 @@ def _output_files(path: str) -> list[Path]:
     return [p]
 
 
+def incomplete_note(path: str) -> str | None:
+    """A warning when path is a shard folder whose run has not finished (its manifest says so), else None.
+
+    Such a folder reads fine, shard by shard, but holds only the committed
+    shards; whoever reads it should know that before trusting the totals.
+    """
+    import json
+
+    from .writer import MANIFEST
+
+    manifest_path = Path(path) / MANIFEST
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{manifest_path} is unreadable; this folder may hold an incomplete output"
+    if manifest.get("complete", True):
+        return None
+    shards = len(manifest.get("shards", []))
+    return (f"{path} is incomplete: the run that writes it has not finished ({shards} shards, "
+            f"{manifest.get('images', 0):,} images committed); finish it with `pixelprune compress ... "
+            f"-o {path} --resume`")
+
+
 def _schema_of(path: Path) -> pa.Schema:
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq

@@ -191,6 +191,10 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         console.print(f"budget {budget['budget']} tokens: {budget['fit_at_tau_0']} of {budget['images']} images fit at "
                       f"tau=0, {budget['fit_within_max_tau']} within max-tau, {budget['over_budget']} over budget; "
                       f"tau needed: {needed}")
+    if summary.extra.get("resumed_shards"):
+        console.print(f"resumed: {summary.extra['resumed_shards']} shards from an earlier run kept "
+                      f"({summary.extra['resumed_images']:,} images, {summary.extra['resumed_failed']:,} failed; "
+                      "the table shows this run)")
     if summary.skipped_files:
         console.print(f"skipped {summary.skipped_files} non-image files")
     if summary.errors:

@@ -12,7 +12,7 @@ import pyarrow as pa
 from .coder import scatter_tokens
 from .errors import ConfigError, InputError
 from .presets import resolve_preset
-from .readers import compressed_meta, iter_output_batches
+from .readers import compressed_meta, incomplete_note, iter_output_batches
 from .report import ImageEntry, Summary
 
 _MAX_NAME = 200
@@ -59,6 +59,9 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
+    note = incomplete_note(path)
+    if note:
+        summary.extra["incomplete"] = note
     seen: set[str] = set()
     for batch in iter_output_batches(path):
         ids = batch.column("id").to_pylist()

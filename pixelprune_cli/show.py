@@ -249,7 +249,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
     """
     from .errors import InputError
-    from .readers import compressed_meta, iter_output_batches
+    from .readers import compressed_meta, incomplete_note, iter_output_batches
     from .restore import row_pixels
 
     if (image_id is None) == (row is None):
@@ -273,7 +273,8 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         small["pixels"] = row_pixels(batch, i)
         return small, meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
-    raise InputError(f"{path}: no {where}")
+    note = incomplete_note(path)
+    raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))
 
 
 def read_table_image(path: str, row: int, image_column: str | None = None) -> Image.Image:

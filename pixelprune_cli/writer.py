@@ -277,6 +277,11 @@ class ShardedSink(RowSink):
             self.shards = []
         _remove_stale_partials(self.folder)
         self.done = {s["index"] for s in self.shards}
+        self.resumed = {  # what earlier runs committed: part of this output, not of this run's counts
+            "resumed_shards": len(self.shards),
+            "resumed_images": sum(s["images"] for s in self.shards),
+            "resumed_failed": sum(s["failed"] for s in self.shards),
+        }
         self._seen: dict[int, "hashlib._Hash"] = {}
         self._seen_count: dict[int, int] = {}
         self._verified: set[int] = set()

@@ -229,6 +229,38 @@ def test_resume_with_the_same_config_finishes_the_interrupted_folder(interrupted
     assert manifest(out)["complete"] is True and temporaries(out) == []
 
 
+def test_resume_exits_1_when_a_kept_shard_holds_a_failed_image(tmp_path):
+    folder = small_folder(tmp_path, 4, bad_at=1)  # the bad image is in shard 0
+    out = tmp_path / "out"
+    assert cli("compress", folder, "-o", f"{out}/", "--shard-size", 2)[0] == 1
+    (out / "part-00001.arrow").unlink()  # as if the run had died before its last shard
+    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume", "--json")
+    summary = json.loads(stdout)
+    assert (summary["images"], summary["failed"]) == (2, 0)  # this run: shard 1 only, nothing failed ...
+    assert (summary["resumed_shards"], summary["resumed_images"], summary["resumed_failed"]) == (1, 2, 1)
+    assert code == 1, stderr  # ... but the output as a whole lacks an image
+    code, stdout, _ = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
+    assert code == 1 and "resumed: 2 shards from an earlier run kept (4 images, 1 failed" in stdout
+
+
+def test_stats_and_restore_warn_that_an_interrupted_folder_is_incomplete(interrupted, tmp_path):
+    folder, out = interrupted
+    code, stdout, stderr = cli("stats", out, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["images"] == 2  # the committed shard only ...
+    assert "is incomplete" in json.loads(stdout)["incomplete"]  # ... and the report says so
+    assert "warning:" in stderr and "--resume" in stderr
+    code, _, stderr = cli("restore", out, "-o", tmp_path / "restored", "--table", "none")
+    assert code == 0 and "is incomplete" in stderr
+    code, _, stderr = cli("show", out, "--id", "img_005.png", "-o", tmp_path / "x.png")
+    assert code == 2 and "no id 'img_005.png'" in stderr and "is incomplete" in stderr
+
+    (folder / "img_003.png").write_bytes(bad.png(seed=3))
+    assert cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")[0] == 0
+    code, stdout, stderr = cli("stats", out, "--json")
+    assert "incomplete" not in json.loads(stdout) and "warning" not in stderr
+
+
 def test_resume_after_the_inputs_changed_loses_or_duplicates_nothing(interrupted):
     folder, out = interrupted
     (folder / "img_003.png").write_bytes(bad.png(seed=3))
