@@ -30,9 +30,10 @@ task, and a shard that was written stays valid for `--resume`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
+import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,7 +41,7 @@ import pyarrow as pa
 from .errors import InputError, PixelpruneError, one_line
 from .pipeline import CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
-from .sources import SourceCounts, SourceOptions
+from .sources import Piece, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
 from .writer import RowSink
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
@@ -226,92 +227,19 @@ def _report_failures(failures: list[dict], errors_path) -> None:
 
 # -- planning on the driver: positions, ids and shards from metadata only --------------------
 
-def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool):
-    """One piece covering every row of a Parquet file (or one failure), as `sources` enumerates it."""
-    import pyarrow.parquet as pq
-
-    from .sources import find_image_column
-
-    try:
-        parquet = pq.ParquetFile(str(path))
-        column = find_image_column(parquet.schema_arrow, options.image_column, name)
-    except InputError as exc:
-        if not inside_folder:
-            raise
-        return [{"kind": "failed", "id": name, "stage": "read", "reason": str(exc)}]
-    except Exception as exc:
-        if not inside_folder:
-            raise InputError(f"{name}: not a readable Parquet file ({one_line(exc)})") from None
-        return [{"kind": "failed", "id": name, "stage": "read", "reason": f"not a readable Parquet file ({one_line(exc)})"}]
-    missing = [c for c in options.keep_columns if c not in parquet.schema_arrow.names]
-    if missing:
-        raise InputError(f"{name}: --keep-columns names missing columns: {', '.join(missing)}")
-    counts.parquet_files += 1
-    rows = parquet.metadata.num_rows
-    if not rows:
-        return []
-    return [{"kind": "parquet", "path": str(path.resolve()), "name": name, "column": column, "start": 0, "stop": rows}]
-
-
-def plan_pieces(inputs: list[str], options: SourceOptions, counts: SourceCounts) -> list[dict]:
-    """Every input image in `sources.iter_items` order, grouped into pieces, without reading images.
-
-    A piece is a run of Parquet rows, one image file, or one enumeration
-    failure; its size (`_size`) is how many input positions it takes.
-    """
-    from .sources import IMAGE_SUFFIXES, PARQUET_SUFFIXES, walk_files
-
-    pieces: list[dict] = []
-    for raw in inputs:
-        path = Path(raw)
-        if not path.exists() and not path.is_symlink():
-            raise InputError(f"{raw}: no such file or folder")
-        if path.is_dir():
-            for found, kind in walk_files(path, counts, set()):
-                rel = found.relative_to(path).as_posix()
-                suffix = found.suffix.lower()
-                if kind.startswith("unlistable"):
-                    reason = kind.split(": ", 1)[1] if ": " in kind else f"cannot list folder {found}"
-                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": reason})
-                elif suffix in PARQUET_SUFFIXES:
-                    pieces += _plan_parquet(found, rel, options, counts, inside_folder=True)
-                elif suffix not in IMAGE_SUFFIXES:
-                    counts.skipped_files += 1
-                elif kind == "link" or not found.exists():
-                    pieces.append({"kind": "failed", "id": rel, "stage": "read", "reason": f"broken or looping symlink {found}"})
-                else:
-                    pieces.append({"kind": "file", "id": rel, "path": os.path.abspath(found)})
-        elif path.suffix.lower() in PARQUET_SUFFIXES:
-            pieces += _plan_parquet(path, path.name, options, counts, inside_folder=False)
-        else:
-            pieces.append({"kind": "file", "id": raw, "path": os.path.abspath(raw)})
-    return pieces
-
-
-def _piece_ids(piece: dict):
-    """The ids a piece yields, in order (what its task will write or report)."""
-    if piece["kind"] == "parquet":
-        return (f"{piece['name']}#{row}" for row in range(piece["start"], piece["stop"]))
-    return iter([piece["id"]])
-
-
-def _size(piece: dict) -> int:
-    return piece["stop"] - piece["start"] if piece["kind"] == "parquet" else 1
-
-
-def split_into_shards(pieces: list[dict], shard_rows: int) -> list[list[dict]]:
-    """Pieces cut at input positions that are multiples of shard_rows: shard k = [k*S, (k+1)*S)."""
-    shards: list[list[dict]] = [[]]
+def split_into_shards(pieces: list[Piece], shard_rows: int) -> list[list[Piece]]:
+    """Pieces (`sources.plan`) cut at input positions that are multiples of shard_rows: shard k = [k*S, (k+1)*S)."""
+    shards: list[list[Piece]] = [[]]
     room = shard_rows
     for piece in pieces:
-        while _size(piece) > room:  # only Parquet pieces are longer than 1
-            head = {**piece, "stop": piece["start"] + room}
+        while piece_size(piece) > room:  # only Parquet row runs are longer than 1
+            head = replace(piece, stop=piece.start + room)
             shards[-1].append(head)
-            piece = {**piece, "start": head["stop"]}
+            piece = replace(piece, start=head.stop)
             shards.append([])
             room = shard_rows
         shards[-1].append(piece)
-        room -= _size(piece)
+        room -= piece_size(piece)
         if room == 0:
             shards.append([])
             room = shard_rows
@@ -320,48 +248,10 @@ def split_into_shards(pieces: list[dict], shard_rows: int) -> list[list[dict]]:
 
 # -- the task: one shard, read, coded and written where it runs -------------------------------
 
-def _parquet_rows(piece: dict, keep_columns: tuple):
-    """(first row, Arrow batch) for the piece's rows, reading only the row groups that hold them."""
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(piece["path"], pre_buffer=False)  # as sources: memory stays one batch
-    start, stop = piece["start"], piece["stop"]
-    groups, first, offset = [], None, 0
-    for index in range(parquet.metadata.num_row_groups):
-        rows = parquet.metadata.row_group(index).num_rows
-        if offset < stop and offset + rows > start:
-            groups.append(index)
-            first = offset if first is None else first
-        offset += rows
-    columns = [piece["column"], *[c for c in keep_columns if c != piece["column"]]]
-    row = first
-    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=groups, columns=columns):
-        lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
-        if hi > lo:
-            yield row + lo, batch.slice(lo, hi - lo)
-        row += batch.num_rows
-
-
-def _piece_results(piece: dict, config: CodingConfig, keep_columns: tuple):
+def _piece_results(piece: Piece, config: CodingConfig, keep_columns: tuple):
     """CodedImage | FailedImage for every image of a piece, in input order; never raises for bad data."""
-    if piece["kind"] == "failed":
-        yield FailedImage(piece["id"], piece["stage"], piece["reason"])
-    elif piece["kind"] == "file":
-        yield from code_cells([piece["id"]], [{"bytes": None, "path": piece["path"]}], [{}], config, Path("/"))
-    else:
-        base_dir, done = Path(piece["path"]).parent, piece["start"]
-        try:
-            for row, batch in _parquet_rows(piece, keep_columns):
-                ids = [f"{piece['name']}#{row + i}" for i in range(batch.num_rows)]
-                kept = {c: batch.column(c).to_pylist() for c in keep_columns}
-                extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
-                for result in code_cells(ids, batch.column(piece["column"]).to_pylist(), extras, config, base_dir):
-                    yield result
-                    done += 1
-        except Exception as exc:  # the rest of this piece cannot be read: account for every row
-            reason = f"Parquet data unreadable from row {done} ({one_line(exc)})"
-            for rest in range(done, piece["stop"]):
-                yield FailedImage(f"{piece['name']}#{rest}", "read", reason)
+    for item in read_piece(piece, keep_columns):
+        yield item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
 
 
 def _summary_row(position: int, shard: int, result) -> dict:
@@ -392,10 +282,10 @@ class _WriteShards:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
         for shard, spec in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist()):
-            rows += self.write_shard(shard, json.loads(spec))
+            rows += self.write_shard(shard, pickle.loads(spec))
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
-    def write_shard(self, shard: int, pieces: list[dict]) -> list[dict]:
+    def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
         from .writer import ErrorLog, TableFile, shard_errors_name, shard_name
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
@@ -451,7 +341,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     meta = config.to_meta()
     schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
     counts = SourceCounts()
-    shards = split_into_shards(plan_pieces(inputs, sources, counts), shard_rows)
+    shards = split_into_shards(list(plan(inputs, sources, counts)), shard_rows)
     if not shards:
         raise InputError(f"no images found in {', '.join(inputs)}"
                          + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
@@ -462,18 +352,18 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     summary.extra["engine"] = "ray"
     for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
         position = k * shard_rows
-        for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in _piece_ids(piece)):
+        for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)):
             sink.skips(position, image_id)
             position += 1
     sink.verify_resumed()  # before any work, as the local writer does before its first new shard
-    todo = {k: sum(map(_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
+    todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
     results: list[tuple] = []  # (position, ImageEntry or error record): small, the pixels stay in the shards
     if todo:
         ray = _import_ray()
         started = connect(ray_address, num_cpus)
         bar = Progress(progress)
         try:
-            specs = [{"shard": k, "spec": json.dumps(shards[k])} for k in todo]
+            specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
             fn = _WriteShards(str(sink.folder.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)

@@ -84,22 +84,6 @@ def walk_files(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple
             yield path, "file"
 
 
-def _folder_items(root: Path, options: SourceOptions, counts: SourceCounts) -> Iterator["Item | FailedImage"]:
-    for path, kind in walk_files(root, counts, set()):
-        rel = path.relative_to(root).as_posix()
-        suffix = path.suffix.lower()
-        if kind.startswith("unlistable"):
-            yield FailedImage(rel, "read", kind.split(": ", 1)[1])
-        elif suffix in PARQUET_SUFFIXES:
-            yield from _parquet_items(path, rel, options, counts, inside_folder=True)
-        elif suffix not in IMAGE_SUFFIXES:
-            counts.skipped_files += 1
-        elif kind == "link" or not path.exists():
-            yield FailedImage(rel, "read", f"broken or looping symlink {path}")
-        else:
-            yield Item(rel, partial(_read_file, str(path)))
-
-
 def find_image_column(schema, requested: str | None, name: str) -> str:
     """The image column: --image-column, else the HF `Image` feature, else a bytes struct, else binary."""
     import pyarrow as pa
@@ -147,13 +131,84 @@ def cell_reader(cell, base_dir: Path, label: str):
     return None, f"image cell holds {type(cell).__name__}, not bytes"
 
 
-def _parquet_items(path: Path, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool = False) -> Iterator["Item | FailedImage"]:
+@dataclass(frozen=True)
+class ImageFile:
+    """One image file to read: its id and its path."""
+
+    id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ParquetRows:
+    """Rows [start, stop) of a Parquet image table, known from its footer; ids are `name#ROW`."""
+
+    path: str
+    name: str
+    column: str
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def ids(self) -> Iterator[str]:
+        return (f"{self.name}#{row}" for row in range(self.start, self.stop))
+
+
+# A piece of the input plan: an image file, a run of Parquet rows, or an input that failed
+# to enumerate (FailedImage). Planning reads folder listings and Parquet footers, never images.
+Piece = ImageFile | ParquetRows | FailedImage
+
+
+def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Piece]:
+    """Every input image, in a deterministic order, as pieces; raises InputError for unusable paths.
+
+    Ids: with one input, a folder's images are named by their path relative to
+    the folder, a file by its name, a Parquet row `NAME.parquet#ROW`. With
+    several inputs, the path as given replaces the name (and prefixes folder
+    paths), so that ids stay unique. Both engines (local and Ray) enumerate
+    through here, so they give every image the same id and position.
+    """
+    counts = counts if counts is not None else SourceCounts()
+    several = len(paths) > 1
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"{raw}: no such file or folder")
+        if path.is_dir():
+            prefix = raw.rstrip("/" + os.sep) + "/" if several else ""
+            yield from _plan_folder(path, prefix, options, counts)
+        elif path.suffix.lower() in PARQUET_SUFFIXES:
+            yield from _plan_parquet(path, raw if several else path.name, options, counts, inside_folder=False)
+        else:
+            yield ImageFile(raw if several else path.name, os.path.abspath(raw))
+
+
+def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
+    for path, kind in walk_files(root, counts, set()):
+        name = prefix + path.relative_to(root).as_posix()
+        suffix = path.suffix.lower()
+        if kind.startswith("unlistable"):
+            yield FailedImage(name, "read", kind.split(": ", 1)[1])
+        elif suffix in PARQUET_SUFFIXES:
+            yield from _plan_parquet(path, name, options, counts, inside_folder=True)
+        elif suffix not in IMAGE_SUFFIXES:
+            counts.skipped_files += 1
+        elif kind == "link" or not path.exists():
+            yield FailedImage(name, "read", f"broken or looping symlink {path}")
+        else:
+            yield ImageFile(name, os.path.abspath(path))
+
+
+def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool) -> Iterator[Piece]:
+    """All rows of one Parquet file, from its footer. Alone on the command line a bad file
+    stops the run (exit 2); inside a folder it becomes one error entry."""
     import pyarrow.parquet as pq
 
     try:
-        # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
-        # alive, and memory would grow with the file (measured in bench/memory.py).
-        parquet = pq.ParquetFile(str(path), pre_buffer=False)
+        parquet = pq.ParquetFile(str(path))
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
         if not inside_folder:
@@ -169,52 +224,75 @@ def _parquet_items(path: Path, name: str, options: SourceOptions, counts: Source
     if missing:
         raise InputError(f"{name}: --keep-columns names missing columns: {', '.join(missing)}")
     counts.parquet_files += 1
-    columns = [column, *[c for c in options.keep_columns if c != column]]
-    row = 0
+    if parquet.metadata.num_rows:
+        yield ParquetRows(os.path.abspath(path), name, column, 0, parquet.metadata.num_rows)
+
+
+def piece_size(piece: Piece) -> int:
+    """How many input positions a piece takes."""
+    return piece.size if isinstance(piece, ParquetRows) else 1
+
+
+def piece_ids(piece: Piece) -> Iterator[str]:
+    return piece.ids() if isinstance(piece, ParquetRows) else iter([piece.id])
+
+
+def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["Item | FailedImage"]:
+    """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
+    if isinstance(piece, ImageFile):
+        yield Item(piece.id, partial(_read_file, piece.path))
+    elif isinstance(piece, ParquetRows):
+        yield from _parquet_items(piece, keep_columns)
+    else:
+        yield piece
+
+
+def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
+    base_dir, row = Path(piece.path).parent, piece.start
     try:
-        for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, columns=columns):
-            cells = batch.column(column).to_pylist()
-            kept = {c: batch.column(c).to_pylist() for c in options.keep_columns}
+        for first, batch in _parquet_batches(piece, keep_columns):
+            cells = batch.column(piece.column).to_pylist()
+            kept = {c: batch.column(c).to_pylist() for c in keep_columns}
             for i, cell in enumerate(cells):
-                item_id = f"{name}#{row}"
+                item_id = f"{piece.name}#{first + i}"
                 extra = {c: values[i] for c, values in kept.items()}
-                reader, problem = cell_reader(cell, path.parent, item_id)
-                if problem:
-                    yield FailedImage(item_id, "read", problem, extra)
-                else:
-                    yield Item(item_id, reader, extra)
-                row += 1
+                reader, problem = cell_reader(cell, base_dir, item_id)
+                yield FailedImage(item_id, "read", problem, extra) if problem else Item(item_id, reader, extra)
+                row = first + i + 1
     except Exception as exc:
-        # The rest of this file cannot be read: account for every remaining row.
-        total = parquet.metadata.num_rows
+        # The rest of these rows cannot be read: account for every one of them.
         reason = f"Parquet data unreadable from row {row} ({one_line(exc)})"
-        for rest in range(row, total):
-            yield FailedImage(f"{name}#{rest}", "read", reason)
+        for rest in range(row, piece.stop):
+            yield FailedImage(f"{piece.name}#{rest}", "read", reason)
+
+
+def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
+    """(first row, Arrow batch) over the piece's rows, reading only the row groups that hold them."""
+    import pyarrow.parquet as pq
+
+    # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
+    # alive, and memory would grow with the file (measured in bench/memory.py).
+    parquet = pq.ParquetFile(piece.path, pre_buffer=False)
+    groups, first, offset = [], None, 0
+    for index in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        if offset < piece.stop and offset + rows > piece.start:
+            groups.append(index)
+            first = offset if first is None else first
+        offset += rows
+    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
+    row = first
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=groups, columns=columns):
+        lo, hi = max(piece.start - row, 0), min(piece.stop - row, batch.num_rows)
+        if hi > lo:
+            yield row + lo, batch.slice(lo, hi - lo)
+        row += batch.num_rows
 
 
 def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator["Item | FailedImage"]:
-    """Every input image, in a deterministic order; raises InputError for unusable paths.
-
-    Ids: with one input, a folder's images are named by their path relative to
-    the folder, a file by its name, a Parquet row `NAME.parquet#ROW`. With
-    several inputs, the path as given replaces the name (and prefixes folder
-    paths), so that ids stay unique.
-    """
-    counts = counts if counts is not None else SourceCounts()
-    several = len(paths) > 1
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists() and not path.is_symlink():
-            raise InputError(f"{raw}: no such file or folder")
-        if path.is_dir():
-            prefix = raw.rstrip("/" + os.sep) + "/" if several else ""
-            for entry in _folder_items(path, options, counts):
-                entry.id = prefix + entry.id
-                yield entry
-        elif path.suffix.lower() in PARQUET_SUFFIXES:
-            yield from _parquet_items(path, raw if several else path.name, options, counts)
-        else:
-            yield Item(raw if several else path.name, partial(_read_file, raw))
+    """Every input image as an item (or a failure), in `plan` order; raises InputError for unusable paths."""
+    for piece in plan(paths, options, counts):
+        yield from read_piece(piece, options.keep_columns)
 
 
 def check_inputs(paths: list[str]) -> None:

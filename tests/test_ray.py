@@ -26,7 +26,8 @@ from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
-from pixelprune_cli.sources import SourceOptions  # noqa: E402
+from pixelprune_cli.pipeline import FailedImage  # noqa: E402
+from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLES_PARQUET = SAMPLES / "samples.parquet"
@@ -92,6 +93,18 @@ def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
     assert manifest == json.loads((tmp_path / "local" / "manifest.json").read_text())
     assert (tmp_path / "ray" / "errors.jsonl").read_text() == ""
     assert [e.id for e in summary.entries] == single.column("id").to_pylist()
+
+
+@pytest.mark.parametrize("inputs", [["chart.png"], ["form.png", "samples.parquet"]], ids=["one file", "two inputs"])
+def test_ray_ids_equal_local_ids_for_files_and_several_inputs(tmp_path, inputs):
+    paths = [str(SAMPLES / name) for name in inputs]  # one input: ids are names; several: the paths as given
+    api.compress(paths, str(tmp_path / "local.arrow"), CONFIG, run=RUN)
+    compress_with_ray(paths, str(tmp_path / "ray"), CONFIG, shard_rows=4, progress=False)
+    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
+        local = pa.ipc.open_file(source).read_all()
+    ours = read_shards(tmp_path / "ray")
+    assert ours.column("id").to_pylist() == local.column("id").to_pylist()
+    assert_same_rows(ours, local)
 
 
 def png_bytes(color) -> bytes:
@@ -165,12 +178,11 @@ def test_compress_dataset_without_an_errors_path_logs_each_failure(caplog):
 
 
 def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
-    pieces = [{"kind": "file", "id": "a.png", "path": "/a.png"},
-              {"kind": "parquet", "path": "/t.parquet", "name": "t.parquet", "column": "image", "start": 0, "stop": 6},
-              {"kind": "failed", "id": "b.parquet", "stage": "read", "reason": "x"}]
+    pieces = [ImageFile("a.png", "/a.png"), ParquetRows("/t.parquet", "t.parquet", "image", 0, 6),
+              FailedImage("b.parquet", "read", "x")]
     shards = split_into_shards(pieces, 4)
-    sizes = [[(p["kind"], p.get("start"), p.get("stop")) for p in shard] for shard in shards]
-    assert sizes == [[("file", None, None), ("parquet", 0, 3)], [("parquet", 3, 6), ("failed", None, None)]]
+    sizes = [[(type(p).__name__, getattr(p, "start", None), getattr(p, "stop", None)) for p in shard] for shard in shards]
+    assert sizes == [[("ImageFile", None, None), ("ParquetRows", 0, 3)], [("ParquetRows", 3, 6), ("FailedImage", None, None)]]
 
 
 def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
