@@ -6,14 +6,14 @@ The CLI parses options into these calls; notebooks and Ray jobs call them (or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError, InputError, PixelpruneError
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pipeline import CodedImage, CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
-from .sources import SourceCounts, SourceOptions, check_inputs, iter_items
+from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, piece_ids, piece_size, plan, read_piece
 
 
 class ImageFailedFast(PixelpruneError):
@@ -43,18 +43,49 @@ def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions
                  counts: SourceCounts, skip=None):
     """(position, CodedImage | FailedImage) for every input, in input order.
 
-    Positions count every image enumerated; `skip(position)` leaves out images
-    (already in a committed shard) without reading them.
+    Positions count every image enumerated; `skip(position, id)` leaves out
+    images (already in a committed shard) without reading them.
     """
 
     def work(entry):
         position, item = entry
         return position, process(item.id, item.read, config, item.extra)
 
-    entries = enumerate(iter_items(inputs, sources, counts))
-    if skip is not None:
-        entries = ((pos, item) for pos, item in entries if not skip(pos, item.id))
+    entries = _positioned_items(inputs, sources, counts, skip)
     return ordered_map(work, entries, run.workers, passthrough=lambda entry: isinstance(entry[1], FailedImage))
+
+
+def _positioned_items(inputs: list[str], sources: SourceOptions, counts: SourceCounts, skip):
+    """(position, Item | FailedImage) in plan order, minus the skipped positions.
+
+    Skipping works on the plan, before any read: a resumed run does not read
+    the image bytes of committed Parquet rows again, only their ids.
+    """
+    position = 0
+    for piece in plan(inputs, sources, counts):
+        if skip is None:
+            runs = [(0, piece)]
+        else:
+            todo = [not skip(position + k, image_id) for k, image_id in enumerate(piece_ids(piece))]
+            runs = _runs_to_read(piece, todo)
+        for offset, part in runs:
+            for k, item in enumerate(read_piece(part, sources.keep_columns)):
+                yield position + offset + k, item
+        position += piece_size(piece)
+
+
+def _runs_to_read(piece, todo: list[bool]):
+    """(offset, piece) for each maximal run of positions still to do; only Parquet rows come in runs."""
+    if not isinstance(piece, ParquetRows):
+        return [(0, piece)] if todo[0] else []
+    runs, start = [], None
+    for k, needed in enumerate([*todo, False]):
+        if needed and start is None:
+            start = k
+        elif not needed and start is not None:
+            runs.append((start, replace(piece, start=piece.start + start, stop=piece.start + k)))
+            start = None
+    return runs
 
 
 def carried_fields(inputs: list[str], sources: SourceOptions):

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from pixelprune_cli import sources
 from pixelprune_cli.cli import main
 
 _spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
@@ -241,6 +242,24 @@ def test_resume_exits_1_when_a_kept_shard_holds_a_failed_image(tmp_path):
     assert code == 1, stderr  # ... but the output as a whole lacks an image
     code, stdout, _ = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
     assert code == 1 and "resumed: 2 shards from an earlier run kept (4 images, 1 failed" in stdout
+
+
+def test_resume_reads_only_the_parquet_rows_of_missing_shards(tmp_path, monkeypatch):
+    samples = Path(__file__).parents[1] / "samples" / "samples.parquet"  # 10 rows: shards [0,4) [4,8) [8,10)
+    out, full = tmp_path / "out", tmp_path / "full"
+    for target in (out, full):
+        assert cli("compress", samples, "-o", f"{target}/", "--shard-size", 4, "--workers", 1)[0] == 0
+    (out / "part-00001.arrow").unlink()  # a missing shard in the middle
+
+    reads = []
+    real = sources._parquet_batches
+    monkeypatch.setattr(sources, "_parquet_batches", lambda piece, keep: reads.append((piece.start, piece.stop)) or real(piece, keep))
+    code, stdout, stderr = cli("compress", samples, "-o", f"{out}/", "--shard-size", 4, "--workers", 1, "--resume", "--json")
+    assert code == 0, stderr
+    assert reads == [(4, 8)]  # the committed rows' bytes were not read again
+    assert json.loads(stdout)["images"] == 4
+    assert shard_rows(out).equals(shard_rows(full))
+    assert manifest(out)["complete"] is True
 
 
 def test_stats_and_restore_warn_that_an_interrupted_folder_is_incomplete(interrupted, tmp_path):
