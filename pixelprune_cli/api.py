@@ -173,9 +173,15 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
 
 def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: SourceOptions = SourceOptions(),
           run: RunOptions = RunOptions()) -> Summary:
-    """What compressing would save (images), or what a compressed file saves (pixelprune outputs)."""
+    """What compressing would save (images), or what a compressed file saves (pixelprune outputs).
+
+    `-` reads a compressed output streamed on stdin (`compress ... -o - | pixelprune stats -`).
+    """
+    from .readers import STDIN, compressed_meta
+
+    if inputs == [STDIN]:
+        return stats_of_output(STDIN, sources)
     check_inputs(inputs)
-    from .readers import compressed_meta
 
     if len(inputs) == 1 and compressed_meta(inputs[0]) is not None:
         return stats_of_output(inputs[0], sources)

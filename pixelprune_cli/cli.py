@@ -258,6 +258,7 @@ def stats(inputs, image_column, keep_columns, workers, group_by, as_json, table,
     \b
     pixelprune stats shard-000.parquet --group-by kind
     pixelprune stats out.arrow
+    pixelprune compress a.png -o - | pixelprune stats -    (- : a stream on stdin)
     """
     from . import api
     from .report import add_groups
@@ -282,7 +283,7 @@ def stats(inputs, image_column, keep_columns, workers, group_by, as_json, table,
 @report_options
 @handle_errors
 def restore(path, output, overwrite, as_json, table, no_progress):
-    """Rebuild every row's resized image as a PNG from a compressed output.
+    """Rebuild every row's resized image as a PNG from a compressed output (- : a stream on stdin).
 
     Files are named by percent-encoding the row id and adding .png
     (sub/a.png -> sub%2Fa.png.png; x.parquet#3 -> x.parquet%233.png), which

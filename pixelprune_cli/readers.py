@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -9,6 +10,24 @@ import pyarrow as pa
 
 from .errors import InputError, one_line
 from .schema import read_meta
+
+
+STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
+_stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
+
+
+def _stdin_stream() -> pa.RecordBatchStreamReader:
+    global _stdin_reader
+    if _stdin_reader[0] is sys.stdin:
+        return _stdin_reader[1]
+    if sys.stdin is None or sys.stdin.isatty():
+        raise InputError("standard input is a terminal; pipe an Arrow stream into it (pixelprune compress ... -o - | ...)")
+    try:
+        reader = pa.ipc.open_stream(sys.stdin.buffer)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"standard input: not an Arrow IPC stream ({one_line(exc)})") from None
+    _stdin_reader = (sys.stdin, reader)
+    return reader
 
 
 def _output_files(path: str) -> list[Path]:
@@ -60,7 +79,12 @@ def _schema_of(path: Path) -> pa.Schema:
 
 
 def compressed_meta(path: str) -> dict | None:
-    """The `pixelprune` metadata when path is a compressed output, else None (an image table or image)."""
+    """The `pixelprune` metadata when path is a compressed output, else None (an image table or image).
+
+    `-` is always an output (a stream on stdin); one that is not raises InputError.
+    """
+    if path == STDIN:
+        return read_meta(_stdin_stream().schema)
     p = Path(path)
     if not p.is_dir() and p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
         return None
@@ -72,6 +96,13 @@ def compressed_meta(path: str) -> dict | None:
 
 def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of a compressed output, file by file, batch by batch."""
+    if path == STDIN:
+        try:
+            for batch in _stdin_stream():
+                yield batch.select(columns) if columns else batch
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"standard input: not a readable pixelprune stream ({one_line(exc)})") from None
+        return
     for file in _output_files(path):
         try:
             if file.suffix.lower() in (".parquet", ".pq"):

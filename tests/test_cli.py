@@ -37,9 +37,9 @@ SUMMARY_KEYS = {"images", "written", "failed", "tokens", "kept", "errors", "per_
 # ---------------------------------------------------------------- helpers
 
 
-def run(args, code: int = 0, env: dict | None = None):
+def run(args, code: int = 0, env: dict | None = None, stdin: bytes | None = None):
     """Invoke the CLI in-process and check its exit code, showing everything on failure."""
-    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env, input=stdin)
     if result.exit_code != code:
         import traceback
 
@@ -252,6 +252,41 @@ def test_stdout_output_sends_the_table_to_stderr():
     assert pa.ipc.open_stream(result.stdout_bytes).read_all().num_rows == 1
     assert b"total:" not in result.stdout_bytes
     assert "total: 1 image" in result.stderr
+
+
+def test_stats_restore_and_show_read_a_stream_on_stdin(tmp_path):
+    files = [SAMPLES / "chart.png", SAMPLES / "form.png"]
+    stream = run(["compress", *files, "-o", "-", "--table", "none"]).stdout_bytes
+    rows = pa.ipc.open_stream(stream).read_all()
+
+    summary = json.loads(run(["stats", "-", "--json"], stdin=stream).stdout)
+    assert [(e["id"], e["kept"]) for e in summary["per_image"]] == list(zip(*(rows[c].to_pylist() for c in ("id", "kept"))))
+
+    run(["compress", *files, "-o", tmp_path / "file.arrow"])
+    run(["restore", tmp_path / "file.arrow", "-o", tmp_path / "from_file"])
+    run(["restore", "-", "-o", tmp_path / "from_stdin"], stdin=stream)
+    names = sorted(p.name for p in (tmp_path / "from_file").iterdir())
+    assert names and sorted(p.name for p in (tmp_path / "from_stdin").iterdir()) == names
+    for name in names:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "from_file" / name)),
+                              np.asarray(Image.open(tmp_path / "from_stdin" / name)))
+
+    run(["show", "-", "--id", str(files[1]), "-o", tmp_path / "form.png"], stdin=stream)
+    assert Image.open(tmp_path / "form.png").size[0] >= rows["width"][1].as_py()
+
+
+@pytest.mark.parametrize("data", [b"", b"not an arrow stream"], ids=["empty", "junk"])
+def test_stdin_that_is_not_an_arrow_stream_is_a_one_line_usage_error(data):
+    result = run(["stats", "-"], code=2, stdin=data)
+    assert "standard input: not an Arrow IPC stream" in one_line_error(result.stderr)
+
+
+def test_compress_pipes_into_stats_between_real_processes():
+    command = (f"{sys.executable} -m pixelprune_cli compress {SAMPLES / 'chart.png'} {SAMPLES / 'slide.png'} -o - "
+               f"--table none | {sys.executable} -m pixelprune_cli stats - --json")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["images"] == 2
 
 
 # ---------------------------------------------------------------- refusals (exit 2)
