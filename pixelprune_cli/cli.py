@@ -302,11 +302,13 @@ def restore(path, output, overwrite, as_json, table, no_progress):
 @click.option("--row", type=click.IntRange(min=0), help="Row number (from 0) of a compressed output or Parquet image table.")
 @click.option("--side-by-side", is_flag=True, help="Add the image restored from the kept tokens (and an error heat map when tau > 0).")
 @click.option("--thumb", type=click.IntRange(min=32), default=256, show_default=True, help="Contact-sheet thumbnail size.")
+@click.option("--sample", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Contact sheet: show a random (seeded) sample of this many images when a folder holds more; 0 shows all.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing PNG.")
 @coder_options
 @source_options
 @handle_errors
-def show(path, output, image_id, row, side_by_side, thumb, overwrite, image_column, keep_columns, workers, **coder):
+def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, **coder):
     """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
 
     \b
@@ -321,13 +323,13 @@ def show(path, output, image_id, row, side_by_side, thumb, overwrite, image_colu
 
     check_target(output, overwrite)
     config = _pop_config(coder)
-    picture, failures = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
-                                            budget=config.budget, max_tau=config.max_tau, image_column=image_column,
-                                            thumb=thumb, workers=workers or default_workers())
+    picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
+                                                  budget=config.budget, max_tau=config.max_tau, image_column=image_column,
+                                                  thumb=thumb, workers=workers or default_workers(), sample=sample or None)
     target = AtomicFile(output)
     picture.save(target.handle, format="PNG")
     target.commit()
     for failed in failures:
         click.echo(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}", err=True)
-    click.echo(f"wrote {output} ({picture.width}x{picture.height})", err=True)
+    click.echo(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")"), err=True)
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

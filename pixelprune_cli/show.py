@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -354,21 +354,24 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
 
 def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, columns: int | None = None,
                              max_images: int | None = None, workers: int = 1, sources=None):
-    """Code every image under `paths` (folders, files, Parquet tables) and lay them out by reduction.
+    """Lay images under `paths` (folders, files, Parquet tables) out by reduction, most reduced first.
 
-    Returns (sheet, failures): failures are the pipeline.FailedImage records of
-    images that could not be read or coded (they get no tile). `max_images`
-    stops after that many images, in input order.
+    Returns (sheet, failures, total): failures are the pipeline.FailedImage
+    records of shown images that could not be read or coded (they get no
+    tile); total is how many images the inputs hold. With `max_images`, a
+    seeded uniform sample of that many is coded and shown (`sources.sample`),
+    so a huge folder costs `max_images` decodes and tiles, not one per image.
     """
-    from itertools import islice
-
     from .parallel import ordered_map
     from .pipeline import FailedImage, process
-    from .sources import SourceOptions, iter_items
+    from .sources import SourceOptions, plan, read_piece, sample
 
-    items = iter_items(list(paths), sources or SourceOptions())
-    if max_images is not None:
-        items = islice(items, max_images)
+    sources = sources or SourceOptions()
+    if max_images is None:
+        pieces, total = list(plan(list(paths), sources)), None
+    else:
+        pieces, total = sample(list(paths), sources, max_images)
+    items = (item for piece in pieces for item in read_piece(piece, sources.keep_columns))
     ts = config.preset.token_size
 
     def tile(item):
@@ -387,18 +390,31 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         from .errors import InputError
 
         raise InputError(f"no image could be shown from {', '.join(paths)}")
-    return contact_sheet(entries, columns, thumb), failures
+    return contact_sheet(entries, columns, thumb), failures, total if total is not None else len(entries) + len(failures)
+
+
+class Rendering(NamedTuple):
+    """What `show` drew: the picture, the images a contact sheet had to leave out, and a note for the user."""
+
+    picture: Image.Image
+    failures: list
+    note: str | None = None
+
+
+SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not a dump of it
 
 
 def render_path(path: str, config, image_id: str | None = None, row: int | None = None, side_by_side: bool = False,
                 budget: int | None = None, max_tau: float = 0.1, image_column: str | None = None,
-                thumb: int = 256, workers: int = 1):
-    """What `pixelprune show PATH` draws, chosen by what PATH is: (picture, failures).
+                thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE) -> Rendering:
+    """What `pixelprune show PATH` draws, chosen by what PATH is.
 
-    folder -> contact sheet; compressed output (schema metadata) -> the row given
-    by `image_id` or `row`; Parquet image table -> row `row`; else an image file.
-    `failures` (pipeline.FailedImage) lists the images a contact sheet had to
-    leave out; a single image that fails raises (ImageFailure, InputError).
+    folder -> contact sheet (of a seeded random `sample` of its images when it
+    holds more; None: all); compressed output (schema metadata) -> the row
+    given by `image_id` or `row`; Parquet image table -> row `row`; else an
+    image file. `failures` (pipeline.FailedImage) lists the images a contact
+    sheet had to leave out; a single image that fails raises (ImageFailure,
+    InputError).
     """
     from .errors import ConfigError
     from .preprocess import decode_image
@@ -408,14 +424,17 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     if p.is_dir() and compressed_meta(path) is None:
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
-        return contact_sheet_for_folder([path], config, thumb=thumb, workers=workers)
+        sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers)
+        shown = total if sample is None else min(sample, total)
+        note = f"a random sample of {shown:,} of {total:,} images (--sample to change)" if shown < total else None
+        return Rendering(sheet, failures, note)
     if compressed_meta(path) is not None:
         if image_id is None and row is None:
             raise ConfigError(f"{path} is a compressed output: pick a row with --id ID or --row N")
         if budget is not None:
             raise ConfigError("--budget codes images; a compressed output is already coded")
         found, meta = read_output_row(path, image_id, row)
-        return overlay_for_row(found, meta, side_by_side), []
+        return Rendering(overlay_for_row(found, meta, side_by_side), [])
     if image_id is not None:
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
     if p.suffix.lower() in (".parquet", ".pq"):
@@ -428,4 +447,4 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
         image = decode_image(p.read_bytes(), config.max_image_pixels)
         title = p.name
-    return overlay_for_image(image, config, side_by_side, budget, max_tau, title), []
+    return Rendering(overlay_for_image(image, config, side_by_side, budget, max_tau, title), [])

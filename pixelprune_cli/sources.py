@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
@@ -287,6 +287,32 @@ def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
         if hi > lo:
             yield row + lo, batch.slice(lo, hi - lo)
         row += batch.num_rows
+
+
+def sample(paths: list[str], options: SourceOptions = SourceOptions(), size: int = 100, seed: int = 0,
+           counts: SourceCounts | None = None) -> tuple[list[Piece], int]:
+    """(a uniform sample of `size` input positions as one-image pieces in input order, how many there are).
+
+    Reservoir sampling over the plan: every image is equally likely, the same
+    seed gives the same sample, and memory holds `size` pieces whatever the
+    input, since no image is read. With `size` or fewer images, all of them.
+    """
+    import random
+
+    rng = random.Random(seed)
+    chosen: list[tuple[int, Piece]] = []
+    position = 0
+    for piece in plan(paths, options, counts):
+        for k in range(piece_size(piece)):
+            slot = position if position < size else rng.randrange(position + 1)
+            if slot < size:
+                one = replace(piece, start=piece.start + k, stop=piece.start + k + 1) if isinstance(piece, ParquetRows) else piece
+                if slot == len(chosen):
+                    chosen.append((position, one))
+                else:
+                    chosen[slot] = (position, one)
+            position += 1
+    return [one for _, one in sorted(chosen, key=lambda c: c[0])], position
 
 
 def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator["Item | FailedImage"]:

@@ -191,9 +191,9 @@ def outputs(tmp_path_factory):
 def test_output_rows_are_found_by_id_and_by_row_and_drawn_alike(outputs, suffix):
     path = outputs[suffix]
     config = CodingConfig()
-    by_row, failures = show.render_path(path, config, row=1)
+    by_row, failures, _ = show.render_path(path, config, row=1)
     slide = str(ROOT / "samples" / "slide.png")
-    by_id, _ = show.render_path(path, config, image_id=slide)
+    by_id = show.render_path(path, config, image_id=slide).picture
     assert failures == []
     assert np.array_equal(np.asarray(by_row), np.asarray(by_id))
     row, meta = show.read_output_row(path, row=1)
@@ -220,7 +220,7 @@ def test_parquet_image_table_row_is_decoded_from_its_row_group():
     n = table.num_rows - 1  # the last row sits in the last row group
     cell = table.column("image")[n].as_py()
     expected = show.overlay_for_image(decode_image(cell["bytes"]), CodingConfig(), title=f"samples.parquet#{n}")
-    got, _ = show.render_path(path, CodingConfig(), row=n)
+    got = show.render_path(path, CodingConfig(), row=n).picture
     assert np.array_equal(np.asarray(got), np.asarray(expected))
     with pytest.raises(InputError, match="no row"):
         show.read_table_image(path, table.num_rows)
@@ -251,7 +251,8 @@ def test_contact_sheet_for_folder_tiles_every_readable_image(tmp_path):
         (tmp_path / name).write_bytes((ROOT / "samples" / name).read_bytes())
     (tmp_path / "broken.png").write_bytes(b"not an image")
     (tmp_path / "notes.txt").write_text("skipped")
-    sheet, failures = show.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=96, columns=4)
+    sheet, failures, total = show.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=96, columns=4)
+    assert total == 4
     tile_w, tile_h = show.contact_tile_size(96)
     assert sheet.size == (4 * tile_w, tile_h)
     assert [f.id for f in failures] == ["broken.png"]
@@ -264,7 +265,8 @@ def test_contact_sheet_for_folder_tiles_every_readable_image(tmp_path):
 def test_render_path_on_a_folder_gives_a_contact_sheet(tmp_path):
     (tmp_path / "slide.png").write_bytes((ROOT / "samples" / "slide.png").read_bytes())
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    sheet, failures = show.render_path(str(tmp_path), CodingConfig(), thumb=80)
+    sheet, failures, note = show.render_path(str(tmp_path), CodingConfig(), thumb=80)
+    assert note is None  # two images, under the default sample size
     assert sheet.size == show.contact_tile_size(80)
     assert [(f.id, f.stage) for f in failures] == [("broken.jpg", "decode")]
     with pytest.raises(ConfigError):

@@ -63,6 +63,23 @@ def test_show_makes_a_contact_sheet_of_a_folder(tmp_path):
     assert _png(tmp_path / "sheet.png").width >= 256
 
 
+def test_show_samples_a_large_folder_and_says_so(tmp_path):
+    from pixelprune_cli.show import contact_tile_size
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(12):
+        Image.new("RGB", (64 + 8 * k, 48), (20 * k, 100, 200)).save(folder / f"img_{k:02d}.png")
+    result = run("show", folder, "-o", tmp_path / "sheet.png", "--sample", 5, "--thumb", 64)
+    assert result.exit_code == 0, result.output
+    assert "a random sample of 5 of 12 images" in result.stderr
+    tile_w, tile_h = contact_tile_size(64)
+    assert _png(tmp_path / "sheet.png").size == (5 * tile_w, tile_h)  # five tiles, one row
+    result = run("show", folder, "-o", tmp_path / "all.png", "--sample", 0, "--thumb", 64)
+    assert result.exit_code == 0 and "random sample" not in result.stderr
+    assert _png(tmp_path / "all.png").size == (6 * tile_w, 2 * tile_h)  # all twelve
+
+
 def test_show_refuses_to_replace_a_png_without_overwrite(tmp_path):
     target = tmp_path / "o.png"
     target.write_bytes(b"keep")
