@@ -89,28 +89,16 @@ def _runs_to_read(piece, todo: list[bool]):
 
 
 def carried_fields(inputs: list[str], sources: SourceOptions):
-    """Arrow fields of --keep-columns, taken from the first Parquet input that has them."""
+    """Arrow fields of --keep-columns, from the first Parquet input (plan checks that every one has them)."""
     if not sources.keep_columns:
         return []
     import pyarrow.parquet as pq
 
-    for path in _parquet_paths(inputs):
-        try:
-            schema = pq.read_schema(path)
-        except Exception:
-            continue
-        if all(c in schema.names for c in sources.keep_columns):
+    for piece in plan(inputs, sources):
+        if isinstance(piece, ParquetRows):
+            schema = pq.read_schema(piece.path)
             return [schema.field(c) for c in sources.keep_columns]
     raise InputError(f"--keep-columns {','.join(sources.keep_columns)}: no Parquet input has these columns")
-
-
-def _parquet_paths(inputs: list[str]):
-    for raw in inputs:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(str(p) for p in path.rglob("*.parquet"))
-        elif path.suffix.lower() in (".parquet", ".pq"):
-            yield raw
 
 
 def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),
