@@ -222,7 +222,8 @@ def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceC
         return
     missing = [c for c in options.keep_columns if c not in parquet.schema_arrow.names]
     if missing:
-        raise InputError(f"{name}: --keep-columns names missing columns: {', '.join(missing)}")
+        raise InputError(f"{name}: no column {', '.join(map(repr, missing))} to carry or group by "
+                         f"(columns: {', '.join(parquet.schema_arrow.names)})")
     counts.parquet_files += 1
     if parquet.metadata.num_rows:
         yield ParquetRows(os.path.abspath(path), name, column, 0, parquet.metadata.num_rows)

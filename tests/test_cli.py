@@ -306,6 +306,17 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path):
     check_accounting(out, 1)
 
 
+@pytest.mark.parametrize("args", [["stats", SAMPLES_PARQUET, "--group-by", "nope"],
+                                  ["compress", SAMPLES_PARQUET, "-o", "OUT", "--keep-columns", "name,nope"]],
+                         ids=["group-by", "keep-columns"])
+def test_a_missing_parquet_column_is_named_with_the_columns_there_are(args, tmp_path):
+    out = tmp_path / "out.arrow"
+    result = run([out if a == "OUT" else a for a in args], code=2)
+    message = one_line_error(result.stderr)
+    assert "no column 'nope'" in message and "columns: image, name, kind" in message
+    assert not out.exists()
+
+
 def test_missing_input_is_a_one_line_usage_error(tmp_path):
     out = tmp_path / "x.arrow"
     result = run(["compress", tmp_path / "absent", "-o", out], code=2)
