@@ -183,8 +183,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
                 summary.add_error(result.as_dict())
             else:
                 entry = _entry(result)
-                summary.add_image(entry)
-                summary.group_values.append(result.extra)
+                summary.add_image(entry, result.extra)
                 if result.budget is not None:
                     searches.append(result.budget)
             progress.advance()
@@ -215,8 +214,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
         for i in range(batch.num_rows):
             summary.add_image(ImageEntry(rows["id"][i], (rows["source_width"][i], rows["source_height"][i]),
                                          (rows["width"][i], rows["height"][i]), rows["tokens"][i], rows["kept"][i],
-                                         None, rows["tau"][i]))
-            summary.group_values.append({c: rows[c][i] for c in sources.keep_columns})
+                                         None, rows["tau"][i]), {c: rows[c][i] for c in sources.keep_columns})
     return summary.finish()
 
 

@@ -7,11 +7,15 @@ the stream is not a TTY or NO_COLOR is set.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
+import pickle
 import sys
 import time
+from array import array
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -49,24 +53,110 @@ class ImageEntry:
         }
 
 
+class EntryLog:
+    """Every image's entry, in order: in memory up to `in_memory`, then spooled to a temporary file.
+
+    A run over millions of images must not hold a Python object per image;
+    the spool costs about 150 bytes of temporary disk per image instead, and
+    is read back only for what needs every entry (`--json`'s per_image,
+    `--table all`, `--group-by`). Entries carry their group values.
+    """
+
+    def __init__(self, in_memory: int = 10_000):
+        self.in_memory = in_memory
+        self.items: list[tuple[ImageEntry, dict]] = []
+        self.spool = None
+        self.count = 0
+
+    def append(self, entry: ImageEntry, group_values: dict) -> None:
+        self.count += 1
+        if self.spool is None and len(self.items) < self.in_memory:
+            self.items.append((entry, group_values))
+            return
+        if self.spool is None:
+            import tempfile
+
+            self.spool = tempfile.TemporaryFile()  # unnamed: gone when closed or when the process dies
+            for item in self.items:
+                pickle.dump(item, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.items = []
+        pickle.dump((entry, group_values), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[tuple[ImageEntry, dict]]:
+        if self.spool is None:
+            yield from list(self.items)
+            return
+        count, end = self.count, self.spool.tell()
+        self.spool.seek(0)
+        try:  # appends must wait until the reading is done (nothing appends while a report is drawn)
+            for _ in range(count):
+                yield pickle.load(self.spool)
+        finally:
+            self.spool.seek(end)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+class _Extremes:
+    """The `n` entries with the smallest `saved` and the `n` with the largest, ties in input order (as a stable sort)."""
+
+    def __init__(self, n: int = 5):
+        self.n, self.least, self.most, self.position = n, [], [], 0
+
+    def add(self, entry: ImageEntry) -> None:
+        key = (entry.saved, self.position)
+        self.position += 1
+        heapq.heappush(self.least, ((-key[0], -key[1]), entry))  # a max-heap of the smallest keys
+        if len(self.least) > self.n:
+            heapq.heappop(self.least)
+        heapq.heappush(self.most, (key, entry))  # a min-heap of the largest keys
+        if len(self.most) > self.n:
+            heapq.heappop(self.most)
+
+    def ranked(self) -> tuple[list[ImageEntry], list[ImageEntry]]:
+        least = [e for _, e in sorted(self.least, key=lambda item: (-item[0][0], -item[0][1]))]
+        most = [e for _, e in sorted(self.most, key=lambda item: item[0])]
+        return least, most
+
+
 @dataclass
 class Summary:
-    """Everything a run reports. Per-image entries are small (about 150 bytes each)."""
+    """Everything a run reports, in memory that does not grow with the image count.
+
+    Totals are counted as images arrive; the kept fractions are kept as 8-byte
+    floats (exact quantiles); the per-image entries go to an EntryLog, which
+    spools to disk past 10,000 images. Failed images stay in `errors`.
+    """
 
     title: str = "pixelprune"
     config: dict = field(default_factory=dict)
     output: str | None = None
-    entries: list[ImageEntry] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     skipped_files: int = 0
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
-    group_values: list[dict] = field(default_factory=list)  # carried columns per entry, for --group-by
     groups: list[dict] = field(default_factory=list)
+    written: int = 0
+    tokens: int = 0
+    kept: int = 0
+    over_budget: int = 0
+    timed: bool = False  # whether any entry has a coding time (outputs read back have none)
+    log: EntryLog = field(default_factory=EntryLog)
+    extremes: _Extremes = field(default_factory=_Extremes)
+    fractions: array = field(default_factory=lambda: array("d"))
 
-    def add_image(self, entry: ImageEntry) -> None:
-        self.entries.append(entry)
+    def add_image(self, entry: ImageEntry, group_values: dict | None = None) -> None:
+        self.written += 1
+        self.tokens += entry.tokens
+        self.kept += entry.kept
+        self.over_budget += bool(entry.over_budget)
+        self.timed = self.timed or entry.seconds is not None
+        if entry.tokens:
+            self.fractions.append(entry.kept / entry.tokens)
+        self.extremes.add(entry)
+        self.log.append(entry, group_values or {})
 
     def add_error(self, record: dict) -> None:
         self.errors.append(record)
@@ -75,9 +165,9 @@ class Summary:
         self.seconds = time.perf_counter() - self.started
         return self
 
-    @property
-    def written(self) -> int:
-        return len(self.entries)
+    def iter_entries(self) -> Iterator[ImageEntry]:
+        """Every written image's entry, in input order (read back from disk for large runs)."""
+        return (entry for entry, _ in self.log)
 
     @property
     def failed(self) -> int:
@@ -87,16 +177,8 @@ class Summary:
     def images(self) -> int:
         return self.written + self.failed
 
-    @property
-    def tokens(self) -> int:
-        return sum(e.tokens for e in self.entries)
-
-    @property
-    def kept(self) -> int:
-        return sum(e.kept for e in self.entries)
-
     def kept_fraction_stats(self) -> dict:
-        fractions = np.array([e.kept / e.tokens for e in self.entries if e.tokens], dtype=np.float64)
+        fractions = np.frombuffer(self.fractions, dtype=np.float64) if self.fractions else np.empty(0)
         if not fractions.size:
             return {}
         return {
@@ -106,7 +188,8 @@ class Summary:
             "p90": float(np.percentile(fractions, 90)),
         }
 
-    def as_dict(self) -> dict:
+    def totals(self) -> dict:
+        """The summary without per-image entries."""
         tokens, kept = self.tokens, self.kept
         return {
             "images": self.images,
@@ -116,7 +199,7 @@ class Summary:
             "tokens": tokens,
             "kept": kept,
             "saved": round(1 - kept / tokens, 6) if tokens else 0.0,
-            "over_budget": sum(e.over_budget for e in self.entries),
+            "over_budget": self.over_budget,
             "kept_fraction": self.kept_fraction_stats(),
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
@@ -125,14 +208,21 @@ class Summary:
             **self.extra,
             **({"groups": self.groups} if self.groups else {}),
             "errors": self.errors,
-            "per_image": [e.as_dict() for e in self.entries],
         }
+
+    def as_dict(self) -> dict:
+        """The JSON summary, per-image entries included (all in memory: for tests and small runs)."""
+        return {**self.totals(), "per_image": [e.as_dict() for e in self.iter_entries()]}
 
 
 def print_json(summary: Summary, to_stderr: bool = False) -> None:
+    """The JSON summary, its per_image list streamed entry by entry (a run can have millions)."""
     stream = sys.stderr if to_stderr else sys.stdout
-    json.dump(summary.as_dict(), stream, indent=2)
-    stream.write("\n")
+    head = json.dumps(summary.totals(), indent=2)
+    stream.write(head[:-2] + ',\n  "per_image": [')  # reopen the object before its closing "\n}"
+    for k, entry in enumerate(summary.iter_entries()):
+        stream.write(("," if k else "") + "\n    " + json.dumps(entry.as_dict()))
+    stream.write("\n  ]\n}\n" if summary.written else "]\n}\n")
 
 
 def _size(wh: tuple[int, int]) -> str:
@@ -148,18 +238,18 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
 
     stream = sys.stderr if to_stderr else sys.stdout
     console = Console(stderr=to_stderr, highlight=False, width=None if stream.isatty() else 120)
-    entries = summary.entries
+    count = summary.written
     if mode == "auto":
-        mode = "all" if len(entries) <= TABLE_ROWS_MAX else "summary"
+        mode = "all" if count <= TABLE_ROWS_MAX else "summary"
     caption = None
-    if mode == "summary" and len(entries) > 10:
-        ranked = sorted(entries, key=lambda e: e.saved)
-        shown = ranked[:5] + ranked[-5:]
-        caption = f"{len(entries)} images; showing the 5 that saved least and the 5 that saved most"
+    if mode == "summary" and count > 10:
+        least, most = summary.extremes.ranked()
+        shown = least + most
+        caption = f"{count:,} images; showing the 5 that saved least and the 5 that saved most"
     elif mode == "summary":
-        shown = sorted(entries, key=lambda e: e.saved)
+        shown = sorted(summary.iter_entries(), key=lambda e: e.saved)
     else:
-        shown = entries
+        shown = summary.iter_entries()
     table = Table(title=summary.title, caption=caption, show_footer=False)
     for name, justify in (("id", "left"), ("source", "right"), ("resized", "right"), ("tokens", "right"),
                           ("kept", "right"), ("saved", "right"), ("time", "right")):
@@ -168,8 +258,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         table.add_row(e.id + (" (over budget)" if e.over_budget else ""), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
                       f"{100 * e.saved:.1f}%", "-" if e.seconds is None else f"{1000 * e.seconds:.0f} ms")
     tokens, kept = summary.tokens, summary.kept
-    timed = any(e.seconds is not None for e in entries)
-    rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and timed else ""
+    rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and summary.timed else ""
     table.add_section()
     table.add_row(f"total: {summary.written} image{'' if summary.written == 1 else 's'}", "", "", f"{tokens:,}", f"{kept:,}",
                   f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-", rate, style="bold")
@@ -211,24 +300,28 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
 def add_groups(summary: Summary, column: str) -> None:
     """Totals per value of `column` (a carried column, or 'folder': the id's first path part)."""
     buckets: dict = {}
-    for i, entry in enumerate(summary.entries):
+    for entry, values in summary.log:
         if column == "folder":
             value = entry.id.split("/", 1)[0] if "/" in entry.id else "."
         else:
-            value = summary.group_values[i].get(column) if i < len(summary.group_values) else None
-        buckets.setdefault(value, []).append(entry)
+            value = values.get(column)
+        bucket = buckets.setdefault(value, {"images": 0, "tokens": 0, "kept": 0, "fractions": array("d")})
+        bucket["images"] += 1
+        bucket["tokens"] += entry.tokens
+        bucket["kept"] += entry.kept
+        if entry.tokens:
+            bucket["fractions"].append(entry.kept / entry.tokens)
     summary.groups = []
-    for value, entries in sorted(buckets.items(), key=lambda kv: str(kv[0])):
-        tokens = sum(e.tokens for e in entries)
-        kept = sum(e.kept for e in entries)
+    for value, b in sorted(buckets.items(), key=lambda kv: str(kv[0])):
+        fractions = np.frombuffer(b["fractions"], dtype=np.float64) if b["fractions"] else np.zeros(1)
         summary.groups.append({
             "column": column,
             "value": value,
-            "images": len(entries),
-            "tokens": tokens,
-            "kept": kept,
-            "saved": 1 - kept / tokens if tokens else 0.0,
-            "median_kept_fraction": float(np.median([e.kept / e.tokens for e in entries if e.tokens] or [0.0])),
+            "images": b["images"],
+            "tokens": b["tokens"],
+            "kept": b["kept"],
+            "saved": 1 - b["kept"] / b["tokens"] if b["tokens"] else 0.0,
+            "median_kept_fraction": float(np.median(fractions)),
         })
 
 

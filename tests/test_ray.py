@@ -71,7 +71,7 @@ def test_ray_rows_equal_local_rows_on_samples_parquet(tmp_path):
     for shard in sorted((tmp_path / "ray").glob("part-*.parquet")):
         assert read_meta(pq.read_schema(shard)) == read_meta(pq.read_schema(tmp_path / "local.parquet")) == CONFIG.to_meta()
     assert (summary.written, summary.failed) == (10, 0)
-    assert [e.id for e in summary.entries] == local.column("id").to_pylist()
+    assert [e.id for e in summary.iter_entries()] == local.column("id").to_pylist()
 
 
 def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
@@ -92,7 +92,7 @@ def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
     assert manifest.pop("engine") == "ray"
     assert manifest == json.loads((tmp_path / "local" / "manifest.json").read_text())
     assert (tmp_path / "ray" / "errors.jsonl").read_text() == ""
-    assert [e.id for e in summary.entries] == single.column("id").to_pylist()
+    assert [e.id for e in summary.iter_entries()] == single.column("id").to_pylist()
 
 
 @pytest.mark.parametrize("inputs", [["chart.png"], ["form.png", "samples.parquet"]], ids=["one file", "two inputs"])
@@ -137,7 +137,7 @@ def test_resume_rewrites_only_the_missing_shard(tmp_path):
 
     summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
 
-    assert [e.id for e in summary.entries] == [f"samples.parquet#{i}" for i in range(4, 8)]
+    assert [e.id for e in summary.iter_entries()] == [f"samples.parquet#{i}" for i in range(4, 8)]
     assert summary.extra["resumed_shards"] == 2
     assert (out / "part-00000.parquet").stat().st_mtime_ns == kept_mtime
     assert {p.name: pq.read_table(p) for p in out.glob("part-*.parquet")} == first
