@@ -357,7 +357,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
             position += 1
     sink.verify_resumed()  # before any work, as the local writer does before its first new shard
     todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
-    results: list[tuple] = []  # (position, ImageEntry or error record): small, the pixels stay in the shards
+    in_order = _ShardOrder(summary, list(todo))
     if todo:
         ray = _import_ray()
         started = connect(ray_address, num_cpus)
@@ -371,8 +371,8 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
             try:
                 for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
                     for row in batch.to_pylist():
-                        results.append((row["position"], _entry(row)))
                         shard = row["shard"]
+                        in_order.add(shard, row["position"], _entry(row))
                         seen[shard] += 1
                         failed[shard] += row["stage"] is not None
                         if row["ids_sha1"] is not None:
@@ -380,6 +380,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                         bar.advance()
                         if seen[shard] == todo[shard]:
                             sink.record_shard(shard, seen[shard], failed[shard], hashes[shard])
+                            in_order.shard_done(shard)
             except PixelpruneError:
                 raise
             except Exception as exc:
@@ -392,13 +393,33 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                 ray.shutdown()
     else:
         sink.commit()
-    for _, entry in sorted(results, key=lambda r: r[0]):
-        if isinstance(entry, ImageEntry):
-            summary.add_image(entry)
-        else:
-            summary.add_error(entry)
     summary.skipped_files = counts.skipped_files
     return summary.finish()
+
+
+class _ShardOrder:
+    """Hands finished shards' summary rows to the Summary in input order, as soon as every earlier shard is in.
+
+    Ray finishes shards in any order; holding only the ones that finished
+    early keeps the driver's memory to the out-of-order window, not the run.
+    """
+
+    def __init__(self, summary: Summary, shards: list[int]):
+        self.summary, self.pending = summary, sorted(shards, reverse=True)  # next shard to hand over: the last
+        self.rows: dict[int, list] = {}
+        self.finished: dict[int, list] = {}
+
+    def add(self, shard: int, position: int, entry) -> None:
+        self.rows.setdefault(shard, []).append((position, entry))
+
+    def shard_done(self, shard: int) -> None:
+        self.finished[shard] = self.rows.pop(shard, [])
+        while self.pending and self.pending[-1] in self.finished:
+            for _, entry in sorted(self.finished.pop(self.pending.pop()), key=lambda r: r[0]):
+                if isinstance(entry, ImageEntry):
+                    self.summary.add_image(entry)
+                else:
+                    self.summary.add_error(entry)
 
 
 def _entry(row: dict):

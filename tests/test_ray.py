@@ -185,6 +185,27 @@ def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
     assert sizes == [[("ImageFile", None, None), ("ParquetRows", 0, 3)], [("ParquetRows", 3, 6), ("FailedImage", None, None)]]
 
 
+def test_shards_finishing_out_of_order_reach_the_summary_in_input_order():
+    from pixelprune_cli.ray import _ShardOrder
+    from pixelprune_cli.report import ImageEntry, Summary
+
+    summary = Summary()
+    order = _ShardOrder(summary, [0, 1, 2])
+    entry = lambda k: ImageEntry(f"img{k}", (1, 1), (32, 32), 1, 1, None)  # noqa: E731
+    for position in (3, 2):  # shard 1 (positions 2, 3) finishes first, rows reversed
+        order.add(1, position, entry(position))
+    order.shard_done(1)
+    assert summary.written == 0  # held: shard 0 is not in yet
+    order.add(0, 0, entry(0))
+    order.add(0, 1, {"id": "img1", "stage": "decode", "reason": "x"})
+    order.shard_done(0)
+    assert [e.id for e in summary.iter_entries()] == ["img0", "img2", "img3"] and summary.failed == 1
+    assert not order.finished  # nothing held once the run of finished shards is handed over
+    order.add(2, 4, entry(4))
+    order.shard_done(2)
+    assert [e.id for e in summary.iter_entries()] == ["img0", "img2", "img3", "img4"]
+
+
 def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("no images here")
