@@ -53,36 +53,37 @@ class ImageEntry:
         }
 
 
-class EntryLog:
-    """Every image's entry, in order: in memory up to `in_memory`, then spooled to a temporary file.
+class SpooledList:
+    """A list that is only appended to and read through: in memory up to `in_memory` items, then on disk.
 
-    A run over millions of images must not hold a Python object per image;
-    the spool costs about 150 bytes of temporary disk per image instead, and
-    is read back only for what needs every entry (`--json`'s per_image,
-    `--table all`, `--group-by`). Entries carry their group values.
+    A run over millions of images must not hold a Python object per image.
+    Past `in_memory` items they are pickled to an unnamed temporary file
+    (gone when closed or when the process dies), about 200 bytes per image
+    entry, and read back only for what needs every one (`--json`,
+    `--table all`, `--group-by`).
     """
 
     def __init__(self, in_memory: int = 10_000):
         self.in_memory = in_memory
-        self.items: list[tuple[ImageEntry, dict]] = []
+        self.items: list = []
         self.spool = None
         self.count = 0
 
-    def append(self, entry: ImageEntry, group_values: dict) -> None:
+    def append(self, item) -> None:
         self.count += 1
         if self.spool is None and len(self.items) < self.in_memory:
-            self.items.append((entry, group_values))
+            self.items.append(item)
             return
         if self.spool is None:
             import tempfile
 
-            self.spool = tempfile.TemporaryFile()  # unnamed: gone when closed or when the process dies
-            for item in self.items:
-                pickle.dump(item, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.spool = tempfile.TemporaryFile()
+            for held in self.items:
+                pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
             self.items = []
-        pickle.dump((entry, group_values), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(item, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def __iter__(self) -> Iterator[tuple[ImageEntry, dict]]:
+    def __iter__(self) -> Iterator:
         if self.spool is None:
             yield from list(self.items)
             return
@@ -96,6 +97,14 @@ class EntryLog:
 
     def __len__(self) -> int:
         return self.count
+
+    def head(self, n: int) -> list:
+        out = []
+        for item in self:
+            if len(out) == n:
+                break
+            out.append(item)
+        return out
 
 
 class _Extremes:
@@ -125,14 +134,13 @@ class Summary:
     """Everything a run reports, in memory that does not grow with the image count.
 
     Totals are counted as images arrive; the kept fractions are kept as 8-byte
-    floats (exact quantiles); the per-image entries go to an EntryLog, which
-    spools to disk past 10,000 images. Failed images stay in `errors`.
+    floats (exact quantiles); per-image entries (with their group values) and
+    error records go to SpooledLists, which spill to disk past 10,000 each.
     """
 
     title: str = "pixelprune"
     config: dict = field(default_factory=dict)
     output: str | None = None
-    errors: list[dict] = field(default_factory=list)
     skipped_files: int = 0
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
@@ -143,7 +151,8 @@ class Summary:
     kept: int = 0
     over_budget: int = 0
     timed: bool = False  # whether any entry has a coding time (outputs read back have none)
-    log: EntryLog = field(default_factory=EntryLog)
+    log: SpooledList = field(default_factory=SpooledList)  # (ImageEntry, group values) per written image
+    error_log: SpooledList = field(default_factory=SpooledList)  # {id, stage, reason} per failed image
     extremes: _Extremes = field(default_factory=_Extremes)
     fractions: array = field(default_factory=lambda: array("d"))
 
@@ -156,10 +165,15 @@ class Summary:
         if entry.tokens:
             self.fractions.append(entry.kept / entry.tokens)
         self.extremes.add(entry)
-        self.log.append(entry, group_values or {})
+        self.log.append((entry, group_values or {}))
 
     def add_error(self, record: dict) -> None:
-        self.errors.append(record)
+        self.error_log.append(record)
+
+    @property
+    def errors(self) -> list[dict]:
+        """Every error record, in memory: for small runs and tests (reports stream `error_log`)."""
+        return list(self.error_log)
 
     def finish(self) -> "Summary":
         self.seconds = time.perf_counter() - self.started
@@ -171,7 +185,7 @@ class Summary:
 
     @property
     def failed(self) -> int:
-        return len(self.errors)
+        return len(self.error_log)
 
     @property
     def images(self) -> int:
@@ -189,7 +203,7 @@ class Summary:
         }
 
     def totals(self) -> dict:
-        """The summary without per-image entries."""
+        """The summary without its per-image entries and error records."""
         tokens, kept = self.tokens, self.kept
         return {
             "images": self.images,
@@ -207,22 +221,26 @@ class Summary:
             "config": self.config,
             **self.extra,
             **({"groups": self.groups} if self.groups else {}),
-            "errors": self.errors,
         }
 
     def as_dict(self) -> dict:
-        """The JSON summary, per-image entries included (all in memory: for tests and small runs)."""
-        return {**self.totals(), "per_image": [e.as_dict() for e in self.iter_entries()]}
+        """The JSON summary, errors and per-image entries included (all in memory: for tests and small runs)."""
+        return {**self.totals(), "errors": self.errors, "per_image": [e.as_dict() for e in self.iter_entries()]}
 
 
 def print_json(summary: Summary, to_stderr: bool = False) -> None:
-    """The JSON summary, its per_image list streamed entry by entry (a run can have millions)."""
+    """The JSON summary; its errors and per_image lists are streamed record by record (a run can have millions)."""
     stream = sys.stderr if to_stderr else sys.stdout
     head = json.dumps(summary.totals(), indent=2)
-    stream.write(head[:-2] + ',\n  "per_image": [')  # reopen the object before its closing "\n}"
-    for k, entry in enumerate(summary.iter_entries()):
-        stream.write(("," if k else "") + "\n    " + json.dumps(entry.as_dict()))
-    stream.write("\n  ]\n}\n" if summary.written else "]\n}\n")
+    stream.write(head[:-2])  # the object, reopened before its closing "\n}"
+    for key, records in (("errors", summary.error_log), ("per_image", (e.as_dict() for e in summary.iter_entries()))):
+        stream.write(f',\n  "{key}": [')
+        empty = True
+        for record in records:
+            stream.write(("\n    " if empty else ",\n    ") + json.dumps(record))
+            empty = False
+        stream.write("]" if empty else "\n  ]")
+    stream.write("\n}\n")
 
 
 def _size(wh: tuple[int, int]) -> str:
@@ -286,11 +304,11 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
                       "the table shows this run)")
     if summary.skipped_files:
         console.print(f"skipped {summary.skipped_files} non-image files")
-    if summary.errors:
+    if summary.failed:
         errors = Table(title=f"{summary.failed} failed", title_style="bold red")
         for name in ("id", "stage", "reason"):
             errors.add_column(name, overflow="fold")
-        for record in summary.errors[:TABLE_ROWS_MAX]:
+        for record in summary.error_log.head(TABLE_ROWS_MAX):
             errors.add_row(record["id"], record["stage"], record["reason"])
         console.print(errors)
         if summary.failed > TABLE_ROWS_MAX:

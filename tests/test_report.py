@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from pixelprune_cli.report import EntryLog, ImageEntry, Summary, add_groups, print_json, render_table
+from pixelprune_cli.report import ImageEntry, SpooledList, Summary, add_groups, print_json, render_table
 
 
 def random_entries(count: int, seed: int = 0) -> list[tuple[ImageEntry, dict]]:
@@ -26,22 +26,23 @@ def random_entries(count: int, seed: int = 0) -> list[tuple[ImageEntry, dict]]:
 
 
 def summary_of(entries, in_memory: int) -> Summary:
-    summary = Summary(log=EntryLog(in_memory=in_memory))
+    summary = Summary(log=SpooledList(in_memory=in_memory), error_log=SpooledList(in_memory=in_memory))
     for entry, values in entries:
         summary.add_image(entry, values)
     return summary.finish()
 
 
 @pytest.mark.parametrize("in_memory", [10_000, 7], ids=["in memory", "spooled"])
-def test_entry_log_gives_back_every_entry_in_order_and_again(in_memory):
+def test_spooled_list_gives_back_every_item_in_order_and_again(in_memory):
     entries = random_entries(50)
-    log = EntryLog(in_memory=in_memory)
-    for entry, values in entries[:30]:
-        log.append(entry, values)
+    log = SpooledList(in_memory=in_memory)
+    for item in entries[:30]:
+        log.append(item)
     assert list(log) == entries[:30]
-    for entry, values in entries[30:]:  # appending after a read-back still lands at the end
-        log.append(entry, values)
+    for item in entries[30:]:  # appending after a read-back still lands at the end
+        log.append(item)
     assert list(log) == entries and list(log) == entries and len(log) == 50
+    assert log.head(3) == entries[:3] and log.head(99) == entries
     assert len(log.items) == (50 if in_memory > 50 else 0)  # spooled: no entry objects held
 
 
@@ -78,10 +79,11 @@ def test_groups_equal_a_brute_force_grouping():
     assert sum(g["images"] for g in summary.groups) == 200
 
 
-@pytest.mark.parametrize("count", [0, 1, 45])
-def test_streamed_json_is_the_summary_dict(count):
+@pytest.mark.parametrize("count, failures", [(0, 0), (0, 1), (1, 0), (45, 20)])
+def test_streamed_json_is_the_summary_dict(count, failures):
     summary = summary_of(random_entries(count, seed=3), 8)
-    summary.add_error({"id": "bad.png", "stage": "decode", "reason": "not an image"})
+    for k in range(failures):
+        summary.add_error({"id": f"bad{k}.png", "stage": "decode", "reason": "not an image"})
     out = io.StringIO()
     with redirect_stdout(out):
         print_json(summary)
