@@ -260,6 +260,23 @@ def test_hf_datasets_load_the_same_values(folder_output, workdir):
     assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
 
 
+def test_duckdb_reads_the_same_values_from_arrow_and_parquet_outputs(folder_output, workdir):
+    import duckdb  # a test dependency: the README says duckdb reads both outputs
+    import pyarrow.dataset as pads
+
+    target = workdir / "for-duckdb.parquet"
+    api.compress([str(SAMPLES)], str(target), folder_output.config, run=RUN, overwrite=True)
+    expected = list(zip(*(folder_output.table.column(c).to_pylist() for c in ("id", "tokens", "kept"))))
+    con = duckdb.connect()
+    dataset = pads.dataset(str(folder_output.path), format="ipc")  # the README's way: scanned through pyarrow
+    con.register("arrow_output", dataset)
+    query = "SELECT id, tokens, kept, len(kept_index), len(pixels), len(index_map) FROM {}"
+    for source in ("arrow_output", f"read_parquet('{target}')"):
+        rows = con.execute(query.format(source)).fetchall()
+        assert sorted(r[:3] for r in rows) == sorted(expected), source
+        assert all(k == kept == p and n == tokens for _, tokens, kept, k, p, n in rows), source
+
+
 def test_parquet_output_has_the_same_rows(folder_output, workdir):
     target = workdir / "folder.parquet"
     api.compress([str(SAMPLES)], str(target), folder_output.config, run=RUN)
