@@ -30,32 +30,11 @@ help: ## List the targets.
 install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm Numba's cache.
 
 # Numba compiles the coder kernels on first use (several seconds) and caches
-# them next to the sources (cache=True). Warm the cache through the same calls
-# a run makes: writable arrays (prune_tokens), the pipeline's read-only image
-# view, and restore's read-only Arrow buffers; each is its own compiled
-# signature. Replace this with `pixelprune warmup` once that command exists.
-define WARMUP_PY
-import numpy as np
-from PIL import Image
-from pixelprune_cli import coder, pipeline
-for method in coder.METHODS:
-    coder.prune_tokens(np.zeros((64, 64, 3), np.uint8), 32, method)
-    row = pipeline.code_image(Image.new("RGB", (64, 64)), pipeline.CodingConfig(method=method))
-    row.pixels.setflags(write=False)
-    row.index_map.setflags(write=False)
-    coder.scatter_tokens(row.pixels, row.index_map, row.height, row.width, 16, 2)
-print("numba cache warmed for", ", ".join(coder.METHODS))
-endef
-export WARMUP_PY
-
+# them next to the sources (cache=True): `pixelprune warmup` fills that cache.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
-	if $(BIN)/pixelprune warmup --help >/dev/null 2>&1; then \
-		$(BIN)/python -m pixelprune_cli warmup; \
-	else \
-		$(BIN)/python -c "$$WARMUP_PY"; \
-	fi
+	$(BIN)/pixelprune warmup
 	touch $@
 
 demo: install ## Compress samples/ to out/samples.arrow and summarise it.

@@ -174,6 +174,26 @@ def test_module_entry_point_answers_help_and_version_with_exit_0():
     assert versioned.stdout.decode().strip().endswith(pixelprune_cli.__version__)
 
 
+def test_warmup_compiles_every_kernel_a_run_then_needs(tmp_path):
+    """After `warmup`, compress (both token sizes, tau>0), stats, restore and show compile nothing new."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    done = run_module("warmup", env=env)
+    assert done.returncode == 0, done.stderr
+    compiled = lambda: sorted(p.name for p in (tmp_path / "numba-cache").rglob("*.nbc"))  # noqa: E731
+    after_warmup = compiled()
+    assert after_warmup  # the cache is where NUMBA_CACHE_DIR says
+    out = tmp_path / "out.arrow"
+    for args in (["compress", SAMPLES, "-o", out, "--table", "none"],
+                 ["compress", SAMPLES, "-o", out, "--overwrite", "--table", "none", "--preset", "qwen2-vl",
+                  "--tau", "0.05", "--metric", "rmse", "--method", "serpentine"],
+                 ["stats", SAMPLES / "chart.png", "--budget", "200", "--metric", "mae"],
+                 ["restore", out, "-o", tmp_path / "restored"],
+                 ["show", SAMPLES / "chart.png", "-o", tmp_path / "chart.png", "--side-by-side", "--tau", "0.05"]):
+        done = run_module(*args, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert compiled() == after_warmup, f"{args[0]} compiled new kernels"
+
+
 def test_module_entry_point_exits_2_on_usage_errors_without_traceback(tmp_path):
     no_output = run_module("compress", SAMPLES / "chart.png")
     assert no_output.returncode == 2
