@@ -1,9 +1,12 @@
-"""Inputs: folders, image files and Parquet image tables, streamed as items.
+"""Inputs: folders, image files and Parquet image tables, planned as pieces and read as items.
 
-An item is an id plus a way to read its bytes, so enumeration stays cheap and
-the bytes of each image are read in the worker that codes it. Order is
-deterministic (sorted paths, Parquet row order), which makes output order,
-shards and resumption reproducible.
+`plan` enumerates every input image from folder listings and Parquet footers
+only: image files, runs of Parquet rows, and inputs that failed to enumerate.
+Both engines, and resume and sampling, work on that plan; `read_piece` turns a
+piece into items (an id plus a way to read its bytes), so the bytes of each
+image are read in the worker that codes it. Order is deterministic (sorted
+paths, Parquet row order), which makes output order, shards and resumption
+reproducible.
 """
 
 from __future__ import annotations
