@@ -133,7 +133,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
         summary.extra.update(sink.resumed)
     else:
         sink = writer.FileSink(output, schema, compression)
-    skip = getattr(sink, "skips", None)
+    skip = sink.skips if getattr(sink, "done", None) else None  # only a resumed shard folder skips anything
     sink = BackgroundSink(sink)
     progress = Progress(run.progress)
     try:

@@ -294,10 +294,12 @@ class ShardedSink(RowSink):
 
     # -- which inputs to skip on resume
     def skips(self, position: int, image_id: str) -> bool:
-        """True for inputs of committed shards; checks they are still the same images.
+        """True for inputs of committed shards, whose ids are hashed for `verify_resumed`.
 
-        Committed shards always form a prefix (output is in input order), so
-        every one is verified before the first new shard is opened.
+        Inputs come in order, so when shard k is opened every committed shard
+        before k has had all its ids seen; those after k (a shard missing in
+        the middle, or a folder a Ray run left) are checked later, at the
+        latest on commit.
         """
         shard = position // self.shard_size
         if shard not in self.done:
@@ -307,11 +309,12 @@ class ShardedSink(RowSink):
         self._seen_count[shard] = self._seen_count.get(shard, 0) + 1
         return True
 
-    def verify_resumed(self) -> None:
+    def verify_resumed(self, before: int | None = None) -> None:
+        """Refuse (ConfigError) when a committed shard's inputs changed; only shards before `before` if given."""
         for record in self.shards:
-            if record["index"] in self._verified:
-                continue
             k = record["index"]
+            if k in self._verified or (before is not None and k >= before):
+                continue
             seen = self._seen.get(k)
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
@@ -324,7 +327,7 @@ class ShardedSink(RowSink):
         shard = position // self.shard_size
         if shard != self.current:
             self._close_shard()
-            self.verify_resumed()
+            self.verify_resumed(before=shard)
             self._open_shard(shard)
         self._ids.update(result.id.encode() + b"\n")
         self.counts["images"] += 1

@@ -262,6 +262,20 @@ def test_resume_reads_only_the_parquet_rows_of_missing_shards(tmp_path, monkeypa
     assert manifest(out)["complete"] is True
 
 
+def test_resume_redoes_a_missing_middle_shard_of_image_files(tmp_path):
+    # Shards [0,10) [10,20) [20,30): with the middle one gone the committed ones are not a
+    # prefix, and shard 1 is opened long before the reader reaches shard 2's images.
+    folder = small_folder(tmp_path, 30)
+    out, full = tmp_path / "out", tmp_path / "full"
+    for target in (out, full):
+        assert cli("compress", folder, "-o", f"{target}/", "--shard-size", 10, "--workers", 1)[0] == 0
+    (out / "part-00001.arrow").unlink()
+    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 10, "--workers", 1, "--resume", "--json")
+    assert code == 0, stderr
+    assert [e["id"] for e in json.loads(stdout)["per_image"]] == [f"img_{k:03d}.png" for k in range(10, 20)]
+    assert shard_rows(out).equals(shard_rows(full))
+
+
 def test_stats_and_restore_warn_that_an_interrupted_folder_is_incomplete(interrupted, tmp_path):
     folder, out = interrupted
     code, stdout, stderr = cli("stats", out, "--json")
