@@ -333,6 +333,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show out.arrow --id form.png -o form.png
     pixelprune show samples/samples.parquet --row 3 -o slide.png
     pixelprune show samples/ -o contact.png          # contact sheet, most reduced first
+    pixelprune show shard.parquet -o contact.png     # a table without --row: a contact sheet too
     """
     from . import show as drawing
     from .parallel import default_workers

@@ -409,8 +409,8 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
                 thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE) -> Rendering:
     """What `pixelprune show PATH` draws, chosen by what PATH is.
 
-    folder -> contact sheet (of a seeded random `sample` of its images when it
-    holds more; None: all); compressed output (schema metadata) -> the row
+    folder, or Parquet image table without `row` -> contact sheet (of a seeded
+    random `sample` of its images when it holds more; None: all); compressed output (schema metadata) -> the row
     given by `image_id` or `row`; Parquet image table -> row `row`; else an
     image file. `failures` (pipeline.FailedImage) lists the images a contact
     sheet had to leave out; a single image that fails raises (ImageFailure,
@@ -419,12 +419,15 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     from .errors import ConfigError
     from .preprocess import decode_image
     from .readers import compressed_meta
+    from .sources import SourceOptions
 
     p = Path(path)
-    if p.is_dir() and compressed_meta(path) is None:
+    is_table = p.suffix.lower() in (".parquet", ".pq")
+    if (p.is_dir() or (is_table and row is None and image_id is None)) and compressed_meta(path) is None:
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
-        sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers)
+        sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers,
+                                                          sources=SourceOptions(image_column=image_column))
         shown = total if sample is None else min(sample, total)
         note = f"a random sample of {shown:,} of {total:,} images (--sample to change)" if shown < total else None
         return Rendering(sheet, failures, note)
@@ -437,9 +440,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
         return Rendering(overlay_for_row(found, meta, side_by_side), [])
     if image_id is not None:
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        if row is None:
-            raise ConfigError(f"{path} is an image table: pick a row with --row N")
+    if is_table:
         image = read_table_image(path, row, image_column)
         title = f"{p.name}#{row}"
     else:

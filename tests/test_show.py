@@ -224,8 +224,10 @@ def test_parquet_image_table_row_is_decoded_from_its_row_group():
     assert np.array_equal(np.asarray(got), np.asarray(expected))
     with pytest.raises(InputError, match="no row"):
         show.read_table_image(path, table.num_rows)
-    with pytest.raises(ConfigError):
-        show.render_path(path, CodingConfig())  # an image table needs --row
+    sheet, failures, note = show.render_path(path, CodingConfig(), thumb=64, sample=4)  # no row: a contact sheet
+    tile_w, tile_h = show.contact_tile_size(64)
+    assert sheet.size == (4 * tile_w, tile_h) and failures == []
+    assert note == f"a random sample of 4 of {table.num_rows} images (--sample to change)"
 
 
 def test_contact_sheet_has_one_tile_per_image_most_reduced_first():
