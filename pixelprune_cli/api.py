@@ -40,29 +40,31 @@ def _entry(coded: CodedImage) -> ImageEntry:
 
 
 def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions, run: RunOptions,
-                 counts: SourceCounts, skip=None):
+                 counts: SourceCounts, skip=None, pieces=None):
     """(position, CodedImage | FailedImage) for every input, in input order.
 
     Positions count every image enumerated; `skip(position, id)` leaves out
-    images (already in a committed shard) without reading them.
+    images (already in a committed shard) without reading them. `pieces`
+    replaces the plan of `inputs` (e.g. a sample of it).
     """
 
     def work(entry):
         position, item = entry
         return position, process(item.id, item.read, config, item.extra)
 
-    entries = _positioned_items(inputs, sources, counts, skip)
+    pieces = plan(inputs, sources, counts) if pieces is None else pieces
+    entries = _positioned_items(pieces, sources, skip)
     return ordered_map(work, entries, run.workers, passthrough=lambda entry: isinstance(entry[1], FailedImage))
 
 
-def _positioned_items(inputs: list[str], sources: SourceOptions, counts: SourceCounts, skip):
+def _positioned_items(pieces, sources: SourceOptions, skip):
     """(position, Item | FailedImage) in plan order, minus the skipped positions.
 
     Skipping works on the plan, before any read: a resumed run does not read
     the image bytes of committed Parquet rows again, only their ids.
     """
     position = 0
-    for piece in plan(inputs, sources, counts):
+    for piece in pieces:
         if skip is None:
             runs = [(0, piece)]
         else:
@@ -160,8 +162,11 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
 
 
 def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: SourceOptions = SourceOptions(),
-          run: RunOptions = RunOptions()) -> Summary:
+          run: RunOptions = RunOptions(), sample: int | None = None) -> Summary:
     """What compressing would save (images), or what a compressed file saves (pixelprune outputs).
+
+    With `sample`, images are a seeded uniform sample of that many (see
+    `sources.sample`): an estimate for datasets too large to code just to look.
 
     `-` reads a compressed output streamed on stdin (`compress ... -o - | pixelprune stats -`).
     """
@@ -175,26 +180,33 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
         return stats_of_output(inputs[0], sources)
     counts = SourceCounts()
     summary = Summary(title="pixelprune stats", config=config.to_meta())
+    pieces = None
+    if sample is not None:  # a seeded uniform sample: an estimate in `sample` decodes, whatever the input's size
+        from .sources import sample as draw
+
+        pieces, total = draw(inputs, sources, sample, counts=counts)
+        if total > sample:
+            summary.extra["sample"] = {"images": sample, "of": total, "seed": 0}
     progress = Progress(run.progress, "measuring")
-    searches = []  # budget searches, one small record per image (stats --budget)
+    from .budget import BudgetTally
+
+    budget = BudgetTally()  # stats --budget: a few numbers per image
     try:
-        for _, result in coded_stream(inputs, config, sources, run, counts):
+        for _, result in coded_stream(inputs, config, sources, run, counts, pieces=pieces):
             if isinstance(result, FailedImage):
                 summary.add_error(result.as_dict())
             else:
                 entry = _entry(result)
                 summary.add_image(entry, result.extra)
                 if result.budget is not None:
-                    searches.append(result.budget)
+                    budget.add(result.budget)
             progress.advance()
     finally:
         progress.close()
     if summary.images == 0:
         raise InputError(f"no images found in {', '.join(inputs)}")
     if config.budget is not None:
-        from .budget import budget_report
-
-        summary.extra["budget"] = budget_report(searches)
+        summary.extra["budget"] = budget.report()
     summary.skipped_files = counts.skipped_files
     return summary.finish()
 

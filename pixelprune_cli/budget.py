@@ -26,6 +26,7 @@ max_tau and flagged `over_budget`.
 from __future__ import annotations
 
 import math
+from array import array
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -127,25 +128,49 @@ def code_with_budget(resized: np.ndarray, token_size: int, method: str, metric: 
     return result(hi, False)
 
 
-def budget_report(results: list[BudgetResult], quantiles=(0.5, 0.9, 0.99, 1.0)) -> dict:
-    """What `stats --budget N` shows: images fitting at tau=0, within max_tau, and the tau needed.
+class BudgetTally:
+    """What `stats --budget N` reports, gathered image by image in 8 bytes per image (a run can have millions)."""
 
-    Quantiles of the tau needed count over-budget images as needing more than
-    max_tau; a quantile that falls among them is None ("above max_tau").
-    """
-    needed = np.array([math.inf if r.over_budget else r.tau for r in results], dtype=np.float64)
-    codings = np.array([len(r.examined) for r in results], dtype=np.int64)
-    report = {
-        "images": len(results),
-        "budget": results[0].budget if results else None,
-        "fit_at_tau_0": int(sum(1 for r in results if r.kept_at_zero <= r.budget)),
-        "fit_within_max_tau": int(sum(1 for r in results if not r.over_budget)),
-        "over_budget": int(sum(1 for r in results if r.over_budget)),
-        "tau_needed": {},
-        "codings_mean": float(codings.mean()) if len(results) else 0.0,
-        "codings_max": int(codings.max()) if len(results) else 0,
-    }
-    for q in quantiles:
-        value = float(np.quantile(needed, q, method="inverted_cdf")) if len(results) else None
-        report["tau_needed"][f"p{q * 100:g}"] = None if value is None or math.isinf(value) else value
-    return report
+    def __init__(self):
+        self.needed = array("d")  # tau needed per image; inf when over budget
+        self.images = self.fit_at_zero = self.fit_within = self.codings_sum = self.codings_max = 0
+        self.budget = None
+
+    def add(self, result: BudgetResult) -> None:
+        self.images += 1
+        self.budget = result.budget
+        self.needed.append(math.inf if result.over_budget else result.tau)
+        self.fit_at_zero += result.kept_at_zero <= result.budget
+        self.fit_within += not result.over_budget
+        self.codings_sum += len(result.examined)
+        self.codings_max = max(self.codings_max, len(result.examined))
+
+    def report(self, quantiles=(0.5, 0.9, 0.99, 1.0)) -> dict:
+        """Images fitting at tau=0, within max_tau, and quantiles of the tau needed.
+
+        Quantiles count over-budget images as needing more than max_tau; a
+        quantile that falls among them is None ("above max_tau").
+        """
+        needed = np.frombuffer(self.needed, dtype=np.float64) if self.images else np.empty(0)
+        report = {
+            "images": self.images,
+            "budget": self.budget,
+            "fit_at_tau_0": int(self.fit_at_zero),
+            "fit_within_max_tau": int(self.fit_within),
+            "over_budget": self.images - int(self.fit_within),
+            "tau_needed": {},
+            "codings_mean": self.codings_sum / self.images if self.images else 0.0,
+            "codings_max": int(self.codings_max),
+        }
+        for q in quantiles:
+            value = float(np.quantile(needed, q, method="inverted_cdf")) if self.images else None
+            report["tau_needed"][f"p{q * 100:g}"] = None if value is None or math.isinf(value) else value
+        return report
+
+
+def budget_report(results: list[BudgetResult], quantiles=(0.5, 0.9, 0.99, 1.0)) -> dict:
+    """BudgetTally.report over a list of search results."""
+    tally = BudgetTally()
+    for result in results:
+        tally.add(result)
+    return tally.report(quantiles)

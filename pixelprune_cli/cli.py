@@ -250,14 +250,17 @@ class UsageError(ValueError):
 @source_options
 @click.option("--group-by", "group_by", help="Break totals down by a column (Parquet or output column), "
               "or by 'folder' (first path part of the id).")
+@click.option("--sample", type=click.IntRange(min=1), help="Estimate from a random (seeded, reproducible) sample "
+              "of this many images instead of coding them all (images only; outputs are read whole).")
 @report_options
 @handle_errors
-def stats(inputs, image_column, keep_columns, workers, group_by, as_json, table, no_progress, **coder):
+def stats(inputs, image_column, keep_columns, workers, group_by, sample, as_json, table, no_progress, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
     pixelprune stats shard-000.parquet --group-by kind
     pixelprune stats out.arrow
+    pixelprune stats big/ --sample 1000                    (an estimate from 1,000 random images)
     pixelprune compress a.png -o - | pixelprune stats -    (- : a stream on stdin)
     """
     from . import api
@@ -269,7 +272,7 @@ def stats(inputs, image_column, keep_columns, workers, group_by, as_json, table,
         columns = (*columns, group_by)
     config = _pop_config(coder)
     summary = api.stats(list(inputs), config, SourceOptions(image_column=image_column, keep_columns=columns),
-                        _run_options(workers, no_progress))
+                        _run_options(workers, no_progress), sample=sample)
     if group_by:
         add_groups(summary, group_by)
     _report(summary, as_json, table, to_stderr=False)

@@ -298,6 +298,10 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         console.print(f"budget {budget['budget']} tokens: {budget['fit_at_tau_0']} of {budget['images']} images fit at "
                       f"tau=0, {budget['fit_within_max_tau']} within max-tau, {budget['over_budget']} over budget; "
                       f"tau needed: {needed}")
+    sampled = summary.extra.get("sample")
+    if sampled:
+        console.print(f"estimated from a uniform random sample of {sampled['images']:,} of {sampled['of']:,} images "
+                      f"(seed {sampled['seed']})")
     if summary.extra.get("resumed_shards"):
         console.print(f"resumed: {summary.extra['resumed_shards']} shards from an earlier run kept "
                       f"({summary.extra['resumed_images']:,} images, {summary.extra['resumed_failed']:,} failed; "

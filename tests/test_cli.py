@@ -476,6 +476,20 @@ def test_stats_of_parquet_groups_by_kind(tmp_path):
     assert list(tmp_path.iterdir()) == []  # stats writes nothing
 
 
+def test_stats_sample_is_a_reproducible_subset_with_the_full_run_values():
+    full = {e["id"]: e for e in json.loads(run(["stats", SAMPLES, "--json"]).stdout)["per_image"]}
+    first = json.loads(run(["stats", SAMPLES, "--sample", 5, "--json"]).stdout)
+    again = json.loads(run(["stats", SAMPLES, "--sample", 5, "--json"]).stdout)
+    ids = [e["id"] for e in first["per_image"]]
+    assert first["sample"] == {"images": 5, "of": len(full), "seed": 0}
+    assert len(set(ids)) == 5 and set(ids) <= set(full)
+    assert ids == sorted(ids, key=list(full).index)  # input order
+    assert [e["id"] for e in again["per_image"]] == ids
+    assert (first["tokens"], first["kept"]) == (sum(full[i]["tokens"] for i in ids), sum(full[i]["kept"] for i in ids))
+    everything = json.loads(run(["stats", SAMPLES, "--sample", 500, "--json"]).stdout)
+    assert "sample" not in everything and everything["images"] == len(full)
+
+
 def test_stats_of_compressed_output_matches_stats_of_its_source(parquet_with_kind):
     measured = json.loads(run(["stats", SAMPLES_PARQUET, "--group-by", "kind", "--json"]).stdout)
     read_back = json.loads(run(["stats", parquet_with_kind, "--group-by", "kind", "--json"]).stdout)
