@@ -105,18 +105,19 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
     return started
 
 
-# -- the per-batch function shared by both entry points ----------------------------------------
+# -- compress_dataset: a Ray Dataset of image cells, coded batch by batch ----------------------
 
 def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path):
     """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order."""
-    from .sources import cell_reader
+    from .sources import cell_item
 
     for image_id, cell, extra in zip(ids, cells, extras):
-        reader, problem = cell_reader(cell, base_dir, image_id)
-        if problem:
-            yield FailedImage(image_id, "read", problem, extra)
-        else:
-            yield process(image_id, reader, config, extra)
+        yield _code(cell_item(image_id, cell, base_dir, extra), config)
+
+
+def _code(item, config: CodingConfig):
+    """An item coded, or the read failure it already is."""
+    return item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
 
 
 def _failures_table(failed: list, schema: pa.Schema) -> pa.Table:
@@ -251,7 +252,7 @@ def split_into_shards(pieces: list[Piece], shard_rows: int) -> list[list[Piece]]
 def _piece_results(piece: Piece, config: CodingConfig, keep_columns: tuple):
     """CodedImage | FailedImage for every image of a piece, in input order; never raises for bad data."""
     for item in read_piece(piece, keep_columns):
-        yield item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
+        yield _code(item, config)
 
 
 def _summary_row(position: int, shard: int, result) -> dict:

@@ -368,7 +368,7 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
 
     sources = sources or SourceOptions()
     if max_images is None:
-        pieces, total = list(plan(list(paths), sources)), None
+        pieces, total = plan(list(paths), sources), None  # streamed: the tiles are what is held
     else:
         pieces, total = sample(list(paths), sources, max_images)
     items = (item for piece in pieces for item in read_piece(piece, sources.keep_columns))
@@ -409,10 +409,10 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
                 thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE) -> Rendering:
     """What `pixelprune show PATH` draws, chosen by what PATH is.
 
-    folder, or Parquet image table without `row` -> contact sheet (of a seeded
-    random `sample` of its images when it holds more; None: all); compressed output (schema metadata) -> the row
-    given by `image_id` or `row`; Parquet image table -> row `row`; else an
-    image file. `failures` (pipeline.FailedImage) lists the images a contact
+    folder, or Parquet image table without `row` -> contact sheet (of a
+    seeded random `sample` of its images when it holds more; None: all);
+    compressed output (schema metadata) -> the row given by `image_id` or
+    `row`; Parquet image table -> row `row`; else an image file. `failures` (pipeline.FailedImage) lists the images a contact
     sheet had to leave out; a single image that fails raises (ImageFailure,
     InputError).
     """
@@ -422,8 +422,9 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     from .sources import SourceOptions
 
     p = Path(path)
+    is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
     is_table = p.suffix.lower() in (".parquet", ".pq")
-    if (p.is_dir() or (is_table and row is None and image_id is None)) and compressed_meta(path) is None:
+    if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
         sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers,
@@ -431,7 +432,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
         shown = total if sample is None else min(sample, total)
         note = f"a random sample of {shown:,} of {total:,} images (--sample to change)" if shown < total else None
         return Rendering(sheet, failures, note)
-    if compressed_meta(path) is not None:
+    if is_output:
         if image_id is None and row is None:
             raise ConfigError(f"{path} is a compressed output: pick a row with --id ID or --row N")
         if budget is not None:

@@ -251,6 +251,12 @@ def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["It
         yield piece
 
 
+def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+    """One image cell as an item to code, or a read failure when the cell holds no image."""
+    reader, problem = cell_reader(cell, base_dir, image_id)
+    return FailedImage(image_id, "read", problem, extra) if problem else Item(image_id, reader, extra)
+
+
 def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
     base_dir, row = Path(piece.path).parent, piece.start
     try:
@@ -258,10 +264,7 @@ def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterato
             cells = batch.column(piece.column).to_pylist()
             kept = {c: batch.column(c).to_pylist() for c in keep_columns}
             for i, cell in enumerate(cells):
-                item_id = f"{piece.name}#{first + i}"
-                extra = {c: values[i] for c, values in kept.items()}
-                reader, problem = cell_reader(cell, base_dir, item_id)
-                yield FailedImage(item_id, "read", problem, extra) if problem else Item(item_id, reader, extra)
+                yield cell_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
                 row = first + i + 1
     except Exception as exc:
         # The rest of these rows cannot be read: account for every one of them.
