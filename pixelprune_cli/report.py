@@ -146,7 +146,6 @@ class Summary:
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
     groups: list[dict] = field(default_factory=list)
-    written: int = 0
     tokens: int = 0
     kept: int = 0
     over_budget: int = 0
@@ -157,7 +156,6 @@ class Summary:
     fractions: array = field(default_factory=lambda: array("d"))
 
     def add_image(self, entry: ImageEntry, group_values: dict | None = None) -> None:
-        self.written += 1
         self.tokens += entry.tokens
         self.kept += entry.kept
         self.over_budget += bool(entry.over_budget)
@@ -182,6 +180,10 @@ class Summary:
     def iter_entries(self) -> Iterator[ImageEntry]:
         """Every written image's entry, in input order (read back from disk for large runs)."""
         return (entry for entry, _ in self.log)
+
+    @property
+    def written(self) -> int:
+        return len(self.log)
 
     @property
     def failed(self) -> int:
