@@ -222,7 +222,8 @@ def main():
     Images are resized and patchified exactly as the chosen model's processor
     does, then a predictive coder keeps only the merged tokens that their
     neighbours do not predict. Exit codes: 0 all images done, 1 some images
-    failed (the rest written), 2 usage error or nothing readable, 130 interrupted.
+    failed (the rest written), 2 usage error or nothing readable, 130/143
+    interrupted, 141 stdout closed by its reader before everything was written.
     """
 
 
@@ -392,6 +393,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show samples/samples.parquet --row 3 -o slide.png
     pixelprune show samples/ -o contact.png          # contact sheet, most reduced first
     pixelprune show shard.parquet -o contact.png     # a table without --row: a contact sheet too
+    pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
     from .parallel import default_workers

@@ -329,7 +329,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     Returns the Summary the CLI prints.
     """
     from . import writer
-    from .api import no_images_error, carried_fields
+    from .api import carried_fields, no_images_error, written_bytes
     from .schema import output_schema
     from .sources import check_inputs
 
@@ -361,7 +361,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     if todo:
         ray = _import_ray()
         started = connect(ray_address, num_cpus)
-        bar = Progress(progress)
+        bar = Progress(progress, total=sum(todo.values()))  # the plan is in memory: the total is known
         try:
             specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
@@ -394,6 +394,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     else:
         sink.commit()
     summary.take_skipped(counts)
+    summary.extra["bytes_written"] = written_bytes(output_dir)
     return summary.finish()
 
 
