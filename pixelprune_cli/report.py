@@ -397,7 +397,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
                       "the table shows this run)")
     skipped = describe_skipped(summary)
     if skipped:
-        console.print(skipped, soft_wrap=True)  # names are not broken across lines
+        console.print(skipped)
     if summary.failed:
         errors = Table(title=f"{summary.failed} failed", title_style="bold red", **_table_style())
         for name in ("id", "stage", "reason"):
