@@ -260,14 +260,29 @@ def _size(wh: tuple[int, int]) -> str:
 
 
 def shorten_middle(text: str, width: int) -> str:
-    """text cut to `width` characters by an ellipsis in the middle: both the folder and the file name stay readable."""
-    if len(text) <= width:
+    """text cut to `width` terminal cells by an ellipsis in the middle: both the folder and the file name stay readable.
+
+    Widths are in cells, so ids in wide scripts (CJK: two cells a character) fit too.
+    """
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
         return text
     if width <= 1:
         return "\u2026"[:width]
-    head = width // 2
-    tail = width - 1 - head
-    return text[:head] + "\u2026" + (text[len(text) - tail:] if tail else "")
+
+    def fitting(chars, room: int) -> str:
+        taken, used = [], 0
+        for ch in chars:
+            if used + cell_len(ch) > room:
+                break
+            taken.append(ch)
+            used += cell_len(ch)
+        return "".join(taken)
+
+    head = fitting(text, width // 2)
+    tail = fitting(reversed(text), width - 1 - cell_len(head))[::-1]
+    return head + "\u2026" + tail
 
 
 def _seconds(seconds: float | None) -> str:
@@ -314,6 +329,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     on one line: long ids are shortened in the middle to what the terminal
     leaves them.
     """
+    from rich.cells import cell_len
     from rich.table import Table
 
     console = _console(to_stderr)
@@ -348,7 +364,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     widths = [max(len(h), *(len(r[k]) for r in rows), len(totals[k]) if k else 0) for k, h in enumerate(headers)]
     # Columns are two spaces apart (collapsed padding, no edges); the id column gets what is left.
     room = console.width - sum(widths[1:]) - 2 * (len(headers) - 1)
-    id_width = max(len(label), min(max([len(r[0]) for r in rows] + [2]), room))
+    id_width = max(len(label), min(max([cell_len(r[0]) for r in rows] + [2]), room))
     title = f"{summary.title}: {describe_config(summary.config)}" if summary.config else summary.title
     table = Table(**_table_style())
     for k, name in enumerate(headers):

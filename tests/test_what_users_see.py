@@ -151,6 +151,8 @@ def test_tables_fit_80_columns_with_ids_shortened_in_the_middle(long_ids):
 
 
 def test_shorten_middle_keeps_both_ends_and_the_width():
+    from rich.cells import cell_len
+
     text = "folder/sub/a_long_file_name.png"
     for width in range(1, len(text) + 3):
         cut = shorten_middle(text, width)
@@ -158,6 +160,11 @@ def test_shorten_middle_keeps_both_ends_and_the_width():
         if width < len(text) and width > 2:
             head, tail = cut.split("\u2026")
             assert text.startswith(head) and text.endswith(tail)
+    wide = "\u6587\u66f8/\u8acb\u6c42\u66f8_2024_\u7b2c\u4e09\u56db\u534a\u671f.png"  # two cells a character
+    for width in range(3, cell_len(wide)):
+        cut = shorten_middle(wide, width)
+        head, tail = cut.split("\u2026")
+        assert cell_len(cut) <= width and wide.startswith(head) and wide.endswith(tail)
 
 
 def test_group_by_header_names_the_column_and_stays_with_table_none(tmp_path):
