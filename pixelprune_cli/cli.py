@@ -69,8 +69,9 @@ def report_options(fn):
     options = [
         click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
         click.option("--table", type=click.Choice(["auto", "all", "summary", "none"]), default="auto",
-                     show_default=True, help="Per-image table, totals with best/worst images, or nothing."),
-        click.option("--no-progress", is_flag=True, help="Never show a progress bar."),
+                     show_default=True, help="Per-image rows: all, the 5 best and 5 worst, or none; totals, "
+                     "notices and failures are always printed."),
+        click.option("--no-progress", is_flag=True, help="Never show the progress line (count/total, rate, time left)."),
     ]
     for option in reversed(options):
         fn = option(fn)
