@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import ConfigError, InputError, PixelpruneError
+from .errors import ConfigError, InputError, PixelpruneError, option
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pipeline import CodedImage, CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
@@ -22,7 +22,7 @@ class ImageFailedFast(PixelpruneError):
     exit_code = 1
 
     def __init__(self, failed: FailedImage):
-        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by --fail-fast; the output was not completed)")
+        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by {option('fail_fast')}; the output was not completed)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,48 @@ def _runs_to_read(piece, todo: list[bool]):
     return runs
 
 
+def count_in_background(inputs: list[str], sources: SourceOptions, progress: Progress) -> None:
+    """Give the progress bar its total: the plan counted again on a side thread (listings and footers only).
+
+    The run itself streams the plan and does not wait; the bar shows `n/?`
+    until the count arrives (at once for a folder of hundreds). Planning
+    errors are left to the run, which raises them itself.
+    """
+    if not progress.active:
+        return
+    import threading
+
+    def count():
+        try:
+            progress.set_total(sum(piece_size(piece) for piece in plan(inputs, sources)))
+        except Exception:
+            pass
+
+    threading.Thread(target=count, name="pixelprune-count", daemon=True).start()
+
+
+def no_images_error(inputs: list[str], counts: SourceCounts) -> InputError:
+    skipped = ""
+    if counts.skipped_files:
+        names = counts.skipped.head(3) if counts.skipped is not None else []
+        skipped = (f" ({counts.skipped_files} {'file' if counts.skipped_files == 1 else 'files'} skipped: "
+                   + ", ".join(names) + (", ..." if counts.skipped_files > len(names) else "")
+                   + ("; hidden ones are included with --hidden" if counts.skipped_hidden else "") + ")")
+    return InputError(f"no images found in {', '.join(inputs)}{skipped}")
+
+
+def written_bytes(output: str, sink=None) -> int | None:
+    """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
+    import os
+
+    if output == "-":
+        return getattr(sink, "bytes_written", None)
+    path = Path(output)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    return os.path.getsize(path) if path.exists() else None
+
+
 def carried_fields(inputs: list[str], sources: SourceOptions):
     """Arrow fields of --keep-columns, from the first Parquet input (plan checks that every one has them)."""
     if not sources.keep_columns:
@@ -100,7 +142,8 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
         if isinstance(piece, ParquetRows):
             schema = pq.read_schema(piece.path)
             return [schema.field(c) for c in sources.keep_columns]
-    raise InputError(f"--keep-columns {','.join(sources.keep_columns)}: no Parquet input has these columns")
+    raise InputError(f"{option('keep_columns', sources.keep_columns, ','.join(sources.keep_columns))}: "
+                     "no Parquet input has these columns")
 
 
 def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),
@@ -121,7 +164,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     check_inputs(inputs)
     writer.check_target(output, overwrite)
     if resume and not writer.is_shard_folder(output):
-        raise ConfigError("--resume needs a sharded output folder (-o DIR/)")
+        raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
     compression = writer.DEFAULT_COMPRESSION if compression is None else compression
     meta = config.to_meta()
     schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
@@ -136,8 +179,9 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     else:
         sink = writer.FileSink(output, schema, compression)
     skip = sink.skips if getattr(sink, "done", None) else None  # only a resumed shard folder skips anything
-    sink = BackgroundSink(sink)
+    plain_sink, sink = sink, BackgroundSink(sink)
     progress = Progress(run.progress)
+    count_in_background(inputs, sources, progress)
     try:
         for position, result in coded_stream(inputs, config, sources, run, counts, skip):
             if isinstance(result, FailedImage):
@@ -147,17 +191,17 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
             else:
                 summary.add_image(_entry(result))
             sink.add_at(position, result)
-            progress.advance()
+            progress.advance(position + 1)
         if summary.images == 0 and not summary.extra.get("resumed_shards"):
-            raise InputError(f"no images found in {', '.join(inputs)}"
-                             + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
+            raise no_images_error(inputs, counts)
         sink.commit()
     except BaseException:
         sink.abort()
         raise
     finally:
         progress.close()
-    summary.skipped_files = counts.skipped_files
+    summary.take_skipped(counts)
+    summary.extra["bytes_written"] = written_bytes(output, plain_sink)
     return summary.finish()
 
 
@@ -187,7 +231,9 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
         pieces, total = draw(inputs, sources, sample, counts=counts)
         if total > sample:
             summary.extra["sample"] = {"images": sample, "of": total, "seed": 0}
-    progress = Progress(run.progress, "measuring")
+    progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)))
+    if pieces is None:
+        count_in_background(inputs, sources, progress)
     from .budget import BudgetTally
 
     budget = BudgetTally()  # stats --budget: a few numbers per image
@@ -204,10 +250,14 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
     finally:
         progress.close()
     if summary.images == 0:
-        raise InputError(f"no images found in {', '.join(inputs)}")
+        raise no_images_error(inputs, counts)
     if config.budget is not None:
         summary.extra["budget"] = budget.report()
-    summary.skipped_files = counts.skipped_files
+    if "sample" in summary.extra:
+        from .report import sample_estimate
+
+        summary.extra["sample"]["estimate"] = sample_estimate(summary, summary.extra["sample"]["of"])
+    summary.take_skipped(counts)
     return summary.finish()
 
 
@@ -230,11 +280,11 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     return summary.finish()
 
 
-def restore(path: str, out_dir: str, overwrite: bool = False) -> Summary:
+def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = True) -> Summary:
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
     from .restore import restore_file
 
-    return restore_file(path, out_dir, overwrite)
+    return restore_file(path, out_dir, overwrite, progress)
 
 
 __all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError"]

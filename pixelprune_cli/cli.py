@@ -4,7 +4,8 @@ Heavy modules (numpy, numba, pyarrow) are imported inside the commands so that
 `pixelprune --help` answers at once.
 
 Exit codes: 0 every image done, 1 some images failed (the rest written),
-2 usage error or no input could be read, 130 interrupted.
+2 usage error or no input could be read, 130/143 interrupted (Ctrl-C/SIGTERM),
+141 the reader of stdout went away before everything was written (a broken pipe).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import functools
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 
 from . import __version__
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
 PRESET_NAMES = ("qwen3-vl", "qwen2.5-vl", "qwen2-vl")
 
 
@@ -54,6 +57,8 @@ def source_options(fn):
         click.option("--image-column", help="Parquet column holding the images (default: found from the schema)."),
         click.option("--keep-columns", default="", help="Comma-separated Parquet columns to carry into the output."),
         click.option("--workers", "-j", type=click.IntRange(min=1), help="Worker threads [default: all cores]."),
+        click.option("--hidden", is_flag=True, help="Also read hidden files and folders (.git/, .cache/, ...) inside "
+                     "folders; they are skipped and counted by default."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -64,8 +69,9 @@ def report_options(fn):
     options = [
         click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
         click.option("--table", type=click.Choice(["auto", "all", "summary", "none"]), default="auto",
-                     show_default=True, help="Per-image table, totals with best/worst images, or nothing."),
-        click.option("--no-progress", is_flag=True, help="Never show a progress bar."),
+                     show_default=True, help="Per-image rows: all, the 5 best and 5 worst, or none; totals, "
+                     "notices and failures are always printed."),
+        click.option("--no-progress", is_flag=True, help="Never show the progress line (count/total, rate, time left)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -82,12 +88,13 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .errors import PixelpruneError
+        from .errors import COMMAND_LINE, PixelpruneError
 
         try:
             previous = signal.signal(signal.SIGTERM, _raise_terminated)
         except ValueError:  # not the main thread: leave signals alone
             previous = None
+        naming = COMMAND_LINE.set(True)  # messages name flags (--overwrite), not Python parameters
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt as exc:
@@ -95,15 +102,27 @@ def handle_errors(fn):
             sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         except (PixelpruneError, ValueError) as exc:
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
-        except BrokenPipeError:
-            # The reader of our stdout went away (e.g. `| head`): stop quietly.
+        except OSError as exc:
+            if not _broken_pipe(exc):
+                raise
+            # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
+            # so this is no success. Further writes to stdout would fail again: send them nowhere.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_OK)
+            _fail("standard output was closed by its reader before everything was written (broken pipe)",
+                  EXIT_BROKEN_PIPE)
         finally:
+            COMMAND_LINE.reset(naming)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _broken_pipe(exc: OSError) -> bool:
+    """A closed pipe on stdout: Python's BrokenPipeError, or pyarrow's OSError for EPIPE."""
+    import errno
+
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
 
 
 class Terminated(KeyboardInterrupt):
@@ -140,6 +159,12 @@ def _columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+def _sources(image_column=None, keep_columns=(), hidden=False):
+    from .sources import SourceOptions
+
+    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden)
+
+
 def _run_options(workers, no_progress, **extra):
     from .api import RunOptions
     from .parallel import default_workers
@@ -147,7 +172,9 @@ def _run_options(workers, no_progress, **extra):
     return RunOptions(workers=workers or default_workers(), progress=not no_progress, **extra)
 
 
-def _report(summary, as_json: bool, table: str, to_stderr: bool) -> None:
+def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
+    """Print the summary, then on stderr the warnings, what was written (`wrote`: rows or PNGs) and,
+    for a run that did not fully succeed, why in one line. Returns the exit code."""
     from .report import print_json, render_table
 
     if as_json:
@@ -156,6 +183,36 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool) -> None:
         render_table(summary, table, to_stderr=to_stderr)
     if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
         click.echo(f"pixelprune: warning: {summary.extra['incomplete']}", err=True)
+    if wrote and not as_json:
+        click.echo(_written_line(summary, wrote), err=True)
+    # A resumed output is one output: images that failed in the earlier run still failed.
+    failed, earlier = summary.failed, summary.extra.get("resumed_failed") or 0
+    if not (failed or earlier):
+        return EXIT_OK
+    counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
+    if earlier:
+        counts.append(f"{earlier:,} failed in the resumed shards")
+    click.echo(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})", err=True)
+    return EXIT_SOME_FAILED
+
+
+def _written_line(summary, what: str) -> str:
+    """`wrote 10 rows (1.3 MB) to out.arrow`: one line that confirms the output."""
+    from .report import format_bytes
+
+    size = summary.extra.get("bytes_written")
+    where = "stdout (an Arrow IPC stream)" if summary.output == "-" else summary.output
+    count = f"{summary.written:,} {what}{'' if summary.written == 1 else 's'}"
+    return f"wrote {count}" + (f" ({format_bytes(size)})" if size is not None else "") + f" to {where}"
+
+
+def _where_errors_are(summary, as_json: bool) -> str:
+    from .writer import errors_path, is_shard_folder
+
+    output = summary.output
+    if summary.title.endswith("compress") and output and output != "-":
+        return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
+    return "see \"errors\" in the JSON" if as_json else "listed above"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -166,7 +223,8 @@ def main():
     Images are resized and patchified exactly as the chosen model's processor
     does, then a predictive coder keeps only the merged tokens that their
     neighbours do not predict. Exit codes: 0 all images done, 1 some images
-    failed (the rest written), 2 usage error or nothing readable, 130 interrupted.
+    failed (the rest written), 2 usage error or nothing readable, 130/143
+    interrupted, 141 stdout closed by its reader before everything was written.
     """
 
 
@@ -191,7 +249,7 @@ def main():
 @click.option("--ray-address", help="Ray cluster to join (HOST:6379, auto, ray://HOST:10001) with --engine ray.")
 @report_options
 @handle_errors
-def compress(inputs, output, image_column, keep_columns, workers, compression, overwrite, fail_fast,
+def compress(inputs, output, image_column, keep_columns, workers, hidden, compression, overwrite, fail_fast,
              shard_size, shard_format, resume, engine, ray_address, as_json, table, no_progress, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
@@ -201,10 +259,12 @@ def compress(inputs, output, image_column, keep_columns, workers, compression, o
     pixelprune compress a.png b.jpg -o - | python read_stream.py
     """
     from . import api
-    from .sources import SourceOptions
 
+    if output == "-" and sys.stdout.isatty():
+        raise UsageError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
+                         "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     config = _pop_config(coder)
-    sources = SourceOptions(image_column=image_column, keep_columns=_columns(keep_columns))
+    sources = _sources(image_column, _columns(keep_columns), hidden)
     if engine == "ray":
         summary = _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast,
                                    shard_size, shard_format, resume, ray_address, no_progress)
@@ -216,9 +276,7 @@ def compress(inputs, output, image_column, keep_columns, workers, compression, o
             compression=compression, overwrite=overwrite, shard_size=shard_size or 10_000,
             shard_format=shard_format or "arrow", resume=resume,
         )
-    _report(summary, as_json, table, to_stderr=output == "-")
-    # A resumed output is one output: images that failed in the earlier run still failed.
-    sys.exit(EXIT_SOME_FAILED if summary.failed or summary.extra.get("resumed_failed") else EXIT_OK)
+    sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
 
 
 def _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast, shard_size,
@@ -254,7 +312,7 @@ class UsageError(ValueError):
               "of this many images instead of coding them all (images only; outputs are read whole).")
 @report_options
 @handle_errors
-def stats(inputs, image_column, keep_columns, workers, group_by, sample, as_json, table, no_progress, **coder):
+def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample, as_json, table, no_progress, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -265,18 +323,16 @@ def stats(inputs, image_column, keep_columns, workers, group_by, sample, as_json
     """
     from . import api
     from .report import add_groups
-    from .sources import SourceOptions
 
     columns = _columns(keep_columns)
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
     config = _pop_config(coder)
-    summary = api.stats(list(inputs), config, SourceOptions(image_column=image_column, keep_columns=columns),
+    summary = api.stats(list(inputs), config, _sources(image_column, columns, hidden),
                         _run_options(workers, no_progress), sample=sample)
     if group_by:
         add_groups(summary, group_by)
-    _report(summary, as_json, table, to_stderr=False)
-    sys.exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+    sys.exit(_report(summary, as_json, table, to_stderr=False))
 
 
 @main.command()
@@ -294,8 +350,8 @@ def restore(path, output, overwrite, as_json, table, no_progress):
     """
     from . import api
 
-    summary = api.restore(path, output, overwrite)
-    _report(summary, as_json, table, to_stderr=False)
+    summary = api.restore(path, output, overwrite, progress=not no_progress)
+    sys.exit(_report(summary, as_json, table, to_stderr=False, wrote="PNG"))
 
 
 @main.command()
@@ -328,7 +384,8 @@ def warmup():
 @coder_options
 @source_options
 @handle_errors
-def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, **coder):
+def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, hidden,
+         **coder):
     """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
 
     \b
@@ -337,6 +394,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show samples/samples.parquet --row 3 -o slide.png
     pixelprune show samples/ -o contact.png          # contact sheet, most reduced first
     pixelprune show shard.parquet -o contact.png     # a table without --row: a contact sheet too
+    pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
     from .parallel import default_workers
@@ -346,7 +404,8 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     config = _pop_config(coder)
     picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
                                                   budget=config.budget, max_tau=config.max_tau, image_column=image_column,
-                                                  thumb=thumb, workers=workers or default_workers(), sample=sample or None)
+                                                  thumb=thumb, workers=workers or default_workers(), sample=sample or None,
+                                                  hidden=hidden)
     target = AtomicFile(output)
     picture.save(target.handle, format="PNG")
     target.commit()

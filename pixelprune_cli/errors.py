@@ -7,6 +7,23 @@ exit code 2.
 
 from __future__ import annotations
 
+import contextvars
+
+# Set by the command line while a command runs: messages then name its flags (`--overwrite`);
+# a Python caller reads the parameter to pass instead (`overwrite=True`).
+COMMAND_LINE = contextvars.ContextVar("pixelprune_command_line", default=False)
+
+
+def option(name: str, value=True, shown: str | None = None) -> str:
+    """A parameter as the caller spells it: `--max-tau 0.1` on the command line, `max_tau=0.1` in Python.
+
+    `shown` is the value as typed on the command line when it differs from the Python one (a list).
+    """
+    if COMMAND_LINE.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is True else f"{flag} {value if shown is None else shown}"
+    return f"{name}={value!r}"
+
 STAGES = ("read", "decode", "resize", "code", "write")
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from . import __version__
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
-from .errors import ImageFailure, one_line
+from .errors import ImageFailure, one_line, option
 from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
 from .presets import Preset, resolve_preset
 
@@ -43,7 +43,8 @@ class CodingConfig:
             if self.budget < 1:
                 raise ValueError(f"budget must be at least 1 token, got {self.budget}")
             if self.tau != 0.0:
-                raise ValueError("--budget searches tau itself; bound it with --max-tau instead of --tau")
+                raise ValueError(f"{option('budget', self.budget)} searches tau itself; bound it with "
+                                 f"{option('max_tau', self.max_tau)} instead of {option('tau', self.tau)}")
             if not (0.0 <= self.max_tau < float("inf")):
                 raise ValueError(f"max-tau must be a finite number >= 0, got {self.max_tau}")
 

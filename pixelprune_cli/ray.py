@@ -329,7 +329,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     Returns the Summary the CLI prints.
     """
     from . import writer
-    from .api import carried_fields
+    from .api import carried_fields, no_images_error, written_bytes
     from .schema import output_schema
     from .sources import check_inputs
 
@@ -344,8 +344,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     counts = SourceCounts()
     shards = split_into_shards(list(plan(inputs, sources, counts)), shard_rows)
     if not shards:
-        raise InputError(f"no images found in {', '.join(inputs)}"
-                         + (f" ({counts.skipped_files} non-image files skipped)" if counts.skipped_files else ""))
+        raise no_images_error(inputs, counts)
     sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume,
                               overwrite=overwrite, manifest_extra={"engine": "ray"})
     summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
@@ -362,7 +361,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     if todo:
         ray = _import_ray()
         started = connect(ray_address, num_cpus)
-        bar = Progress(progress)
+        bar = Progress(progress, total=sum(todo.values()))  # the plan is in memory: the total is known
         try:
             specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
@@ -394,7 +393,8 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                 ray.shutdown()
     else:
         sink.commit()
-    summary.skipped_files = counts.skipped_files
+    summary.take_skipped(counts)
+    summary.extra["bytes_written"] = written_bytes(output_dir)
     return summary.finish()
 
 

@@ -121,3 +121,26 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
                     yield batch.select(columns) if columns else batch
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
+
+
+def output_rows(path: str) -> int | None:
+    """Rows of a compressed output from its footers (Parquet metadata, Arrow file batch headers); None for streams.
+
+    Only for progress totals: None too when a file cannot be read (reading it will say why).
+    """
+    if path == STDIN:
+        return None
+    total = 0
+    try:
+        for file in _output_files(path):
+            if file.suffix.lower() in (".parquet", ".pq"):
+                import pyarrow.parquet as pq
+
+                total += pq.ParquetFile(str(file)).metadata.num_rows
+                continue
+            with pa.memory_map(str(file)) as source:
+                reader = pa.ipc.open_file(source)  # a stream has no footer: ArrowInvalid, no total
+                total += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    except Exception:
+        return None
+    return total

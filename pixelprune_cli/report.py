@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import math
 import os
 import pickle
 import sys
@@ -141,7 +142,9 @@ class Summary:
     title: str = "pixelprune"
     config: dict = field(default_factory=dict)
     output: str | None = None
-    skipped_files: int = 0
+    skipped_files: int = 0  # files and hidden entries a folder walk left out
+    skipped_hidden: int = 0  # of which hidden (a name starting with '.')
+    skipped: SpooledList | None = None  # their paths, hidden folders ending in '/'
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -212,6 +215,7 @@ class Summary:
             "written": self.written,
             "failed": self.failed,
             "skipped_files": self.skipped_files,
+            "skipped_hidden": self.skipped_hidden,
             "tokens": tokens,
             "kept": kept,
             "saved": round(1 - kept / tokens, 6) if tokens else 0.0,
@@ -227,7 +231,12 @@ class Summary:
 
     def as_dict(self) -> dict:
         """The JSON summary, errors and per-image entries included (all in memory: for tests and small runs)."""
-        return {**self.totals(), "errors": self.errors, "per_image": [e.as_dict() for e in self.iter_entries()]}
+        return {**self.totals(), "errors": self.errors, "per_image": [e.as_dict() for e in self.iter_entries()],
+                "skipped": list(self.skipped or [])}
+
+    def take_skipped(self, counts) -> None:
+        """The skipped files a plan counted (a sources.SourceCounts)."""
+        self.skipped_files, self.skipped_hidden, self.skipped = counts.skipped_files, counts.skipped_hidden, counts.skipped
 
 
 def print_json(summary: Summary, to_stderr: bool = False) -> None:
@@ -235,7 +244,8 @@ def print_json(summary: Summary, to_stderr: bool = False) -> None:
     stream = sys.stderr if to_stderr else sys.stdout
     head = json.dumps(summary.totals(), indent=2)
     stream.write(head[:-2])  # the object, reopened before its closing "\n}"
-    for key, records in (("errors", summary.error_log), ("per_image", (e.as_dict() for e in summary.iter_entries()))):
+    for key, records in (("errors", summary.error_log), ("per_image", (e.as_dict() for e in summary.iter_entries())),
+                         ("skipped", summary.skipped or [])):
         stream.write(f',\n  "{key}": [')
         empty = True
         for record in records:
@@ -249,46 +259,138 @@ def _size(wh: tuple[int, int]) -> str:
     return f"{wh[0]}x{wh[1]}"
 
 
-def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) -> None:
-    """The per-image table (or best/worst images) and a totals row."""
-    if mode == "none":
-        return
+def shorten_middle(text: str, width: int) -> str:
+    """text cut to `width` terminal cells by an ellipsis in the middle: both the folder and the file name stay readable.
+
+    Widths are in cells, so ids in wide scripts (CJK: two cells a character) fit too.
+    """
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "\u2026"[:width]
+
+    def fitting(chars, room: int) -> str:
+        taken, used = [], 0
+        for ch in chars:
+            if used + cell_len(ch) > room:
+                break
+            taken.append(ch)
+            used += cell_len(ch)
+        return "".join(taken)
+
+    head = fitting(text, width // 2)
+    tail = fitting(reversed(text), width - 1 - cell_len(head))[::-1]
+    return head + "\u2026" + tail
+
+
+def _seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{1000 * seconds:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def describe_config(config: dict) -> str:
+    """preset, method, metric and tau (or the budget searched) in a few words, for titles."""
+    if not config:
+        return ""
+    if config.get("budget") is not None:
+        tau = f"budget {config['budget']:,} tokens, tau <= {config.get('max_tau', 0.1):g}"
+    else:
+        tau = f"tau {config.get('tau', 0):g}"
+    return f"{config.get('preset', '?')}, {config.get('method', '?')}, {config.get('metric', '?')}, {tau}"
+
+
+def _console(to_stderr: bool):
     from rich.console import Console
-    from rich.table import Table
 
     stream = sys.stderr if to_stderr else sys.stdout
-    console = Console(stderr=to_stderr, highlight=False, width=None if stream.isatty() else 120)
+    # Not a terminal: 120 columns, unless COLUMNS says otherwise (rich reads it).
+    return Console(stderr=to_stderr, highlight=False,
+                   width=None if stream.isatty() or os.environ.get("COLUMNS") else 120)
+
+
+def _table_style() -> dict:
+    from rich import box
+
+    return {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+
+
+def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) -> None:
+    """The per-image rows (all, the best/worst, or none), then totals and every notice.
+
+    `none` drops only the per-image rows: totals, group-by, budget, sample
+    estimate, skipped files and failures are always printed. Every column fits
+    on one line: long ids are shortened in the middle to what the terminal
+    leaves them.
+    """
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    console = _console(to_stderr)
     count = summary.written
     if mode == "auto":
         mode = "all" if count <= TABLE_ROWS_MAX else "summary"
     caption = None
-    if mode == "summary" and count > 10:
+    if mode == "none":
+        shown = []
+    elif mode == "summary" and count > 10:
         least, most = summary.extremes.ranked()
         shown = least + most
-        caption = f"{count:,} images; showing the 5 that saved least and the 5 that saved most"
+        caption = f"{count:,} images: the 5 that saved least, then the 5 that saved most"
     elif mode == "summary":
         shown = sorted(summary.iter_entries(), key=lambda e: e.saved)
     else:
         shown = summary.iter_entries()
-    table = Table(title=summary.title, caption=caption, show_footer=False)
-    for name, justify in (("id", "left"), ("source", "right"), ("resized", "right"), ("tokens", "right"),
-                          ("kept", "right"), ("saved", "right"), ("time", "right")):
-        table.add_column(name, justify=justify, overflow="fold")
+    budgeted = summary.config.get("budget") is not None
+    timed = summary.timed  # rows read back from an output have no coding time
+    headers = ["id", "source", "resized", "tokens", "kept", "saved", *(("tau", "over") if budgeted else ()),
+               *(("time",) if timed else ())]
+    rows = []
     for e in shown:
-        table.add_row(e.id + (" (over budget)" if e.over_budget else ""), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
-                      f"{100 * e.saved:.1f}%", "-" if e.seconds is None else f"{1000 * e.seconds:.0f} ms")
+        rows.append([e.id, _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
+                     *((f"{e.tau:.3g}", "over" if e.over_budget else "") if budgeted else ()),
+                     *((_seconds(e.seconds),) if timed else ())])
     tokens, kept = summary.tokens, summary.kept
-    rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and summary.timed else ""
-    table.add_section()
-    table.add_row(f"total: {summary.written} image{'' if summary.written == 1 else 's'}", "", "", f"{tokens:,}", f"{kept:,}",
-                  f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-", rate, style="bold")
+    label = "sample" if summary.extra.get("sample") else "total"  # the count is on the line below the table
+    totals = [label, "", "", f"{tokens:,}", f"{kept:,}", f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-",
+              *(("", f"{summary.over_budget:,}" if summary.over_budget else "") if budgeted else ()),
+              *(("",) if timed else ())]
+    widths = [max(len(h), *(len(r[k]) for r in rows), len(totals[k]) if k else 0) for k, h in enumerate(headers)]
+    # Columns are two spaces apart (collapsed padding, no edges); the id column gets what is left.
+    room = console.width - sum(widths[1:]) - 2 * (len(headers) - 1)
+    id_width = max(len(label), min(max([cell_len(r[0]) for r in rows] + [2]), room))
+    title = f"{summary.title}: {describe_config(summary.config)}" if summary.config else summary.title
+    table = Table(**_table_style())
+    for k, name in enumerate(headers):
+        table.add_column(name, justify="left" if k == 0 else "right", no_wrap=True, overflow="ellipsis",
+                         min_width=id_width if k == 0 else None, max_width=id_width if k == 0 else None)
+    for r in rows:
+        table.add_row(shorten_middle(r[0], id_width), *r[1:])
+    if rows:
+        table.add_section()
+    table.add_row(*totals, style="bold")
+    console.print(title, style="bold", overflow="ellipsis", no_wrap=True)  # above the table, never wrapped by it
     console.print(table)
+    if caption:
+        console.print(caption)
+    rate = f" ({summary.images / summary.seconds:.1f} images/s)" if summary.seconds and summary.timed else ""
+    if summary.timed:
+        console.print(f"{_plural(summary.images, 'image')} in {summary.seconds:.1f} s{rate}")
+    elif not summary.extra.get("sample"):
+        console.print(_plural(summary.images, "image"))
     if summary.groups:
-        grouped = Table(title=f"by {summary.groups[0]['column']}")
-        for name in ("value", "images", "tokens", "kept", "saved", "median kept"):
-            grouped.add_column(name, justify="left" if name == "value" else "right")
+        column = summary.groups[0]["column"]
+        grouped = Table(title=f"by {column}", **_table_style())
+        for name in (column, "images", "tokens", "kept", "saved", "median kept"):
+            grouped.add_column(name, justify="left" if name == column else "right", no_wrap=True, overflow="ellipsis")
         for g in summary.groups:
-            grouped.add_row(str(g["value"]), str(g["images"]), f"{g['tokens']:,}", f"{g['kept']:,}",
+            grouped.add_row(str(g["value"]), f"{g['images']:,}", f"{g['tokens']:,}", f"{g['kept']:,}",
                             f"{100 * g['saved']:.1f}%", f"{100 * g['median_kept_fraction']:.1f}%")
         console.print(grouped)
     fractions = summary.kept_fraction_stats()
@@ -297,28 +399,70 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     budget = summary.extra.get("budget")
     if budget:
         needed = ", ".join(f"{k} {'> max-tau' if v is None else f'{v:.4f}'}" for k, v in budget["tau_needed"].items())
-        console.print(f"budget {budget['budget']} tokens: {budget['fit_at_tau_0']} of {budget['images']} images fit at "
-                      f"tau=0, {budget['fit_within_max_tau']} within max-tau, {budget['over_budget']} over budget; "
-                      f"tau needed: {needed}")
+        console.print(f"budget {budget['budget']:,} tokens: {budget['fit_at_tau_0']:,} of {budget['images']:,} images "
+                      f"fit at tau 0, {budget['fit_within_max_tau']:,} within max-tau, {budget['over_budget']:,} over budget")
+        console.print(f"tau needed: {needed}")
+    elif summary.over_budget:
+        console.print(f"over budget: {_plural(summary.over_budget, 'image')} kept more tokens than the budget at max-tau")
     sampled = summary.extra.get("sample")
     if sampled:
-        console.print(f"estimated from a uniform random sample of {sampled['images']:,} of {sampled['of']:,} images "
-                      f"(seed {sampled['seed']})")
+        console.print(describe_estimate(sampled))
     if summary.extra.get("resumed_shards"):
         console.print(f"resumed: {summary.extra['resumed_shards']} shards from an earlier run kept "
                       f"({summary.extra['resumed_images']:,} images, {summary.extra['resumed_failed']:,} failed; "
                       "the table shows this run)")
-    if summary.skipped_files:
-        console.print(f"skipped {summary.skipped_files} non-image files")
+    skipped = describe_skipped(summary)
+    if skipped:
+        console.print(skipped)
     if summary.failed:
-        errors = Table(title=f"{summary.failed} failed", title_style="bold red")
+        errors = Table(title=f"{summary.failed} failed", title_style="bold red", **_table_style())
         for name in ("id", "stage", "reason"):
             errors.add_column(name, overflow="fold")
-        for record in summary.error_log.head(TABLE_ROWS_MAX):
+        shown_errors = summary.error_log.head(TABLE_ROWS_MAX if mode != "none" else 5)
+        for record in shown_errors:
             errors.add_row(record["id"], record["stage"], record["reason"])
         console.print(errors)
-        if summary.failed > TABLE_ROWS_MAX:
-            console.print(f"... and {summary.failed - TABLE_ROWS_MAX} more (see the errors file or --json)")
+        if summary.failed > len(shown_errors):
+            console.print(f"... and {summary.failed - len(shown_errors)} more (see the errors file or --json)")
+
+
+SKIPPED_NAMED = 5  # skipped files named in the table (--json lists all of them)
+
+
+def describe_skipped(summary: Summary) -> str | None:
+    """One line on the files a folder walk left out, naming the first few."""
+    if not summary.skipped_files:
+        return None
+    names = summary.skipped.head(SKIPPED_NAMED) if summary.skipped is not None else []
+    hidden = summary.skipped_hidden
+    plain = summary.skipped_files - hidden
+    parts = []
+    if plain:
+        parts.append("1 file that is not an image" if plain == 1 else f"{plain:,} files that are not images")
+    if hidden:
+        parts.append(f"{hidden:,} hidden (--hidden includes them)")
+    more = summary.skipped_files - len(names)
+    listing = ", ".join(names) + (f", and {more:,} more (--json lists all)" if more > 0 else "")
+    return f"skipped {' and '.join(parts)}" + (f": {listing}" if names else "")
+
+
+def describe_estimate(sampled: dict) -> str:
+    """The sample's estimate for the whole input, with its 95% intervals, said to be an estimate."""
+    line = (f"an estimate from a uniform random sample of {sampled['images']:,} of {sampled['of']:,} images "
+            f"(seed {sampled['seed']})")
+    estimate = sampled.get("estimate")
+    if not estimate:
+        return line
+
+    def interval(name: str, percent: bool = False) -> str:
+        value, low, high = (estimate[name][k] for k in ("value", "low", "high"))
+        if percent:
+            return f"{100 * value:.1f}% ({100 * low:.1f}-{100 * high:.1f}%)"
+        return f"{value:,.0f} ({low:,.0f}-{high:,.0f})"
+
+    return (f"estimated for all {sampled['of']:,} images from a random sample of {sampled['images']:,} "
+            f"(seed {sampled['seed']}):\n  tokens {interval('tokens')}  (95% interval)\n  kept   {interval('kept')}"
+            f"\n  saved  {interval('saved', True)}")
 
 
 def add_groups(summary: Summary, column: str) -> None:
@@ -349,26 +493,99 @@ def add_groups(summary: Summary, column: str) -> None:
         })
 
 
-class Progress:
-    """A rich progress bar on stderr when it is a terminal; silent otherwise."""
+def _t_quantile_975(df: int) -> float:
+    """Student's t 97.5% quantile (Cornish-Fisher expansion around 1.96; within 1% for df >= 3)."""
+    z = 1.959964
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
-    def __init__(self, enabled: bool, description: str = "coding"):
+
+def sample_estimate(summary: Summary, population: int) -> dict:
+    """Totals for all `population` images estimated from the sampled ones in `summary`, with 95% intervals.
+
+    The sample is uniform without replacement, so totals are N times the
+    sample mean, with the finite-population correction (1 - n/N) on the
+    variance; the saved fraction is a ratio of two such totals, its variance
+    from the linearised residuals kept - r * tokens (the usual ratio
+    estimator). Intervals use Student's t with n - 1 degrees of freedom.
+    Failed images count as images with no tokens.
+    """
+    entries = list(summary.iter_entries())
+    n = len(entries) + summary.failed
+    tokens = np.array([e.tokens for e in entries] + [0] * summary.failed, dtype=np.float64)
+    kept = np.array([e.kept for e in entries] + [0] * summary.failed, dtype=np.float64)
+    correction = max(0.0, 1.0 - n / population) if population else 0.0
+    z = _t_quantile_975(n - 1) if n > 1 else 0.0  # small samples: t rather than the normal quantile
+
+    def total(values: np.ndarray) -> dict:
+        spread = z * population * math.sqrt(correction * values.var(ddof=1) / n) if n > 1 else 0.0
+        value = population * values.mean() if n else 0.0
+        return {"value": value, "low": max(0.0, value - spread), "high": value + spread}
+
+    ratio = kept.sum() / tokens.sum() if tokens.sum() else 0.0
+    residuals = kept - ratio * tokens
+    spread = (z * math.sqrt(correction * residuals.var(ddof=1) / n) / tokens.mean()
+              if n > 1 and tokens.mean() else 0.0)
+    saved = 1.0 - ratio
+    return {"tokens": total(tokens), "kept": total(kept), "failed": total(np.r_[np.zeros(len(entries)), np.ones(summary.failed)]),
+            "saved": {"value": saved, "low": max(0.0, saved - spread), "high": min(1.0, saved + spread)},
+            "confidence": 0.95}
+
+
+def format_bytes(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal (and NO_COLOR is unset); silent otherwise.
+
+    `count/total`, the rate of this run, the time elapsed and, once the total
+    is known (it may arrive later, from another thread: `set_total`), the
+    estimated time left.
+    """
+
+    def __init__(self, enabled: bool, description: str = "coding", total: int | None = None, unit: str = "img"):
         self.bar = None
+        self.total, self.unit = total, unit
         if enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True)
-            self.task = self.bar.add_task(description, total=None, rate="")
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                    TextColumn("{task.fields[eta]}"), transient=True)
+            self.task = self.bar.add_task(description, total=total, rate="", eta="")
             self.bar.start()
             self.started = time.perf_counter()
             self.count = 0
 
-    def advance(self) -> None:
+    @property
+    def active(self) -> bool:
+        return self.bar is not None
+
+    def set_total(self, total: int) -> None:
+        self.total = total
         if self.bar is not None:
-            self.count += 1
-            rate = self.count / max(1e-9, time.perf_counter() - self.started)
-            self.bar.update(self.task, advance=1, rate=f"{rate:.1f} img/s")
+            self.bar.update(self.task, total=total)
+
+    def advance(self, done: int | None = None) -> None:
+        """One more item handled; `done` is how many of the total are finished when that is not the count (resume)."""
+        if self.bar is None:
+            return
+        self.count += 1
+        done = self.count if done is None else done
+        rate = self.count / max(1e-9, time.perf_counter() - self.started)
+        eta = ""
+        if self.total is not None and rate > 0:
+            eta = f"eta {format_duration(max(0, self.total - done) / rate)}"
+        self.bar.update(self.task, completed=done, rate=f"{rate:.1f} {self.unit}/s", eta=eta)
 
     def close(self) -> None:
         if self.bar is not None:

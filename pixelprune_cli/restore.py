@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from .coder import scatter_tokens
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
 from .readers import compressed_meta, incomplete_note, iter_output_batches
 from .report import ImageEntry, Summary
@@ -49,8 +49,9 @@ def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, pres
                           preset.patch_size, preset.merge_size)
 
 
-def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
-    from PIL import Image
+def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: bool = True) -> Summary:
+    from .readers import output_rows
+    from .report import Progress
 
     meta = compressed_meta(path)
     if meta is None:
@@ -63,22 +64,39 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False) -> Summary:
     if note:
         summary.extra["incomplete"] = note
     seen: set[str] = set()
-    for batch in iter_output_batches(path):
-        ids = batch.column("id").to_pylist()
-        widths = batch.column("width").to_pylist()
-        heights = batch.column("height").to_pylist()
-        tokens = batch.column("tokens").to_pylist()
-        kept = batch.column("kept").to_pylist()
-        maps = batch.column("index_map")
-        for i, image_id in enumerate(ids):
-            file = target / file_name_for(image_id)
-            if image_id in seen:
-                raise InputError(f"{path}: duplicate id {image_id!r}; restore needs one row per id")
-            seen.add(image_id)
-            if file.exists() and not overwrite:
-                raise ConfigError(f"{file} already exists; pass --overwrite to replace it")
-            image = reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset)
-            Image.fromarray(image).save(file, compress_level=1)
-            summary.add_image(ImageEntry(image_id, (widths[i], heights[i]), (widths[i], heights[i]),
-                                         tokens[i], kept[i], None))
+    bar = Progress(progress, "restoring", total=output_rows(path))
+    written = 0
+    try:
+        for batch in iter_output_batches(path):
+            written += _restore_batch(batch, path, target, overwrite, seen, preset, summary, bar)
+    finally:
+        bar.close()
+    summary.extra["bytes_written"] = written
     return summary.finish()
+
+
+def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, preset, summary: Summary, bar) -> int:
+    """Write one record batch's PNGs, each entered in `summary`; returns their bytes."""
+    from PIL import Image
+
+    written = 0
+    ids = batch.column("id").to_pylist()
+    sources = zip(batch.column("source_width").to_pylist(), batch.column("source_height").to_pylist())
+    widths = batch.column("width").to_pylist()
+    heights = batch.column("height").to_pylist()
+    tokens = batch.column("tokens").to_pylist()
+    kept = batch.column("kept").to_pylist()
+    maps = batch.column("index_map")
+    for i, (image_id, source) in enumerate(zip(ids, sources)):
+        file = target / file_name_for(image_id)
+        if image_id in seen:
+            raise InputError(f"{path}: duplicate id {image_id!r}; restore needs one row per id")
+        seen.add(image_id)
+        if file.exists() and not overwrite:
+            raise ConfigError(f"{file} already exists; pass {option('overwrite')} to replace it")
+        image = reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset)
+        Image.fromarray(image).save(file, compress_level=1)
+        written += file.stat().st_size
+        summary.add_image(ImageEntry(image_id, source, (widths[i], heights[i]), tokens[i], kept[i], None))
+        bar.advance()
+    return written

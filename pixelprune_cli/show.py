@@ -126,6 +126,30 @@ def error_map(original: np.ndarray, restored: np.ndarray) -> np.ndarray:
     return np.abs(original.astype(np.int16) - restored.astype(np.int16)).max(axis=2).astype(np.uint8)
 
 
+def token_errors(original: np.ndarray, restored: np.ndarray, token_size: int, metric: str) -> np.ndarray:
+    """(th, tw) float: each token's error under `metric`, in [0,1] units, as the coder measures it against tau.
+
+    With d the integer differences of a token's uint8 values and n their
+    count: max = max|d|/255, mae = sum|d|/(255 n), rmse = sqrt(sum d^2/(255^2 n)).
+    """
+    h, w, c = original.shape
+    th, tw = h // token_size, w // token_size
+    d = original.astype(np.int32) - restored.astype(np.int32)
+    d = d.reshape(th, token_size, tw, token_size, c).transpose(0, 2, 1, 3, 4).reshape(th, tw, -1)
+    if metric == "max":
+        return np.abs(d).max(axis=2) / 255.0
+    if metric == "mae":
+        return np.abs(d).sum(axis=2) / (255.0 * d.shape[2])
+    return np.sqrt((d.astype(np.int64) ** 2).sum(axis=2) / (255.0 ** 2 * d.shape[2]))
+
+
+def describe_error(worst: float, metric: str, tau: float) -> str:
+    """The largest per-token error, said plainly: a black heat map must not look like a broken one."""
+    if worst == 0:
+        return "largest per-token error: 0 (restored = resized image, nothing lost)"
+    return f"largest per-token error: {worst:.4g} ({metric}; tau {tau:.4g})"
+
+
 def heat_colours(errors: np.ndarray, scale: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 heat map, black -> red -> yellow -> white; `scale` (default: the max) is white."""
     scale = max(1, int(errors.max()) if scale is None else int(scale))
@@ -170,6 +194,7 @@ def caption_for(preset: str, method: str, metric: str, tau: float, kept: int, to
     return "\n".join(parts)
 
 
+LARGEST_ERROR = "pixelprune_largest_token_error"
 _SIDE_NOTE = "left: kept tokens (dropped greyed + hatched) | middle: restored from kept tokens"
 
 
@@ -203,9 +228,14 @@ def overlay_for_image(pil_image: Image.Image, config, side_by_side: bool = False
         if tau > 0:
             errors = error_map(resized, restored)
             side += f" | right: |error|, max over channels, white = {max(1, int(errors.max()))}/255"
+        worst = float(token_errors(resized, restored, ts, config.metric).max())
+        side += "\n" + describe_error(worst, config.metric, tau)
         note = side if note is None else f"{note}\n{side}"
     caption = caption_for(preset.name, config.method, config.metric, tau, kept, ref.shape[0], title, note)
-    return render_overlay(resized, ref, ts, caption, side_by_side, restored, errors)
+    picture = render_overlay(resized, ref, ts, caption, side_by_side, restored, errors)
+    if side_by_side:
+        picture.info[LARGEST_ERROR] = (worst, tau)  # for the command's own message (Pillow does not save it)
+    return picture
 
 
 def _row_array(value, dtype) -> np.ndarray:
@@ -243,6 +273,17 @@ def overlay_for_row(row: dict, meta: dict, side_by_side: bool = False) -> Image.
     return render_overlay(image, ref, preset.token_size, caption, side_by_side, restored=image)
 
 
+def output_row(batch, i: int) -> dict:
+    """Row i of an output's record batch, with numpy arrays (pixels as (kept, token_bytes) uint8)."""
+    from .restore import row_pixels
+
+    small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
+    small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
+    small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
+    small["pixels"] = row_pixels(batch, i)
+    return small
+
+
 def read_output_row(path: str, image_id: str | None = None, row: int | None = None) -> tuple[dict, dict]:
     """(row, meta) of one row of a compressed output, found by id or by position (from 0).
 
@@ -250,7 +291,6 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     """
     from .errors import InputError
     from .readers import compressed_meta, incomplete_note, iter_output_batches
-    from .restore import row_pixels
 
     if (image_id is None) == (row is None):
         raise ValueError("give exactly one of an id or a row number")
@@ -267,11 +307,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         seen += batch.num_rows
         if i is None:
             continue
-        small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
-        small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
-        small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
-        small["pixels"] = row_pixels(batch, i)
-        return small, meta
+        return output_row(batch, i), meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
     note = incomplete_note(path)
     raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))
@@ -393,6 +429,45 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     return contact_sheet(entries, columns, thumb), failures, total if total is not None else len(entries) + len(failures)
 
 
+def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> "Rendering":
+    """A compressed output shown without --id/--row: its only row drawn whole, else a contact sheet of its rows.
+
+    Rows stream by (a file, a shard folder, or a stream on stdin, which can be
+    read only once); with `sample`, a seeded uniform reservoir of that many
+    tiles is kept, so memory holds `sample` thumbnails whatever the row count.
+    """
+    import random
+
+    from .errors import InputError
+    from .presets import resolve_preset
+    from .readers import compressed_meta, iter_output_batches
+
+    meta = compressed_meta(path)
+    token_size = resolve_preset(meta).token_size
+    rng = random.Random(0)
+    tiles: list = []
+    only = None  # the first row, in full, while it is the only one
+    seen = 0
+    for batch in iter_output_batches(path):
+        for i in range(batch.num_rows):
+            slot = seen if sample is None or seen < sample else rng.randrange(seen + 1)
+            if sample is None or slot < sample:
+                row = output_row(batch, i)
+                only = row if seen == 0 else None
+                image, ref = row_image(row, meta)
+                tile = (_thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]))
+                tiles[slot:slot + 1] = [tile]
+            elif seen == 1:
+                only = None
+            seen += 1
+    if seen == 0:
+        raise InputError(f"{path}: the output holds no rows to show")
+    if seen == 1:
+        return Rendering(overlay_for_row(only, meta, side_by_side), [])
+    note = f"a random sample of {len(tiles):,} of {seen:,} rows (--sample to change)" if len(tiles) < seen else None
+    return Rendering(contact_sheet(tiles, thumb=thumb), [], note)
+
+
 class Rendering(NamedTuple):
     """What `show` drew: the picture, the images a contact sheet had to leave out, and a note for the user."""
 
@@ -406,13 +481,14 @@ SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not
 
 def render_path(path: str, config, image_id: str | None = None, row: int | None = None, side_by_side: bool = False,
                 budget: int | None = None, max_tau: float = 0.1, image_column: str | None = None,
-                thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE) -> Rendering:
+                thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE, hidden: bool = False) -> Rendering:
     """What `pixelprune show PATH` draws, chosen by what PATH is.
 
     folder, or Parquet image table without `row` -> contact sheet (of a
     seeded random `sample` of its images when it holds more; None: all);
     compressed output (schema metadata) -> the row given by `image_id` or
-    `row`; Parquet image table -> row `row`; else an image file. `failures` (pipeline.FailedImage) lists the images a contact
+    `row`, without them its only row or a contact sheet of its rows; Parquet
+    image table -> row `row`; else an image file. `failures` (pipeline.FailedImage) lists the images a contact
     sheet had to leave out; a single image that fails raises (ImageFailure,
     InputError).
     """
@@ -428,15 +504,15 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
         sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers,
-                                                          sources=SourceOptions(image_column=image_column))
+                                                          sources=SourceOptions(image_column=image_column, hidden=hidden))
         shown = total if sample is None else min(sample, total)
         note = f"a random sample of {shown:,} of {total:,} images (--sample to change)" if shown < total else None
         return Rendering(sheet, failures, note)
     if is_output:
-        if image_id is None and row is None:
-            raise ConfigError(f"{path} is a compressed output: pick a row with --id ID or --row N")
         if budget is not None:
             raise ConfigError("--budget codes images; a compressed output is already coded")
+        if image_id is None and row is None:
+            return render_output(path, side_by_side, thumb, sample)
         found, meta = read_output_row(path, image_id, row)
         return Rendering(overlay_for_row(found, meta, side_by_side), [])
     if image_id is not None:
@@ -449,4 +525,6 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
         image = decode_image(p.read_bytes(), config.max_image_pixels)
         title = p.name
-    return Rendering(overlay_for_image(image, config, side_by_side, budget, max_tau, title), [])
+    picture = overlay_for_image(image, config, side_by_side, budget, max_tau, title)
+    found = picture.info.get(LARGEST_ERROR)
+    return Rendering(picture, [], None if found is None else describe_error(found[0], config.metric, found[1]))

@@ -37,16 +37,28 @@ class Item:
 
 @dataclass
 class SourceCounts:
-    """What enumeration saw besides images."""
+    """What enumeration saw besides images: files left out of a folder walk, by name, and Parquet files."""
 
     skipped_files: int = 0
+    skipped_hidden: int = 0  # of skipped_files: hidden files and folders (a folder counts once)
     parquet_files: int = 0
+    skipped: object = None  # report.SpooledList of the skipped paths, made on the first one
+
+    def skip(self, name: str, hidden: bool = False) -> None:
+        if self.skipped is None:
+            from .report import SpooledList
+
+            self.skipped = SpooledList()
+        self.skipped.append(name)
+        self.skipped_files += 1
+        self.skipped_hidden += hidden
 
 
 @dataclass(frozen=True)
 class SourceOptions:
     image_column: str | None = None
     keep_columns: tuple[str, ...] = ()
+    hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
 
 
 def _read_file(path: str) -> bytes:
@@ -57,8 +69,13 @@ def _read_file(path: str) -> bytes:
         raise ReadFailure(f"cannot read {path}: {exc.strerror or one_line(exc)}") from None
 
 
-def walk_files(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple[Path, str]]:
-    """Files under root in sorted order, following directory symlinks once each."""
+def walk_files(root: Path, counts: SourceCounts, visited: set, hidden: bool = True) -> Iterator[tuple[Path, str]]:
+    """Files under root in sorted order, following directory symlinks once each.
+
+    Without `hidden`, entries whose name starts with '.' (.git/, .cache/,
+    .ipynb_checkpoints/) are yielded as kind 'hidden' (or 'hidden folder')
+    and not walked into.
+    """
     try:
         key = root.resolve()
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -67,6 +84,12 @@ def walk_files(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple
     visited.add(key)
     for entry in entries:
         path = Path(entry.path)
+        if not hidden and entry.name.startswith("."):
+            try:
+                yield path, "hidden folder" if entry.is_dir() else "hidden"
+            except OSError:
+                yield path, "hidden"
+            continue
         try:
             is_dir = entry.is_dir()  # follows symlinks
         except OSError:
@@ -80,7 +103,7 @@ def walk_files(root: Path, counts: SourceCounts, visited: set) -> Iterator[tuple
             if target in visited:
                 continue  # a symlink loop or a second way into a folder already read
             try:
-                yield from walk_files(path, counts, visited)
+                yield from walk_files(path, counts, visited, hidden)
             except InputError as exc:
                 yield path, f"unlistable: {exc}"
         else:
@@ -190,15 +213,17 @@ def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: Sou
 
 
 def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
-    for path, kind in walk_files(root, counts, set()):
+    for path, kind in walk_files(root, counts, set(), options.hidden):
         name = prefix + path.relative_to(root).as_posix()
         suffix = path.suffix.lower()
-        if kind.startswith("unlistable"):
+        if kind.startswith("hidden"):
+            counts.skip(name + ("/" if kind == "hidden folder" else ""), hidden=True)
+        elif kind.startswith("unlistable"):
             yield FailedImage(name, "read", kind.split(": ", 1)[1])
         elif suffix in PARQUET_SUFFIXES:
             yield from _plan_parquet(path, name, options, counts, inside_folder=True)
         elif suffix not in IMAGE_SUFFIXES:
-            counts.skipped_files += 1
+            counts.skip(name)
         elif kind == "link" or not path.exists():
             yield FailedImage(name, "read", f"broken or looping symlink {path}")
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .errors import ConfigError
+from .errors import ConfigError, option
 
 ARROW_SUFFIXES = (".arrow", ".ipc", ".feather")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -177,13 +177,36 @@ class FileSink(RowSink):
         self.errors.abort()
 
 
+class _CountingStream:
+    """A write-only file that counts what passes through to `raw` (a pipe has no size to ask afterwards)."""
+
+    def __init__(self, raw):
+        self.raw, self.bytes_written = raw, 0
+
+    def write(self, data) -> int:
+        self.bytes_written += memoryview(data).nbytes
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+
 class StdoutSink(RowSink):
     """An Arrow IPC stream on stdout (for pipes); errors are only reported."""
 
     def __init__(self, schema: pa.Schema, compression: str | None):
         super().__init__(schema)
         options = pa.ipc.IpcWriteOptions(compression=compression_arg(compression))
-        self.writer = pa.ipc.new_stream(sys.stdout.buffer, schema, options=options)
+        self.stream = _CountingStream(sys.stdout.buffer)
+        self.writer = pa.ipc.new_stream(self.stream, schema, options=options)
+
+    @property
+    def bytes_written(self) -> int:
+        return self.stream.bytes_written
 
     def _write(self, batch: pa.RecordBatch) -> None:
         self.writer.write_batch(batch)
@@ -264,11 +287,11 @@ class ShardedSink(RowSink):
                 raise ConfigError(
                     f"{folder} was written with a different configuration "
                     f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}); "
-                    "resume with the same options, or pass --overwrite to start again"
+                    f"resume with the same options, or pass {option('overwrite')} to start again"
                 )
             self.shards = [s for s in manifest["shards"] if (self.folder / s["file"]).exists()]
         elif (manifest or existing) and not overwrite:
-            raise ConfigError(f"{folder} already holds a pixelprune output; pass --resume to finish it or --overwrite to replace it")
+            raise ConfigError(f"{folder} already holds a pixelprune output; pass {option('resume')} to finish it or {option('overwrite')} to replace it")
         else:
             for old in existing:
                 old.unlink()
@@ -319,7 +342,7 @@ class ShardedSink(RowSink):
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
                     f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
-                    "resume needs the same inputs, or pass --overwrite to start again"
+                    f"resume needs the same inputs, or pass {option('overwrite')} to start again"
                 )
             self._verified.add(k)
 
@@ -384,7 +407,7 @@ class ShardedSink(RowSink):
         try:
             return json.loads(path.read_text())
         except ValueError:
-            raise ConfigError(f"{path} is not valid JSON; pass --overwrite to start again") from None
+            raise ConfigError(f"{path} is not valid JSON; pass {option('overwrite')} to start again") from None
 
     def _write_manifest(self, complete: bool) -> None:
         shards = sorted(self.shards, key=lambda s: s["index"])
@@ -414,6 +437,6 @@ def check_target(output: str, overwrite: bool) -> None:
         return
     path = Path(output)
     if path.exists() and not overwrite:
-        raise ConfigError(f"{output} already exists; pass --overwrite to replace it")
+        raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")
     if not path.parent.exists():
         raise ConfigError(f"folder {path.parent} does not exist")

@@ -621,7 +621,7 @@ def test_empty_folder_and_folder_without_images_are_usage_errors(tmp_path, out):
     record("empty folder", 2, message)
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "notes.txt").write_text("hi")
-    message = check_usage_error(compress([tmp_path / "text"], out), out, r"no images found.*1 non-image files skipped")
+    message = check_usage_error(compress([tmp_path / "text"], out), out, r"no images found.*1 file skipped: notes\.txt")
     record("folder with only non-image files", 2, message)
 
 

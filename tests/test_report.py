@@ -95,6 +95,6 @@ def test_summary_table_of_a_spooled_run_shows_the_extremes(capsys):
     render_table(summary, "auto")
     printed = capsys.readouterr().out
     least, most = summary.extremes.ranked()
-    shown = [line.split()[1] for line in printed.splitlines() if line.startswith("│ img_")]
+    shown = [line.split()[0] for line in printed.splitlines() if line.startswith("img_")]
     assert shown == [e.id for e in least + most]
-    assert "100 images; showing the 5 that saved least" in printed
+    assert "100 images: the 5 that saved least, then the 5 that saved most" in printed

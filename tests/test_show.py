@@ -210,8 +210,6 @@ def test_missing_output_row_or_id_is_an_input_error(outputs):
         show.read_output_row(outputs["arrow"], row=5)
     with pytest.raises(InputError, match="no id"):
         show.read_output_row(outputs["arrow"], image_id="nope.png")
-    with pytest.raises(ConfigError):
-        show.render_path(outputs["arrow"], CodingConfig())  # a compressed output needs --id or --row
 
 
 def test_parquet_image_table_row_is_decoded_from_its_row_group():
