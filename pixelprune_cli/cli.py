@@ -340,16 +340,14 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     """
     from . import show as drawing
     from .parallel import default_workers
-    from .writer import AtomicFile, check_target
+    from .writer import check_target, write_atomically
 
     check_target(output, overwrite)
     config = _pop_config(coder)
     picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
                                                   budget=config.budget, max_tau=config.max_tau, image_column=image_column,
                                                   thumb=thumb, workers=workers or default_workers(), sample=sample or None)
-    target = AtomicFile(output)
-    picture.save(target.handle, format="PNG")
-    target.commit()
+    write_atomically(output, lambda handle: picture.save(handle, format="PNG"))
     for failed in failures:
         click.echo(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}", err=True)
     click.echo(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")"), err=True)

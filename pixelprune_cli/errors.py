@@ -22,6 +22,13 @@ class ConfigError(PixelpruneError):
     """Options that contradict each other or an existing output (exit code 2)."""
 
 
+class OutputError(PixelpruneError):
+    """An output that cannot be written: a read-only place, a full disk (exit code 2).
+
+    Raised after the temporary file is gone, so nothing partial is left under the output name.
+    """
+
+
 class ImageFailure(PixelpruneError):
     """One image that could not be processed; `stage` says where it failed."""
 

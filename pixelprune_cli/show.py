@@ -249,7 +249,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
     """
     from .errors import InputError
-    from .readers import compressed_meta, incomplete_note, iter_output_batches
+    from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches
     from .restore import row_pixels
 
     if (image_id is None) == (row is None):
@@ -258,7 +258,8 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     if meta is None:
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
     seen = 0
-    for batch in iter_output_batches(path):
+    batches = iter_output_batches(path)
+    for batch in batches:
         if image_id is not None:
             ids = batch.column("id").to_pylist()
             i = ids.index(image_id) if image_id in ids else None
@@ -271,6 +272,9 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
         small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
         small["pixels"] = row_pixels(batch, i)
+        if path == STDIN:
+            for _ in batches:  # read to the end: a stream that was cut short raises there
+                pass
         return small, meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
     note = incomplete_note(path)
