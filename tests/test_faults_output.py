@@ -1,0 +1,235 @@
+"""Fault injection on the output side: what a failure may never take down.
+
+Each section is one class of fault: a replaced shard folder, files that are
+not ours, a cut stream, restore's PNGs, damaged shards under --resume, two
+runs on one output, and output I/O errors. The faults are real where the
+machine allows: signals to a `python -m pixelprune_cli` process, a 1 MiB
+tmpfs for a full disk, a read-only bind mount (both need root, and are
+skipped with the reason elsewhere), /dev/full for a full stdout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pixelprune_cli import writer
+from pixelprune_cli.cli import main
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bad = _load("badfiles")
+resume = _load("test_resume")  # its subprocess and snapshot helpers
+start, finish, wait_for, snapshot, manifest, one_line_error = (
+    resume.start, resume.finish, resume.wait_for, resume.snapshot, resume.manifest, resume.one_line_error)
+shard_rows, small_folder = resume.shard_rows, resume.small_folder
+
+SAMPLES = Path(__file__).parents[1] / "samples"
+
+
+def cli(*args, stdin: bytes | None = None) -> tuple[int, bytes, str]:
+    """The CLI in-process: (exit code, stdout bytes, stderr); any traceback fails the test."""
+    result = CliRunner().invoke(main, [str(a) for a in args], input=stdin)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        pytest.fail("uncaught exception:\n" + "".join(traceback.format_exception(*result.exc_info)))
+    assert "Traceback" not in result.stderr
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+@pytest.fixture(scope="module")
+def slow_folder(tmp_path_factory) -> Path:
+    """24 large mostly flat images: a run over them lasts long enough to interrupt at chosen points."""
+    folder = tmp_path_factory.mktemp("slow") / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(24):
+        img = np.full((1024, 1024, 3), 90, dtype=np.uint8)
+        img[(k * 41) % 960:][:64, :384] = rng.integers(0, 256, size=(64, 384, 3), dtype=np.uint8)
+        Image.fromarray(img).save(folder / f"big_{k:03d}.png", compress_level=1)
+    return folder
+
+
+def hidden_leftovers(folder: Path) -> list[str]:
+    """Temporary files, lock files and staging folders anywhere under folder."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+
+
+def mkdir(folder: Path) -> Path:
+    folder.mkdir()
+    return folder
+
+
+def tree(folder: Path) -> dict:
+    """relative path -> bytes of every file under folder (hidden ones too)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ----------------------------------------------------------------- 1. --overwrite keeps the old output until the new one commits
+
+@pytest.fixture
+def old_output(tmp_path) -> tuple[Path, dict]:
+    """A complete shard folder of 5 small images (3 shards) and its files' bytes."""
+    folder = small_folder(tmp_path, 5)
+    out = tmp_path / "out"
+    assert cli("compress", folder, "-o", f"{out}/", "--shard-size", 2)[0] == 0
+    return out, tree(out)
+
+
+def test_overwrite_that_finds_no_images_leaves_the_old_output_whole(old_output, tmp_path):
+    out, before = old_output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    code, _, stderr = cli("compress", empty, "-o", f"{out}/", "--overwrite")
+    assert code == 2
+    one_line_error(stderr, "no images found")
+    assert tree(out) == before
+
+
+def test_overwrite_stopped_by_fail_fast_leaves_the_old_output_whole(old_output, tmp_path):
+    out, before = old_output
+    other = tmp_path / "other"
+    other.mkdir()
+    for k in range(4):
+        (other / f"x_{k}.png").write_bytes(b"" if k == 3 else bad.png(seed=40 + k))
+    code, _, stderr = cli("compress", other, "-o", f"{out}/", "--shard-size", 1, "--overwrite", "--fail-fast",
+                          "--workers", 1)
+    assert code == 1, stderr
+    assert tree(out).keys() >= before.keys()
+    assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == before  # committed shards wait, hidden
+    assert resume.cli("stats", out, "--json")[0] == 0
+
+
+@pytest.mark.parametrize("when", ["before any shard", "after shards were committed"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_interrupted_overwrite_leaves_the_old_output_readable_in_full(old_output, slow_folder, tmp_path, when, signum):
+    out, before = old_output
+    staging = out / writer.STAGING
+    options = ["--shard-size", 4, "--workers", 1, "--no-progress", "--table", "none"]
+    proc = start(["compress", slow_folder, "-o", f"{out}/", *options, "--overwrite"], tmp_path)
+    if when == "before any shard":
+        wait_for(lambda: (staging / "manifest.json").exists(), proc, "the staging folder was made")
+    else:
+        wait_for(lambda: (staging / "manifest.json").exists() and len(manifest(staging)["shards"]) >= 2, proc,
+                 "two shards were committed")
+    visible = {k: v for k, v in tree(out).items() if not k.startswith(".")}
+    assert visible == before  # while the new run works, the old output is all there is to read
+    proc.send_signal(signum)
+    code = proc.wait(timeout=60)
+    assert code == (143 if signum == signal.SIGTERM else -signal.SIGKILL)
+    assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == before
+    code, stdout, stderr = resume.cli("stats", out, "--json")
+    assert code == 0 and json.loads(stdout)["images"] == 5 and "warning" not in stderr
+
+    if signum == signal.SIGTERM and when == "before any shard":
+        assert hidden_leftovers(out) == []  # a replacement that committed nothing leaves no trace
+        finish_with = "--overwrite"
+    else:  # --resume finishes the replacement (the staging folder holds what was committed)
+        assert (staging / "manifest.json").exists()
+        finish_with = "--resume"
+    code, _, stderr = resume.run(["compress", slow_folder, "-o", f"{out}/", *options, finish_with], tmp_path)
+    assert code == 0, stderr
+    full = tmp_path / "full"
+    assert resume.run(["compress", slow_folder, "-o", f"{full}/", *options], tmp_path)[0] == 0
+    assert shard_rows(out).equals(shard_rows(full))
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in full.iterdir())
+    assert hidden_leftovers(out) == []
+
+
+def test_a_swap_cut_short_is_flagged_to_readers_and_finished_by_the_next_run(old_output, tmp_path):
+    out, _ = old_output
+    folder = small_folder(mkdir(tmp_path / "n"), 7)
+    new = tmp_path / "new"
+    assert cli("compress", folder, "-o", f"{new}/", "--shard-size", 3)[0] == 0
+    # The state a run killed while moving its committed replacement into place leaves:
+    # the swap folder, two of whose files have already replaced the old ones.
+    swap = out / writer.SWAP
+    swap.mkdir()
+    for p in new.iterdir():
+        (swap / p.name).write_bytes(p.read_bytes())
+    for name in ("part-00000.arrow", "part-00000.errors.jsonl"):
+        os.replace(swap / name, out / name)
+    code, stdout, stderr = cli("stats", out, "--json")
+    assert "being replaced" in json.loads(stdout)["incomplete"] and "warning:" in stderr
+
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 3, "--resume")
+    assert code == 0, stderr
+    assert tree(out) == tree(new)
+    assert shard_rows(out).column("id").to_pylist() == [f"img_{k:03d}.png" for k in range(7)]
+
+
+def test_overwrite_replaces_every_old_shard_and_leaves_no_staging(old_output, tmp_path):
+    out, _ = old_output
+    folder = small_folder(mkdir(tmp_path / "n"), 3)
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 10, "--overwrite")
+    assert code == 0, stderr
+    assert sorted(tree(out)) == ["errors.jsonl", "manifest.json", "part-00000.arrow", "part-00000.errors.jsonl"]
+    assert manifest(out)["complete"] is True and shard_rows(out).num_rows == 3
+
+
+# ----------------------------------------------------------------- 2. only pixelprune's own files count, and go
+
+USER_FILES = {"part-time notes.txt": b"my notes", "part-1.txt": b"1", "part-00000.arrow.bak": b"backup",
+              "part-x.arrow": b"mine", "README": b"read me", ".notes.txt.partial-999999999": b"hidden, mine"}
+
+
+def put_user_files(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, data in USER_FILES.items():
+        (folder / name).write_bytes(data)
+
+
+def test_a_folder_of_user_files_is_not_an_output_and_they_survive(tmp_path):
+    out = tmp_path / "out"
+    put_user_files(out)
+    folder = small_folder(tmp_path, 3)
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2)  # no --overwrite needed
+    assert code == 0, stderr
+    files = tree(out)
+    assert {name: files[name] for name in USER_FILES} == USER_FILES
+
+
+def test_overwrite_deletes_only_files_pixelprune_wrote(tmp_path):
+    folder = small_folder(tmp_path, 5)
+    out = tmp_path / "out"
+    assert cli("compress", folder, "-o", f"{out}/", "--shard-size", 1)[0] == 0  # 5 shards
+    put_user_files(out)
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 5, "--overwrite")  # 1 shard
+    assert code == 0, stderr
+    files = tree(out)
+    assert {name: files[name] for name in USER_FILES} == USER_FILES
+    assert sorted(set(files) - set(USER_FILES)) == ["errors.jsonl", "manifest.json", "part-00000.arrow",
+                                                    "part-00000.errors.jsonl"]
+
+
+@pytest.mark.parametrize("content", [b'{"files": ["a", "b"]}', b"[1, 2]", b"not json"], ids=["other-json", "list", "junk"])
+def test_a_manifest_that_is_not_ours_is_refused_and_kept(tmp_path, content):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_bytes(content)
+    folder = small_folder(tmp_path, 2)
+    for flags in ([], ["--overwrite"], ["--resume"]):
+        code, _, stderr = cli("compress", folder, "-o", f"{out}/", *flags)
+        assert code == 2
+        one_line_error(stderr, "manifest.json", "not a pixelprune manifest")
+        assert tree(out) == {"manifest.json": content}
