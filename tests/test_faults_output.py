@@ -233,3 +233,97 @@ def test_a_manifest_that_is_not_ours_is_refused_and_kept(tmp_path, content):
         assert code == 2
         one_line_error(stderr, "manifest.json", "not a pixelprune manifest")
         assert tree(out) == {"manifest.json": content}
+
+
+# ----------------------------------------------------------------- 6. a cut `-o -` stream is told from a whole one
+
+def message_ends(data: bytes) -> list[int]:
+    """Byte offsets at which each IPC message of a stream ends: the schema, then every batch."""
+    reader, ends = pa.BufferReader(data), []
+    while True:
+        try:
+            pa.ipc.read_message(reader)
+        except EOFError:
+            return ends
+        ends.append(reader.tell())
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> bytes:
+    """A complete `-o -` stream of 5 images in batches of 2, 2 and 1 rows."""
+    folder = small_folder(tmp_path_factory.mktemp("stream"), 5)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(writer.RowSink, "BATCH_ROWS", 2)
+        code, data, stderr = cli("compress", folder, "-o", "-", "--table", "none", "--workers", 1)
+    assert code == 0, stderr
+    return data
+
+
+def readers_of(data: bytes, tmp_path: Path) -> dict:
+    """Exit code and stderr of `stats -`, `restore -` and `show -` fed data on stdin."""
+    calls = {"stats": ["stats", "-", "--json"], "restore": ["restore", "-", "-o", tmp_path / "restored", "--table", "none"],
+             "show": ["show", "-", "--id", "img_000.png", "-o", tmp_path / "shown.png"]}
+    return {name: cli(*args, stdin=data)[::2] for name, args in calls.items()}
+
+
+def test_a_whole_stream_reads_in_full_and_its_end_marker_is_an_empty_batch(stream, tmp_path):
+    table = pa.ipc.open_stream(stream).read_all()  # any Arrow reader: the marker adds no row
+    assert table.num_rows == 5
+    for name, (code, stderr) in readers_of(stream, tmp_path).items():
+        assert code == 0, (name, stderr)
+    assert len(message_ends(stream)) == 1 + 3 + 1  # schema, three batches, the end marker
+
+
+def test_a_stream_cut_at_any_batch_boundary_is_refused_by_every_reader(stream, tmp_path):
+    ends = message_ends(stream)
+    for cut in ends[:-1]:  # after the schema, after each batch; the last message is the end marker
+        for name, (code, stderr) in readers_of(stream[:cut], tmp_path / str(cut)).items():
+            assert code == 2, (name, cut, stderr)
+            one_line_error(stderr, "standard input", "cut short")
+
+
+def test_a_stream_cut_inside_a_message_is_refused_by_every_reader(stream, tmp_path):
+    ends = message_ends(stream)
+    for cut in (ends[0] + 3, (ends[1] + ends[2]) // 2, ends[-1] - 5):
+        for name, (code, stderr) in readers_of(stream[:cut], tmp_path / str(cut)).items():
+            assert code == 2, (name, cut, stderr)
+            one_line_error(stderr, "standard input")
+
+
+def test_a_stream_missing_only_the_arrow_end_bytes_after_the_marker_is_whole(stream, tmp_path):
+    ends = message_ends(stream)
+    for name, (code, stderr) in readers_of(stream[:ends[-1]], tmp_path).items():
+        assert code == 0, (name, stderr)
+
+
+def test_a_stream_stopped_by_fail_fast_is_unreadable_to_any_arrow_reader(tmp_path):
+    folder = small_folder(tmp_path, 6, bad_at=4)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(writer.RowSink, "BATCH_ROWS", 2)
+        code, data, stderr = cli("compress", folder, "-o", "-", "--fail-fast", "--workers", 1, "--table", "none")
+    assert code == 1, stderr
+    assert len(message_ends(data[:-8])) >= 3  # schema and the two batches before the bad image went out ...
+    with pytest.raises(pa.ArrowInvalid):
+        pa.ipc.open_stream(data).read_all()  # ... but no reader takes the stream for a whole one
+    code, _, stderr = cli("stats", "-", stdin=data)
+    assert code == 2 and "standard input" in stderr
+
+
+def test_a_stream_stopped_by_sigterm_is_unreadable_to_any_arrow_reader(slow_folder, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(70):  # a first batch of 64 small images goes out, then the big ones take a while
+        (folder / f"a_{k:03d}.png").write_bytes(bad.png(seed=k))
+    for big in slow_folder.iterdir():
+        os.symlink(big, folder / big.name)
+    proc = start(["compress", folder, "-o", "-", "--workers", 1, "--no-progress"], tmp_path)
+    out = tmp_path / "stdout.txt"
+    wait_for(lambda: out.stat().st_size > 0, proc, "the first batch went out")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    data = out.read_bytes()
+    with pytest.raises(pa.ArrowInvalid):
+        pa.ipc.open_stream(data).read_all()
+    code, _, stderr = cli("stats", "-", stdin=data)
+    assert code == 2
+    one_line_error(stderr, "standard input")
