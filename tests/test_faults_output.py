@@ -327,3 +327,94 @@ def test_a_stream_stopped_by_sigterm_is_unreadable_to_any_arrow_reader(slow_fold
     code, _, stderr = cli("stats", "-", stdin=data)
     assert code == 2
     one_line_error(stderr, "standard input")
+
+
+# ----------------------------------------------------------------- 7. restore writes each PNG whole or not at all
+
+@pytest.fixture
+def small_output(tmp_path) -> Path:
+    folder = small_folder(mkdir(tmp_path / "src"), 5)
+    out = tmp_path / "small.arrow"
+    assert cli("compress", folder, "-o", out)[0] == 0
+    return out
+
+
+def assert_whole_pngs(folder: Path) -> list[str]:
+    """Every file in folder is a complete PNG and nothing hidden is left; returns the names."""
+    names = sorted(os.listdir(folder))
+    assert [n for n in names if n.startswith(".")] == []
+    for name in names:
+        with Image.open(folder / name) as image:
+            image.load()  # a truncated PNG raises here
+    return names
+
+
+def failing_save(after: int, fault: BaseException):
+    """A PIL save that writes the first `after` images whole, then half an image and raises `fault`."""
+    import io
+
+    real, calls = Image.Image.save, []
+
+    def save(self, fp, format=None, **params):
+        calls.append(fp)
+        if len(calls) <= after:
+            return real(self, fp, format=format or "PNG", **params)
+        data = io.BytesIO()
+        real(self, data, format="PNG", **params)
+        half = data.getvalue()[: len(data.getvalue()) // 2]
+        if isinstance(fp, (str, Path)):
+            Path(fp).write_bytes(half)
+        else:
+            fp.write(half)
+        raise fault
+
+    return save
+
+
+@pytest.mark.parametrize("fault,code,words", [
+    (KeyboardInterrupt(), 130, ["interrupted"]),
+    (OSError(28, "No space left on device"), 2, ["No space left on device"]),
+], ids=["Ctrl-C", "disk-full"])
+def test_restore_that_fails_while_writing_a_png_leaves_no_partial_png(small_output, tmp_path, monkeypatch, fault, code, words):
+    monkeypatch.setattr(Image.Image, "save", failing_save(2, fault))
+    restored = tmp_path / "restored"
+    got, _, stderr = cli("restore", small_output, "-o", restored, "--table", "none")
+    assert got == code
+    one_line_error(stderr, *words)
+    assert assert_whole_pngs(restored) == ["img_000.png.png", "img_001.png.png"]
+
+
+def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path):
+    out = tmp_path / "big.arrow"
+    assert cli("compress", slow_folder, "-o", out, "--workers", 2)[0] == 0
+    restored = tmp_path / "restored"
+    proc = start(["restore", out, "-o", restored, "--table", "none"], tmp_path)
+    written = lambda: [n for n in os.listdir(restored) if not n.startswith(".")] if restored.is_dir() else []
+    wait_for(lambda: len(written()) >= 3, proc, "a few PNGs were written")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert 3 <= len(assert_whole_pngs(restored)) < 24
+
+
+def test_restore_overwrite_replaces_a_planted_symlink_instead_of_writing_through_it(small_output, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    os.symlink(victim, restored / "img_000.png.png")
+    code, _, stderr = cli("restore", small_output, "-o", restored, "--overwrite", "--table", "none")
+    assert code == 0, stderr
+    assert victim.read_bytes() == b"precious"
+    assert not (restored / "img_000.png.png").is_symlink()
+    assert len(assert_whole_pngs(restored)) == 5
+
+
+def test_restore_refuses_a_dangling_symlink_at_a_target_name(small_output, tmp_path):
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    aim = tmp_path / "would_be_created.png"
+    os.symlink(aim, restored / "img_000.png.png")
+    code, _, stderr = cli("restore", small_output, "-o", restored, "--table", "none")
+    assert code == 2
+    one_line_error(stderr, "img_000.png.png", "already exists", "--overwrite")
+    assert not aim.exists()
