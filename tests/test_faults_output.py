@@ -418,3 +418,80 @@ def test_restore_refuses_a_dangling_symlink_at_a_target_name(small_output, tmp_p
     assert code == 2
     one_line_error(stderr, "img_000.png.png", "already exists", "--overwrite")
     assert not aim.exists()
+
+
+# ----------------------------------------------------------------- 8. --resume verifies committed shards
+
+def flip_byte(path: Path, at: float = 0.5) -> None:
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * at)] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "torn": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "bit-flip-middle": lambda p: flip_byte(p, 0.5),
+    "bit-flip-footer": lambda p: flip_byte(p, 0.999),
+    "same-size-zeros": lambda p: p.write_bytes(bytes(p.stat().st_size)),
+    "symlink-to-a-copy": lambda p: (p.with_name("copy.bin").write_bytes(p.read_bytes()), p.unlink(),
+                                    os.symlink(p.with_name("copy.bin"), p)),
+    "errors-log-edited": lambda p: p.with_name("part-00001.errors.jsonl").write_text('{"id": "x"}\n'),
+    "errors-log-missing": lambda p: p.with_name("part-00001.errors.jsonl").unlink(),
+}
+
+
+@pytest.fixture
+def two_runs(tmp_path) -> tuple[Path, Path, Path]:
+    """The same 6 images (one bad) to out/ and full/ in shards of 2: byte-identical folders."""
+    folder = small_folder(tmp_path, 6, bad_at=2)
+    out, full = tmp_path / "out", tmp_path / "full"
+    for target in (out, full):
+        assert cli("compress", folder, "-o", f"{target}/", "--shard-size", 2)[0] == 1
+    assert tree(out) == tree(full)
+    return folder, out, full
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_resume_redoes_a_damaged_committed_shard(two_runs, damage):
+    folder, out, full = two_runs
+    DAMAGE[damage](out / "part-00001.arrow")
+    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume", "--json")
+    assert code == 1, stderr  # the bad image in shard 1 failed again
+    summary = json.loads(stdout)
+    assert summary["damaged_shards"] == ["part-00001.arrow"]
+    assert (summary["images"], summary["resumed_shards"]) == (2, 2)  # only shard 1 was redone
+    (out / "copy.bin").unlink(missing_ok=True)  # the symlink's target: the test's file, not the output's
+    assert tree(out) == tree(full)  # byte for byte what an undamaged run wrote
+
+
+def test_resume_never_reads_or_removes_files_a_manifest_names_outside_the_folder(two_runs, tmp_path):
+    folder, out, full = two_runs
+    secret = tmp_path / "secret.txt"
+    secret.write_text('{"id": "secret"}\n')
+    state = manifest(out)
+    state["complete"] = False
+    state["shards"][0]["errors"] = "../secret.txt"
+    state["shards"][1]["errors"] = str(secret)
+    state["shards"][2]["file"] = "../full/part-00002.arrow"
+    (out / "manifest.json").write_text(json.dumps(state))
+    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume", "--json")
+    assert code == 1, stderr
+    assert "secret" not in (out / "errors.jsonl").read_text()
+    assert secret.read_text() == '{"id": "secret"}\n' and (full / "part-00002.arrow").exists()
+    assert json.loads(stdout)["images"] == 6  # no listed shard could be trusted: all redone
+    assert tree(out) == tree(full)
+
+
+@pytest.mark.parametrize("change", [["--keep-columns", "kind"], ["--keep-columns", "name,kind"], [],
+                                    ["--keep-columns", "name", "--compression", "lz4"]],
+                         ids=["other-column", "more-columns", "no-columns", "compression"])
+def test_resume_with_options_that_change_the_files_is_refused_and_touches_nothing(tmp_path, change):
+    samples = SAMPLES / "samples.parquet"  # 10 rows: shards [0,4) [4,8) [8,10)
+    out = tmp_path / "out"
+    assert cli("compress", samples, "-o", f"{out}/", "--shard-size", 4, "--keep-columns", "name")[0] == 0
+    (out / "part-00001.arrow").unlink()  # a shard to redo: it must not come out with another schema
+    before = snapshot(out)
+    code, _, stderr = cli("compress", samples, "-o", f"{out}/", "--shard-size", 4, *change, "--resume")
+    assert code == 2
+    one_line_error(stderr, "different configuration", "--overwrite")
+    assert snapshot(out) == before
