@@ -495,3 +495,73 @@ def test_resume_with_options_that_change_the_files_is_refused_and_touches_nothin
     assert code == 2
     one_line_error(stderr, "different configuration", "--overwrite")
     assert snapshot(out) == before
+
+
+# ----------------------------------------------------------------- 9. one run at a time on an output
+
+@pytest.mark.parametrize("kind,second", [("file", ["--overwrite"]), ("file", []), ("folder", ["--overwrite"]),
+                                         ("folder", ["--resume"])],
+                         ids=["file-overwrite", "file-both-new", "folder-overwrite", "folder-resume"])
+def test_a_second_run_on_an_output_being_written_is_refused(slow_folder, tmp_path, kind, second):
+    target = tmp_path / "out.arrow" if kind == "file" else tmp_path / "out"
+    arg = str(target) if kind == "file" else f"{target}/"
+    first_dir, second_dir = mkdir(tmp_path / "first"), mkdir(tmp_path / "second")
+    slower = mkdir(tmp_path / "slower")  # 8 x 24 big images: seconds of work, while a second run starts
+    for copy in range(8):
+        for big in slow_folder.iterdir():
+            os.symlink(big, slower / f"{copy}_{big.name}")
+    first = start(["compress", slower, "-o", arg, "--workers", 1, "--no-progress", "--table", "none"], first_dir)
+    begun = (lambda: (tmp_path / f".out.arrow.partial-{first.pid}").exists()) if kind == "file" else \
+        (lambda: (target / "manifest.json").exists())
+    wait_for(begun, first, "the first run opened its output")
+    small = small_folder(mkdir(tmp_path / "small"), 2)
+    code, _, stderr = resume.run(["compress", small, "-o", arg, "--no-progress", *second], second_dir)
+    assert code == 2
+    one_line_error(stderr, "being written by another run", f"pid {first.pid}")
+    assert first.poll() is None  # the refusal did not wait for, or disturb, the first run
+    code, _, stderr = finish(first, first_dir)
+    assert code == 0, stderr
+    read = resume.read_arrow(target) if kind == "file" else shard_rows(target)
+    assert sorted(read.column("id").to_pylist()) == sorted(p.name for p in slower.iterdir())
+    assert hidden_leftovers(tmp_path / "out" if kind == "folder" else tmp_path) == []
+
+
+def test_a_lock_held_in_this_process_names_its_holder(tmp_path):
+    folder = small_folder(tmp_path, 1)
+    held = writer.TargetLock(tmp_path / ".out.parquet.pixelprune-lock", "out.parquet")
+    try:
+        code, _, stderr = cli("compress", folder, "-o", tmp_path / "out.parquet")
+        assert code == 2
+        one_line_error(stderr, "out.parquet", "being written by another run", f"pid {os.getpid()}")
+        assert not (tmp_path / "out.parquet").exists()
+    finally:
+        held.release()
+    assert cli("compress", folder, "-o", tmp_path / "out.parquet")[0] == 0
+    assert sorted(os.listdir(tmp_path)) == ["in", "out.parquet", "out.parquet.errors.jsonl"]
+
+
+def test_a_lock_file_a_killed_run_left_is_taken_over_and_removed(tmp_path):
+    folder = small_folder(tmp_path, 1)
+    (tmp_path / ".out.arrow.pixelprune-lock").write_text("pixelprune pid 999999999\n")
+    code, _, stderr = cli("compress", folder, "-o", tmp_path / "out.arrow")
+    assert code == 0, stderr
+    assert sorted(os.listdir(tmp_path)) == ["in", "out.arrow", "out.arrow.errors.jsonl"]
+
+
+@pytest.mark.parametrize("planted", ["symlink", "user-file"])
+def test_something_else_at_the_lock_name_is_refused_and_left_alone(tmp_path, planted):
+    folder = small_folder(tmp_path, 1)
+    lock = tmp_path / "out" / ".pixelprune-lock"
+    lock.parent.mkdir()
+    aim = tmp_path / "aim.txt"
+    if planted == "symlink":
+        os.symlink(aim, lock)
+    else:
+        lock.write_text("my own notes\n")
+    code, _, stderr = cli("compress", folder, "-o", f"{tmp_path / 'out'}/")
+    assert code == 2
+    one_line_error(stderr, ".pixelprune-lock")
+    assert sorted(os.listdir(lock.parent)) == [".pixelprune-lock"]
+    assert not aim.exists()
+    if planted == "user-file":
+        assert lock.read_text() == "my own notes\n"
