@@ -565,3 +565,132 @@ def test_something_else_at_the_lock_name_is_refused_and_left_alone(tmp_path, pla
     assert not aim.exists()
     if planted == "user-file":
         assert lock.read_text() == "my own notes\n"
+
+
+# ----------------------------------------------------------------- 10. output I/O errors: one line, exit 2, nothing left
+
+def _mount(*args: str) -> str | None:
+    """Run mount; None when it worked, else why not."""
+    try:
+        done = subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited {done.returncode}")
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Path:
+    """An empty 1 MiB tmpfs: the samples' output (4 MB) does not fit."""
+    disk = mkdir(tmp_path / "disk")
+    why = _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk))
+    if why:
+        pytest.skip(f"full-disk tests mount a 1 MiB tmpfs, which needs root: {why}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.fixture
+def read_only(tmp_path) -> tuple[Path, Path]:
+    """(src, ro): ro is a read-only bind mount of src (files put in src show in ro)."""
+    src, ro = mkdir(tmp_path / "src-rw"), mkdir(tmp_path / "ro")
+    why = _mount("--bind", "-o", "ro", str(src), str(ro))
+    if why:
+        pytest.skip(f"read-only tests bind-mount a folder read-only, which needs root: {why}")
+    if os.access(ro, os.W_OK) and not _really_read_only(ro):
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+        pytest.skip("this kernel made the bind mount writable (old util-linux ignores -o ro on --bind)")
+    yield src, ro
+    subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+
+
+def _really_read_only(folder: Path) -> bool:
+    try:
+        (folder / ".probe").write_bytes(b"")
+    except OSError:
+        return True
+    (folder / ".probe").unlink()
+    return False
+
+
+def disk_error(stderr: str, *words: str) -> None:
+    one_line_error(stderr, "cannot write", *words)
+
+
+@pytest.mark.parametrize("name", ["out.arrow", "out.parquet", "out/"])
+def test_compress_to_a_full_disk_is_one_line_and_leaves_no_temporary_file(full_disk, name):
+    code, _, stderr = cli("compress", SAMPLES, "-o", f"{full_disk}/{name}", "--shard-size", 4, "--workers", 1)
+    assert code == 2
+    disk_error(stderr, "No space left on device")
+    left = [p for p in full_disk.rglob("*")]
+    assert [p.name for p in left if p.name.startswith(".")] == []  # no temporary, lock or staging
+    if name == "out/":  # committed shards may stay for --resume, whole and listed
+        state = manifest(full_disk / "out")
+        assert sorted(p.name for p in (full_disk / "out").glob("part-*.arrow")) == [s["file"] for s in state["shards"]]
+    else:
+        assert left == []
+
+
+@pytest.mark.parametrize("name", ["old.arrow", "old/"])
+def test_overwrite_on_a_full_disk_keeps_the_old_output(full_disk, tmp_path, name):
+    folder = small_folder(tmp_path, 1)
+    target = f"{full_disk}/{name}"
+    assert cli("compress", folder, "-o", target)[0] == 0
+    before = {k: v for k, v in tree(full_disk).items()}
+    code, _, stderr = cli("compress", SAMPLES, "-o", target, "--overwrite", "--shard-size", 4, "--workers", 1)
+    assert code == 2
+    disk_error(stderr, "No space left on device")
+    assert {k: v for k, v in tree(full_disk).items() if not k.startswith(".") and "/." not in k} == before
+
+
+def test_restore_and_show_to_a_full_disk_are_one_line_and_leave_only_whole_pngs(full_disk, tmp_path):
+    out = tmp_path / "samples.arrow"
+    assert cli("compress", SAMPLES, "-o", out)[0] == 0
+    code, _, stderr = cli("restore", out, "-o", full_disk / "restored", "--table", "none")
+    assert code == 2
+    disk_error(stderr, "No space left on device")
+    assert_whole_pngs(full_disk / "restored")
+    (full_disk / "filler").write_bytes(b"")
+    with open(full_disk / "filler", "wb") as filler:  # the rest of the disk, but a few KB
+        try:
+            filler.write(bytes(4 << 20))
+        except OSError:
+            pass
+    code, _, stderr = cli("show", SAMPLES / "photo.jpg", "-o", full_disk / "photo.png")
+    assert code == 2
+    disk_error(stderr, "photo.png", "No space left on device")
+    assert sorted(os.listdir(full_disk)) == ["filler", "restored"]
+
+
+def test_a_stream_to_a_full_stdout_is_one_line(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    folder = small_folder(tmp_path, 3)
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "pixelprune_cli", "compress", folder, "-o", "-", "--no-progress"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2
+    disk_error(done.stderr, "standard output", "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["compress-file", "compress-folder", "compress-over-existing", "restore",
+                                     "restore-into-existing", "show"])
+def test_a_read_only_location_is_one_line_and_touches_nothing(read_only, tmp_path, command):
+    src, ro = read_only
+    folder = small_folder(tmp_path, 2)
+    out = tmp_path / "small.arrow"
+    assert cli("compress", folder, "-o", out)[0] == 0
+    assert cli("compress", folder, "-o", f"{src}/existing/")[0] == 0
+    assert cli("restore", out, "-o", src / "pngs", "--table", "none")[0] == 0
+    before = tree(src)
+    args = {
+        "compress-file": ["compress", folder, "-o", ro / "new.arrow"],
+        "compress-folder": ["compress", folder, "-o", f"{ro}/new/"],
+        "compress-over-existing": ["compress", folder, "-o", f"{ro}/existing/", "--overwrite"],
+        "restore": ["restore", out, "-o", ro / "restored"],
+        "restore-into-existing": ["restore", out, "-o", ro / "pngs", "--overwrite"],
+        "show": ["show", SAMPLES / "chart.png", "-o", ro / "chart.png"],
+    }[command]
+    code, _, stderr = cli(*args)
+    assert code == 2
+    disk_error(stderr, "Read-only file system")
+    assert tree(src) == before
