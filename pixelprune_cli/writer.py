@@ -157,8 +157,14 @@ class TargetLock:
 
         self.path = Path(path)
         while True:
-            with output_errors(output):
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
+                with output_errors(output):
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OutputError:
+                if self.path.is_symlink():
+                    raise ConfigError(f"{self.path} is in the way: a symbolic link, not a pixelprune lock file; "
+                                      "move it or write elsewhere") from None
+                raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
