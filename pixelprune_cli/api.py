@@ -177,7 +177,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
                                   resume=resume, overwrite=overwrite)
         summary.extra.update(sink.resumed)
     else:
-        sink = writer.FileSink(output, schema, compression)
+        sink = writer.FileSink(output, schema, compression, overwrite=overwrite)
     skip = sink.skips if getattr(sink, "done", None) else None  # only a resumed shard folder skips anything
     plain_sink, sink = sink, BackgroundSink(sink)
     progress = Progress(run.progress)

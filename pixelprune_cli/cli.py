@@ -88,7 +88,7 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .errors import COMMAND_LINE, PixelpruneError
+        from .errors import COMMAND_LINE, PixelpruneError, broken_pipe
 
         try:
             previous = signal.signal(signal.SIGTERM, _raise_terminated)
@@ -103,7 +103,7 @@ def handle_errors(fn):
         except (PixelpruneError, ValueError) as exc:
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except OSError as exc:
-            if not _broken_pipe(exc):
+            if not broken_pipe(exc):
                 raise
             # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
             # so this is no success. Further writes to stdout would fail again: send them nowhere.
@@ -116,13 +116,6 @@ def handle_errors(fn):
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
-
-
-def _broken_pipe(exc: OSError) -> bool:
-    """A closed pipe on stdout: Python's BrokenPipeError, or pyarrow's OSError for EPIPE."""
-    import errno
-
-    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
 
 
 class Terminated(KeyboardInterrupt):
@@ -398,7 +391,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     """
     from . import show as drawing
     from .parallel import default_workers
-    from .writer import AtomicFile, check_target
+    from .writer import check_target, write_atomically
 
     check_target(output, overwrite)
     config = _pop_config(coder)
@@ -406,9 +399,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
                                                   budget=config.budget, max_tau=config.max_tau, image_column=image_column,
                                                   thumb=thumb, workers=workers or default_workers(), sample=sample or None,
                                                   hidden=hidden)
-    target = AtomicFile(output)
-    picture.save(target.handle, format="PNG")
-    target.commit()
+    write_atomically(output, lambda handle: picture.save(handle, format="PNG"))
     for failed in failures:
         click.echo(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}", err=True)
     click.echo(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")"), err=True)

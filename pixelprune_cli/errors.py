@@ -39,6 +39,13 @@ class ConfigError(PixelpruneError):
     """Options that contradict each other or an existing output (exit code 2)."""
 
 
+class OutputError(PixelpruneError):
+    """An output that cannot be written: a read-only place, a full disk (exit code 2).
+
+    Raised after the temporary file is gone, so nothing partial is left under the output name.
+    """
+
+
 class ImageFailure(PixelpruneError):
     """One image that could not be processed; `stage` says where it failed."""
 
@@ -69,3 +76,10 @@ def one_line(exc: BaseException) -> str:
     printable = "".join(ch if ch.isprintable() else " " for ch in str(exc))
     text = " ".join(printable.split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def broken_pipe(exc: OSError) -> bool:
+    """A closed pipe on stdout: Python's BrokenPipeError, or pyarrow's OSError for EPIPE (which has no errno)."""
+    import errno
+
+    return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)

@@ -30,6 +30,7 @@ task, and a shard that was written stays valid for `--resume`.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -65,6 +66,7 @@ SUMMARY_SCHEMA = pa.schema([
     pa.field("seconds", pa.float64()),
     pa.field("over_budget", pa.bool_()),
     pa.field("ids_sha1", pa.string()),  # on a shard's last row: the sha1 of its ids, as the manifest keeps it
+    pa.field("checksums", pa.string()),  # on a shard's last row: JSON of its files' sizes and SHA-256
 ])
 
 
@@ -287,7 +289,7 @@ class _WriteShards:
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
-        from .writer import ErrorLog, TableFile, shard_errors_name, shard_name
+        from .writer import ErrorLog, TableFile, shard_checksums, shard_errors_name, shard_name
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
         errors = ErrorLog(self.folder / shard_errors_name(shard))
@@ -304,6 +306,7 @@ class _WriteShards:
             summary[-1]["ids_sha1"] = ids.hexdigest()
             table.commit()
             errors.commit()
+            summary[-1]["checksums"] = json.dumps(shard_checksums(self.folder, shard, self.fmt))
         except BaseException:
             table.abort()
             errors.abort()
@@ -347,52 +350,57 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
         raise no_images_error(inputs, counts)
     sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume,
                               overwrite=overwrite, manifest_extra={"engine": "ray"})
-    summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
-    summary.extra.update(sink.resumed)
-    summary.extra["engine"] = "ray"
-    for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
-        position = k * shard_rows
-        for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)):
-            sink.skips(position, image_id)
-            position += 1
-    sink.verify_resumed()  # before any work, as the local writer does before its first new shard
-    todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
-    in_order = _ShardOrder(summary, list(todo))
-    if todo:
-        ray = _import_ray()
-        started = connect(ray_address, num_cpus)
-        bar = Progress(progress, total=sum(todo.values()))  # the plan is in memory: the total is known
-        try:
-            specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
-            ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            fn = _WriteShards(str(sink.folder.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
-            coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
-            seen, failed, hashes = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}
+    try:  # the sink holds a lock on the folder: release it however this ends
+        summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
+        summary.extra.update(sink.resumed)
+        summary.extra["engine"] = "ray"
+        for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
+            position = k * shard_rows
+            for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)):
+                sink.skips(position, image_id)
+                position += 1
+        sink.verify_resumed()  # before any work, as the local writer does before its first new shard
+        todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
+        in_order = _ShardOrder(summary, list(todo))
+        if todo:
+            ray = _import_ray()
+            started = connect(ray_address, num_cpus)
+            bar = Progress(progress, total=sum(todo.values()))  # the plan is in memory: the total is known
             try:
-                for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
-                    for row in batch.to_pylist():
-                        shard = row["shard"]
-                        in_order.add(shard, row["position"], _entry(row))
-                        seen[shard] += 1
-                        failed[shard] += row["stage"] is not None
-                        if row["ids_sha1"] is not None:
-                            hashes[shard] = row["ids_sha1"]
-                        bar.advance()
-                        if seen[shard] == todo[shard]:
-                            sink.record_shard(shard, seen[shard], failed[shard], hashes[shard])
-                            in_order.shard_done(shard)
-            except PixelpruneError:
-                raise
-            except Exception as exc:
-                raise RayJobError(f"the Ray job failed: {one_line(exc)}; shards written so far are kept, "
-                                  "rerun with --resume to finish") from exc
+                specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
+                ds = ray.data.from_items(specs, override_num_blocks=len(specs))
+                fn = _WriteShards(str(sink.dir.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
+                coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
+                seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}
+                try:
+                    for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
+                        for row in batch.to_pylist():
+                            shard = row["shard"]
+                            in_order.add(shard, row["position"], _entry(row))
+                            seen[shard] += 1
+                            failed[shard] += row["stage"] is not None
+                            if row["ids_sha1"] is not None:
+                                hashes[shard] = row["ids_sha1"]
+                                checksums[shard] = json.loads(row["checksums"])
+                            bar.advance()
+                            if seen[shard] == todo[shard]:
+                                sink.record_shard(shard, seen[shard], failed[shard], hashes[shard], checksums[shard])
+                                in_order.shard_done(shard)
+                except PixelpruneError:
+                    raise
+                except Exception as exc:
+                    raise RayJobError(f"the Ray job failed: {one_line(exc)}; shards written so far are kept, "
+                                      "rerun with --resume to finish") from exc
+                sink.commit()
+            finally:
+                bar.close()
+                if started:
+                    ray.shutdown()
+        else:
             sink.commit()
-        finally:
-            bar.close()
-            if started:
-                ray.shutdown()
-    else:
-        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
     summary.take_skipped(counts)
     summary.extra["bytes_written"] = written_bytes(output_dir)
     return summary.finish()

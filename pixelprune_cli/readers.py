@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -46,10 +47,11 @@ def incomplete_note(path: str) -> str | None:
     Such a folder reads fine, shard by shard, but holds only the committed
     shards; whoever reads it should know that before trusting the totals.
     """
-    import json
+    from .writer import MANIFEST, SWAP
 
-    from .writer import MANIFEST
-
+    if (Path(path) / SWAP).is_dir():
+        return (f"{path} is being replaced: a run that replaced it was stopped while moving its files in; "
+                f"the next `pixelprune compress ... -o {path}` finishes the move")
     manifest_path = Path(path) / MANIFEST
     if not manifest_path.is_file():
         return None
@@ -97,11 +99,7 @@ def compressed_meta(path: str) -> dict | None:
 def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of a compressed output, file by file, batch by batch."""
     if path == STDIN:
-        try:
-            for batch in _stdin_stream():
-                yield batch.select(columns) if columns else batch
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"standard input: not a readable pixelprune stream ({one_line(exc)})") from None
+        yield from _stdin_batches(columns)
         return
     for file in _output_files(path):
         try:
@@ -144,3 +142,36 @@ def output_rows(path: str) -> int | None:
     except Exception:
         return None
     return total
+
+
+def _stdin_batches(columns: list[str] | None) -> Iterator[pa.RecordBatch]:
+    """The batches of the stream on stdin; InputError unless it ends with the writer's end marker.
+
+    Without the marker the stream was cut (its writer was killed or failed),
+    even when the cut fell between two batches, which Arrow itself accepts.
+    """
+    from .writer import STREAM_END
+
+    reader, rows, end = _stdin_stream(), 0, None
+    try:
+        while True:
+            try:
+                batch, custom = reader.read_next_batch_with_custom_metadata()
+            except StopIteration:
+                break
+            if custom is not None and STREAM_END in custom:
+                end = custom[STREAM_END]
+                continue
+            rows += batch.num_rows
+            yield batch.select(columns) if columns else batch
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"standard input: not a readable pixelprune stream, or cut short ({one_line(exc)})") from None
+    if end is None:
+        raise InputError(f"standard input: the stream ended after {rows:,} rows without its end marker: it was cut "
+                         "short (the run writing it was interrupted or failed), so this output is incomplete")
+    try:
+        promised = json.loads(end)["rows"]
+    except (ValueError, KeyError, TypeError):
+        promised = None
+    if promised != rows:
+        raise InputError(f"standard input: the stream's end marker promises {promised} rows but {rows:,} came")

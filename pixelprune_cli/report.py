@@ -411,6 +411,10 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         console.print(f"resumed: {summary.extra['resumed_shards']} shards from an earlier run kept "
                       f"({summary.extra['resumed_images']:,} images, {summary.extra['resumed_failed']:,} failed; "
                       "the table shows this run)")
+    if summary.extra.get("damaged_shards"):
+        damaged = summary.extra["damaged_shards"]
+        console.print(f"redone: {len(damaged)} committed shards failed their size or checksum check "
+                      f"({', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''})")
     skipped = describe_skipped(summary)
     if skipped:
         console.print(skipped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
 from .readers import compressed_meta, incomplete_note, iter_output_batches
 from .report import ImageEntry, Summary
+from .writer import output_errors, write_atomically
 
 _MAX_NAME = 200
 
@@ -58,7 +60,8 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
     preset = resolve_preset(meta)
     target = Path(out_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    with output_errors(target):
+        target.mkdir(parents=True, exist_ok=True)
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
     note = incomplete_note(path)
     if note:
@@ -92,10 +95,11 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
         if image_id in seen:
             raise InputError(f"{path}: duplicate id {image_id!r}; restore needs one row per id")
         seen.add(image_id)
-        if file.exists() and not overwrite:
+        if os.path.lexists(file) and not overwrite:
             raise ConfigError(f"{file} already exists; pass {option('overwrite')} to replace it")
-        image = reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset)
-        Image.fromarray(image).save(file, compress_level=1)
+        image = Image.fromarray(reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset))
+        # whole or not at all, and replacing (never writing through) a symlink at the name
+        write_atomically(file, lambda handle: image.save(handle, format="PNG", compress_level=1))
         written += file.stat().st_size
         summary.add_image(ImageEntry(image_id, source, (widths[i], heights[i]), tokens[i], kept[i], None))
         bar.advance()

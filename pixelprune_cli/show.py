@@ -290,7 +290,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
     """
     from .errors import InputError
-    from .readers import compressed_meta, incomplete_note, iter_output_batches
+    from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches
 
     if (image_id is None) == (row is None):
         raise ValueError("give exactly one of an id or a row number")
@@ -298,7 +298,8 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     if meta is None:
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
     seen = 0
-    for batch in iter_output_batches(path):
+    batches = iter_output_batches(path)
+    for batch in batches:
         if image_id is not None:
             ids = batch.column("id").to_pylist()
             i = ids.index(image_id) if image_id in ids else None
@@ -307,7 +308,11 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         seen += batch.num_rows
         if i is None:
             continue
-        return output_row(batch, i), meta
+        found = output_row(batch, i)
+        if path == STDIN:
+            for _ in batches:  # read to the end: a stream that was cut short raises there
+                pass
+        return found, meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
     note = incomplete_note(path)
     raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))

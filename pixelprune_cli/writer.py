@@ -3,7 +3,8 @@
 Files are written batch by batch to a hidden temporary file beside the target
 and renamed into place only when complete, so a reader never sees a partial
 output under the final name. Failed images go to `<output>.errors.jsonl`
-(one JSON object per line: id, stage, reason).
+(one JSON object per line: id, stage, reason). A lock file beside the target
+keeps a second run off an output being written.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 
-from .errors import ConfigError, option
+from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 
 ARROW_SUFFIXES = (".arrow", ".ipc", ".feather")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,6 +29,15 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 # wall time than lz4 (2.1x) or none (11.9x).
 DEFAULT_COMPRESSION = "zstd"
 MANIFEST = "manifest.json"
+ERRORS = "errors.jsonl"  # a shard folder's merged error report
+STAGING = ".pixelprune-staging"  # inside DIR: a replacing (--overwrite) run's output until it commits
+SWAP = ".pixelprune-swap"  # inside DIR: a committed replacement being moved into place
+LOCK = ".pixelprune-lock"  # inside DIR; beside a file output it is .NAME.pixelprune-lock
+STREAM_END = b"pixelprune_end"  # custom metadata of the empty batch that ends a complete `-o -` stream
+_SHARD_FILE = re.compile(r"part-\d{5,}\.(arrow|parquet|errors\.jsonl)")
+# A message header no Arrow reader accepts (a 2 GiB metadata length, then nothing):
+# what an aborted stream ends with, so that it fails to read rather than looking complete.
+_BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
 
 
 def output_format(path: str) -> str:
@@ -47,24 +60,139 @@ def compression_arg(compression: str | None):
     return None if compression in (None, "none", "uncompressed") else compression
 
 
+@contextmanager
+def output_errors(path):
+    """OSError while writing `path` -> OutputError naming it and the reason (a full disk, a read-only place).
+
+    A closed pipe stays a BrokenPipeError: the CLI ends quietly when its reader goes away.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if broken_pipe(exc):
+            raise
+        raise OutputError(f"cannot write {path}: {exc.strerror or one_line(exc)}") from None
+
+
+def _create_new(path: Path) -> int:
+    """A new file at path, never through a symlink someone planted there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o666)
+    except FileExistsError:  # our own temporary name and pid: a leftover of a dead process
+        os.unlink(path)
+        return os.open(path, flags, 0o666)
+
+
 class AtomicFile:
     """A file under a temporary name until commit() renames it into place."""
 
     def __init__(self, target: Path, mode: str = "wb"):
         self.target = Path(target)
         self.temp = _temp_path(self.target)
-        self.handle = open(self.temp, mode, encoding=None if "b" in mode else "utf-8")
+        with output_errors(self.target):
+            fd = _create_new(self.temp)
+        self.handle = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
 
     def commit(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.temp, self.target)
+        try:
+            with output_errors(self.target):
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+                self.handle.close()
+                os.replace(self.temp, self.target)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        self.temp.unlink(missing_ok=True)
+        """Remove the temporary file; never raises, so a failed write cannot leave it behind."""
+        try:
+            if not self.handle.closed:
+                self.handle.close()  # a full disk fails the final flush; the descriptor is closed anyway
+        except OSError:
+            pass
+        finally:
+            try:
+                self.temp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def write_atomically(path, write) -> None:
+    """write(handle) into a temporary file renamed to `path` when done; on any failure nothing is left.
+
+    The rename replaces a symlink at `path` rather than writing through it.
+    """
+    out = AtomicFile(path)
+    try:
+        with output_errors(path):
+            write(out.handle)
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
+
+
+def file_checksum(path: Path) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex) of a file: what a manifest records of each committed shard."""
+    with open(path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        return os.fstat(handle.fileno()).st_size, digest
+
+
+class TargetLock:
+    """An exclusive lock (flock) on a small file beside an output: one run writes an output at a time.
+
+    The file holds "pixelprune pid N" for the message a second run prints, and
+    is removed on release; one left by a killed run is harmless (the kernel
+    dropped its lock) and is taken over by the next run.
+    """
+
+    def __init__(self, path: Path, output: str):
+        import fcntl
+
+        self.path = Path(path)
+        while True:
+            try:
+                with output_errors(output):
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OutputError:
+                if self.path.is_symlink():
+                    raise ConfigError(f"{self.path} is in the way: a symbolic link, not a pixelprune lock file; "
+                                      "move it or write elsewhere") from None
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 100, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise ConfigError(f"{output} is being written by another run ({holder or 'pixelprune'}); "
+                                  "wait for it to finish, or write elsewhere") from None
+            try:
+                same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the run that held it removed it meanwhile: lock the file there now
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or (info.st_size and not os.pread(fd, 11, 0).startswith(b"pixelprune ")):
+            os.close(fd)
+            raise ConfigError(f"{self.path} is in the way: it is not a pixelprune lock file; move it or write elsewhere")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pixelprune pid {os.getpid()}\n".encode(), 0)
+        self.fd: int | None = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still held, so no other run locks a file about to vanish
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
 
 
 class TableFile:
@@ -73,22 +201,33 @@ class TableFile:
     def __init__(self, target: Path, schema: pa.Schema, fmt: str, compression: str | None):
         self.file = AtomicFile(target)
         codec = compression_arg(compression)
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
+        try:
+            with output_errors(target):
+                if fmt == "parquet":
+                    import pyarrow.parquet as pq
 
-            self.writer = pq.ParquetWriter(self.file.handle, schema, compression=codec or "none")
-        else:
-            options = pa.ipc.IpcWriteOptions(compression=codec)
-            self.writer = pa.ipc.new_file(self.file.handle, schema, options=options)
+                    self.writer = pq.ParquetWriter(self.file.handle, schema, compression=codec or "none")
+                else:
+                    options = pa.ipc.IpcWriteOptions(compression=codec)
+                    self.writer = pa.ipc.new_file(self.file.handle, schema, options=options)
+        except BaseException:
+            self.file.abort()
+            raise
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
-            self.writer.write_batch(batch)
+            with output_errors(self.file.target):
+                self.writer.write_batch(batch)
             self.rows += batch.num_rows
 
     def commit(self) -> None:
-        self.writer.close()
+        try:
+            with output_errors(self.file.target):
+                self.writer.close()
+        except BaseException:
+            self.file.abort()
+            raise
         self.file.commit()
 
     def abort(self) -> None:
@@ -96,7 +235,8 @@ class TableFile:
             self.writer.close()
         except Exception:
             pass
-        self.file.abort()
+        finally:
+            self.file.abort()
 
 
 class ErrorLog:
@@ -107,7 +247,8 @@ class ErrorLog:
         self.count = 0
 
     def add(self, record: dict) -> None:
-        self.file.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        with output_errors(self.file.target):
+            self.file.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.count += 1
 
     def commit(self) -> None:
@@ -159,22 +300,33 @@ class RowSink:
 class FileSink(RowSink):
     """Rows to one file, errors beside it in OUTPUT.errors.jsonl."""
 
-    def __init__(self, target: str, schema: pa.Schema, compression: str | None):
+    def __init__(self, target: str, schema: pa.Schema, compression: str | None, overwrite: bool = False):
         super().__init__(schema)
         self.target = Path(target)
-        _remove_stale_partials(self.target.parent, self.target.name)
-        _remove_stale_partials(self.target.parent, errors_path(target).name)
-        self.table = TableFile(self.target, schema, output_format(target), compression)
-        self.errors = ErrorLog(errors_path(target))
+        self.lock = TargetLock(self.target.with_name(f".{self.target.name}.pixelprune-lock"), target)
+        self.table = self.errors = None
+        try:
+            if not overwrite and os.path.lexists(self.target):  # another run finished it since check_target
+                raise ConfigError(f"{target} already exists; pass {option('overwrite')} to replace it")
+            ours = {self.target.name, errors_path(target).name}
+            _remove_stale_partials(self.target.parent, lambda name: name in ours)
+            self.table = TableFile(self.target, schema, output_format(target), compression)
+            self.errors = ErrorLog(errors_path(target))
+        except BaseException:
+            self.abort()
+            raise
 
     def commit(self) -> None:
         self.flush()
         self.table.commit()
         self.errors.commit()
+        self.lock.release()
 
     def abort(self) -> None:
-        self.table.abort()
-        self.errors.abort()
+        for part in (self.table, self.errors):
+            if part is not None:
+                part.abort()
+        self.lock.release()
 
 
 class _CountingStream:
@@ -196,33 +348,48 @@ class _CountingStream:
 
 
 class StdoutSink(RowSink):
-    """An Arrow IPC stream on stdout (for pipes); errors are only reported."""
+    """An Arrow IPC stream on stdout (for pipes); errors are only reported.
+
+    A complete stream ends with an empty batch whose custom metadata
+    `pixelprune_end` holds {"rows": N}; readers check it, so a stream cut
+    anywhere, even between two batches, is told from a whole one. An aborted
+    run writes no marker and ends the stream with a header no reader accepts.
+    """
 
     def __init__(self, schema: pa.Schema, compression: str | None):
         super().__init__(schema)
         options = pa.ipc.IpcWriteOptions(compression=compression_arg(compression))
-        self.stream = _CountingStream(sys.stdout.buffer)
-        self.writer = pa.ipc.new_stream(self.stream, schema, options=options)
+        with output_errors("standard output"):
+            self.stream = _CountingStream(sys.stdout.buffer)
+            self.writer = pa.ipc.new_stream(self.stream, schema, options=options)
+        self.rows = 0
 
     @property
     def bytes_written(self) -> int:
         return self.stream.bytes_written
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        self.writer.write_batch(batch)
+        with output_errors("standard output"):
+            self.writer.write_batch(batch)
+        self.rows += batch.num_rows
 
     def _error(self, record: dict) -> None:
         pass
 
     def commit(self) -> None:
         self.flush()
-        self.writer.close()
-        sys.stdout.buffer.flush()
+        end = pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in self.schema], schema=self.schema)
+        with output_errors("standard output"):
+            self.writer.write_batch(end, custom_metadata={STREAM_END: json.dumps({"rows": self.rows})})
+            self.writer.close()
+            sys.stdout.buffer.flush()
 
     def abort(self) -> None:
+        """Leave the stream visibly broken: never closed as if complete."""
         try:
-            self.writer.close()
-        except Exception:
+            sys.stdout.buffer.write(_BROKEN_STREAM)
+            sys.stdout.buffer.flush()
+        except Exception:  # the reader is gone, or stdout is: nothing left to mark
             pass
 
 
@@ -245,12 +412,22 @@ def _same_config(a: dict, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-def _remove_stale_partials(folder: Path, name: str = "*") -> None:
-    """Delete temporary files that killed runs left behind (their process is gone)."""
-    for temp in folder.glob(f".{name}.partial-*"):
-        pid = temp.name.rsplit("-", 1)[-1]
+def is_shard_file(name: str) -> bool:
+    """A name the shard writer gives its files: part-NNNNN.arrow, .parquet, .errors.jsonl (never `part-time notes.txt`)."""
+    return _SHARD_FILE.fullmatch(name) is not None
+
+
+def _remove_stale_partials(folder: Path, ours) -> None:
+    """Delete temporary files that killed runs left behind (their process is gone).
+
+    Only `.NAME.partial-PID` where ours(NAME) holds: temporaries of files this writer makes.
+    """
+    for temp in folder.glob(".*.partial-*"):
+        name, _, pid = temp.name[1:].rpartition(".partial-")
+        if not ours(name) or not pid.isdigit():
+            continue
         alive = False
-        if pid.isdigit() and int(pid) != os.getpid():
+        if int(pid) != os.getpid():
             try:
                 os.kill(int(pid), 0)
                 alive = True
@@ -262,6 +439,30 @@ def _remove_stale_partials(folder: Path, name: str = "*") -> None:
             temp.unlink(missing_ok=True)
 
 
+def _is_folder_file(name: str) -> bool:
+    """Every file a shard folder's writer makes, inside DIR or its staging folder."""
+    return is_shard_file(name) or name in (MANIFEST, ERRORS)
+
+
+def _remove_own_folder(folder: Path) -> None:
+    """Empty a staging or swap folder of the files we write there, then remove it (left if anything else is inside)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for entry in folder.iterdir():
+        if _is_folder_file(entry.name) and not entry.is_dir():
+            entry.unlink()
+    _remove_stale_partials(folder, _is_folder_file)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _columns(schema: pa.Schema) -> list[list[str]]:
+    """A schema's columns as the manifest records them: [name, Arrow type] (the metadata is `config`)."""
+    return [[f.name, str(f.type)] for f in schema]
+
+
 class ShardedSink(RowSink):
     """Rows to DIR/part-NNNNN.arrow, `shard_size` input images per shard, plus manifest.json.
 
@@ -269,8 +470,17 @@ class ShardedSink(RowSink):
     so shard boundaries depend only on the inputs and a resumed run redoes
     exactly the shards that were not committed. Each shard and its
     part-NNNNN.errors.jsonl are renamed into place, then the manifest is
-    rewritten (atomically) to list it. A completed run also writes errors.jsonl
-    with every failure.
+    rewritten (atomically) to list it with their sizes and SHA-256, which
+    `--resume` checks before keeping a shard. A completed run also writes
+    errors.jsonl with every failure.
+
+    A run that replaces an existing output (--overwrite) writes into
+    DIR/.pixelprune-staging instead, so the old output stays whole until the
+    new one is complete. Its commit renames the staging folder to
+    DIR/.pixelprune-swap (the commit point), then moves the new files over the
+    old ones, manifest last; a run killed during that move has it finished by
+    the next run on DIR. Only files with the writer's own names are ever
+    removed.
     """
 
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
@@ -279,41 +489,122 @@ class ShardedSink(RowSink):
         self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
         self.folder = Path(folder)
         self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
-        self.folder.mkdir(parents=True, exist_ok=True)
-        manifest = self._read_manifest()
-        existing = sorted(self.folder.glob("part-*"))
-        if manifest and resume:
-            if not _same_config(manifest["config"], meta) or manifest["shard_size"] != shard_size or manifest.get("format", "arrow") != fmt:
-                raise ConfigError(
-                    f"{folder} was written with a different configuration "
-                    f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}); "
-                    f"resume with the same options, or pass {option('overwrite')} to start again"
-                )
-            self.shards = [s for s in manifest["shards"] if (self.folder / s["file"]).exists()]
-        elif (manifest or existing) and not overwrite:
-            raise ConfigError(f"{folder} already holds a pixelprune output; pass {option('resume')} to finish it or {option('overwrite')} to replace it")
-        else:
-            for old in existing:
-                old.unlink()
-            for old in (self.folder / MANIFEST, self.folder / "errors.jsonl"):
-                old.unlink(missing_ok=True)
-            self.shards = []
-        _remove_stale_partials(self.folder)
+        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
+                       "columns": _columns(schema)}  # with `config`: everything that shapes the files
+        with output_errors(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock = TargetLock(self.folder / LOCK, str(folder))
+        self.current: int | None = None
+        self.finished = False
+        try:
+            with output_errors(self.folder):
+                self._start(resume, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
         self.done = {s["index"] for s in self.shards}
         self.resumed = {  # what earlier runs committed: part of this output, not of this run's counts
             "resumed_shards": len(self.shards),
             "resumed_images": sum(s["images"] for s in self.shards),
             "resumed_failed": sum(s["failed"] for s in self.shards),
         }
+        if self.damaged:
+            self.resumed["damaged_shards"] = self.damaged
         self._seen: dict[int, "hashlib._Hash"] = {}
         self._seen_count: dict[int, int] = {}
         self._verified: set[int] = set()
         self._ids = hashlib.sha1()
-        self.current: int | None = None
         self.table = self.errors = None
         self.counts = {"images": 0, "written": 0, "failed": 0}
-        if not self.shards:
-            self._write_manifest(complete=False)  # resuming leaves files alone until a shard is done
+
+    def _start(self, resume: bool, overwrite: bool) -> None:
+        """Choose where this run writes (DIR, or its staging folder) and which committed shards it keeps."""
+        self._finish_swap()  # a replacement a killed run had committed but not moved into place
+        staging = self.folder / STAGING
+        existing = self._read_manifest(self.folder) is not None or any(
+            is_shard_file(p.name) for p in self.folder.iterdir())
+        if resume and (staging / MANIFEST).is_file():
+            self.dir = staging  # finish the interrupted replacement; the old output stays as it is
+        elif resume or not existing:
+            self.dir = self.folder
+        elif not overwrite:
+            raise ConfigError(f"{self.folder} already holds a pixelprune output; pass {option('resume')} to finish it "
+                              f"or {option('overwrite')} to replace it")
+        else:
+            self.dir = staging
+        if self.dir != staging:
+            _remove_own_folder(staging)
+        manifest = self._read_manifest(self.dir) if resume else None
+        if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
+            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        self.shards, self.damaged = [], []
+        if manifest is not None:
+            self._check_same(manifest)
+            for record in manifest["shards"]:
+                (self.shards if self._intact(record) else self.damaged).append(record)
+            for record in self.damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
+                for name in (record.get("file"), record.get("errors")):
+                    if isinstance(name, str) and is_shard_file(name):
+                        (self.dir / name).unlink(missing_ok=True)
+            self.damaged = [r.get("file") for r in self.damaged]
+        if self.dir == staging:
+            if manifest is None:
+                _remove_own_folder(staging)
+            staging.mkdir(exist_ok=True)
+        _remove_stale_partials(self.dir, _is_folder_file)
+        if not self.shards or self.damaged:
+            self._write_manifest(complete=False)  # resuming leaves intact files alone until a shard is done
+
+    def _check_same(self, manifest: dict) -> None:
+        """Refuse (ConfigError) to resume with options that would write different files."""
+        layout = {key: manifest.get(key) for key in self.layout}
+        layout["format"] = layout["format"] or "arrow"
+        if "compression" not in manifest and "columns" not in manifest:  # from an older version: its shards
+            layout.update(compression=self.layout["compression"], columns=self.layout["columns"])  # fail _intact
+        if not _same_config(manifest["config"], self.meta) or layout != self.layout:
+            changed = [k for k in self.layout if layout[k] != self.layout[k]]
+            raise ConfigError(
+                f"{self.folder} was written with a different configuration "
+                f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}"
+                + (f"; {', '.join(changed)} differ" if changed else "") + "); "
+                f"resume with the same options, or pass {option('overwrite')} to start again"
+            )
+
+    def _intact(self, record: dict) -> bool:
+        """A committed shard is kept only under its own names, with the size and SHA-256 the manifest holds."""
+        index = record.get("index")
+        if not isinstance(index, int) or index < 0:
+            return False
+        if record.get("file") != shard_name(index, self.fmt) or record.get("errors") != shard_errors_name(index):
+            return False  # a manifest never sends a read outside the folder
+        for name, size, digest in ((record["file"], record.get("bytes"), record.get("sha256")),
+                                   (record["errors"], record.get("errors_bytes"), record.get("errors_sha256"))):
+            path = self.dir / name
+            if size is None or path.is_symlink() or not path.is_file() or path.stat().st_size != size:
+                return False
+            if file_checksum(path) != (size, digest):
+                return False
+        return True
+
+    def _finish_swap(self) -> None:
+        """Move a committed replacement into place: its files over the old ones, the manifest last. Repeatable."""
+        swap = self.folder / SWAP
+        if not swap.is_dir() or swap.is_symlink():
+            return
+        try:
+            manifest = self._read_manifest(swap)
+        except ConfigError:  # cannot happen to a manifest we renamed there whole; leave the old output as it is
+            manifest = None
+        if manifest is not None:
+            names = (s.get(key) for s in manifest["shards"] for key in ("file", "errors"))
+            new = {MANIFEST, ERRORS, *(n for n in names if isinstance(n, str) and is_shard_file(n))}
+            for old in self.folder.iterdir():
+                if is_shard_file(old.name) and old.name not in new and not old.is_dir():
+                    old.unlink()
+            for name in sorted(new - {MANIFEST}) + [MANIFEST]:
+                if (swap / name).is_file():
+                    os.replace(swap / name, self.folder / name)
+        _remove_own_folder(swap)
 
     # -- which inputs to skip on resume
     def skips(self, position: int, image_id: str) -> bool:
@@ -357,18 +648,25 @@ class ShardedSink(RowSink):
         self.counts["written" if hasattr(result, "pixels") else "failed"] += 1
         self.add(result)
 
-    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str) -> None:
-        """List a committed shard in the manifest: one of ours, or one a Ray task wrote."""
+    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict | None = None) -> None:
+        """List a committed shard in the manifest: one of ours, or one a Ray task wrote (it passes `checksums`)."""
+        if checksums is None:
+            checksums = shard_checksums(self.dir, index, self.fmt)
         self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
-                            "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1})
+                            "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
+                            **checksums})
         self.done.add(index)
         self._verified.add(index)  # written in this run: nothing to check against
         self._write_manifest(complete=False)
 
     def _open_shard(self, index: int) -> None:
-        self.current = index
-        self.table = TableFile(self.folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
-        self.errors = ErrorLog(self.folder / shard_errors_name(index))
+        table = TableFile(self.dir / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
+        try:
+            self.errors = ErrorLog(self.dir / shard_errors_name(index))
+        except BaseException:
+            table.abort()
+            raise
+        self.table, self.current = table, index
         self.counts = {"images": 0, "written": 0, "failed": 0}
         self._ids = hashlib.sha1()
 
@@ -384,37 +682,66 @@ class ShardedSink(RowSink):
     def commit(self) -> None:
         self._close_shard()
         self.verify_resumed()
-        merged = AtomicFile(self.folder / "errors.jsonl", "wb")
-        for shard in sorted(self.shards, key=lambda s: s["index"]):
-            path = self.folder / shard["errors"]
-            if path.exists():
-                merged.handle.write(path.read_bytes())
-        merged.commit()
-        _remove_stale_partials(self.folder)
-        self._write_manifest(complete=True)
+        with output_errors(self.folder):
+            merged = AtomicFile(self.dir / ERRORS, "wb")
+            try:
+                for shard in sorted(self.shards, key=lambda s: s["index"]):
+                    merged.handle.write((self.dir / shard["errors"]).read_bytes())
+            except BaseException:
+                merged.abort()
+                raise
+            merged.commit()
+            self._write_manifest(complete=True)
+            if self.dir != self.folder:
+                os.rename(self.dir, self.folder / SWAP)  # the commit point of a replacement
+                self._finish_swap()
+            else:
+                listed = {n for s in self.shards for n in (s["file"], s["errors"])}
+                for old in self.folder.iterdir():  # shards a torn earlier run left, not part of this output
+                    if is_shard_file(old.name) and old.name not in listed and not old.is_dir():
+                        old.unlink()
+                _remove_stale_partials(self.folder, _is_folder_file)
+        self.finished = True
+        self.lock.release()
 
     def abort(self) -> None:
-        """Drop the shard in progress; committed shards stay for --resume."""
-        if self.current is not None:
-            self.table.abort()
-            self.errors.abort()
-            self.current = None
+        """Drop the shard in progress; committed shards stay for --resume (a replacing run's in its staging folder)."""
+        if self.finished:
+            return
+        try:
+            if self.current is not None:
+                self.table.abort()
+                self.errors.abort()
+                self.current = None
+            if self.dir != self.folder and not self.shards:
+                _remove_own_folder(self.dir)  # a replacement that committed nothing leaves no trace
+        except OSError:
+            pass
+        finally:
+            self.lock.release()
 
-    def _read_manifest(self) -> dict | None:
-        path = self.folder / MANIFEST
-        if not path.exists():
+    @staticmethod
+    def _read_manifest(folder: Path) -> dict | None:
+        """The manifest in folder, None if there is none; ConfigError for a manifest.json that is not ours."""
+        path = folder / MANIFEST
+        if not os.path.lexists(path):
             return None
         try:
-            return json.loads(path.read_text())
-        except ValueError:
-            raise ConfigError(f"{path} is not valid JSON; pass {option('overwrite')} to start again") from None
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
+                and isinstance(manifest.get("shard_size"), int) and isinstance(manifest.get("shards"), list)
+                and all(isinstance(s, dict) for s in manifest["shards"])):
+            raise ConfigError(f"{path} is not a pixelprune manifest; pixelprune replaces only its own files: "
+                              "move it, or write elsewhere")
+        return manifest
 
     def _write_manifest(self, complete: bool) -> None:
         shards = sorted(self.shards, key=lambda s: s["index"])
         manifest = {
             "config": self.meta,
-            "format": self.fmt,
-            "shard_size": self.shard_size,
+            **self.layout,
             "complete": complete,
             **self.manifest_extra,
             "images": sum(s["images"] for s in shards),
@@ -422,9 +749,14 @@ class ShardedSink(RowSink):
             "failed": sum(s["failed"] for s in shards),
             "shards": shards,
         }
-        out = AtomicFile(self.folder / MANIFEST, "w")
-        out.handle.write(json.dumps(manifest, indent=1) + "\n")
-        out.commit()
+        write_atomically(self.dir / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
+
+
+def shard_checksums(folder: Path, index: int, fmt: str) -> dict:
+    """Size and SHA-256 of a committed shard and of its error log, as the manifest lists them."""
+    size, digest = file_checksum(Path(folder) / shard_name(index, fmt))
+    errors_size, errors_digest = file_checksum(Path(folder) / shard_errors_name(index))
+    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
 
 
 def _describe(meta: dict) -> str:
@@ -436,7 +768,7 @@ def check_target(output: str, overwrite: bool) -> None:
     if output == "-" or is_shard_folder(output):
         return
     path = Path(output)
-    if path.exists() and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")
     if not path.parent.exists():
         raise ConfigError(f"folder {path.parent} does not exist")

@@ -212,3 +212,35 @@ def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
     with pytest.raises(InputError, match="no images found"):
         compress_with_ray([str(tmp_path / "in")], str(tmp_path / "out"), CONFIG, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(tmp_path, monkeypatch):
+    from pixelprune_cli import writer
+
+    out = tmp_path / "out"
+    api.compress([str(SAMPLES / "chart.png")], f"{out}/", CONFIG, run=RUN)  # an old local output, one arrow shard
+    (out / "part-time notes.txt").write_text("mine")
+    visible = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+    old, seen_meanwhile = visible(), []
+    real = writer.ShardedSink.record_shard
+
+    def record_shard(self, *args, **kwargs):  # as each Ray shard lands: what would a reader of out/ see?
+        seen_meanwhile.append(visible())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer.ShardedSink, "record_shard", record_shard)
+    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, overwrite=True, progress=False)
+    assert len(seen_meanwhile) == 3 and all(files == old for files in seen_meanwhile)
+    assert (out / "part-time notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"part-0000{k}.{ext}" for k in range(3) for ext in ("parquet", "errors.jsonl")]
+        + ["errors.jsonl", "manifest.json", "part-time notes.txt"])
+    whole = read_shards(out)
+
+    data = bytearray((out / "part-00001.parquet").read_bytes())
+    data[len(data) // 2] ^= 0x01  # a bit flip in a committed shard
+    (out / "part-00001.parquet").write_bytes(bytes(data))
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
+    assert summary.extra["damaged_shards"] == ["part-00001.parquet"]
+    assert [e.id for e in summary.iter_entries()] == [f"samples.parquet#{i}" for i in range(4, 8)]
+    assert read_shards(out).equals(whole)
