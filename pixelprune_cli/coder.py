@@ -175,8 +175,9 @@ def _neighbour_diffs(rows, unit, th, tw, ts, d_left, d_up):
 def _recon_close(img, u, v, d_uv, ref, err, tw, ts, metric, limit):
     """Are the reconstructions of neighbours u and v (d_uv = max|u - v|) within the limit?
 
-    For limit > 0. For the max metric their distance lies within err[u] + err[v] of d_uv (triangle
-    inequality), so pixels are read only when that interval straddles the limit.
+    For limit > 0. For the max metric their distance lies within err[u] +
+    err[v] of d_uv (triangle inequality), so pixels are read only when that
+    interval straddles the limit.
     """
     a = ref[u]
     b = ref[v]
@@ -215,7 +216,9 @@ def _diff_to_ref(img, p, r, dx, e, tw, ts, metric, limit):
 def _code_pred_2d(img, ts, th, tw, metric, limit, d_left, d_up, ref, err):
     """LOCO-I edge rule over the token grid; fills ref (th*tw,) int32 and err (th*tw,) int16.
 
-    d_left / d_up: from _neighbour_diffs. For the max metric, err[p] bounds
+    d_left / d_up: from _neighbour_diffs; the byte pass (exact max|d|) when
+    the metric is max and limit > 0, the only case that reads more than
+    whether they are 0. For the max metric, err[p] bounds
     max|token p - its reconstruction| (0 for kept tokens; 0 everywhere for the
     other metrics), so with the neighbour differences most decisions need no
     pixels, and the result is the same as comparing reconstructions directly.
@@ -382,7 +385,7 @@ def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metri
     d_left = np.empty(th * tw, dtype=np.int16)
     d_up = np.empty(th * tw, dtype=np.int16)
     row_bytes = token_size * 3
-    if metric == "max" and limit > 0:  # its bounds use the neighbours' max|d|
+    if method == "pred_2d" and metric == "max" and limit > 0:  # its bounds use the neighbours' max|d|
         _neighbour_diffs(flat, row_bytes, th, tw, token_size, d_left, d_up)
     else:  # only equality matters: compare whole machine words
         word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
