@@ -98,33 +98,46 @@ def _token_diff(img, p, q, tw, ts, metric, limit):
     return total
 
 
-def _fold_diff(acc, a, b):
-    """acc with the difference of a and b folded in; stays 0 while they are equal.
+# How the neighbour pass compares and accumulates one unit of a row. Bytes
+# keep max|a - b|, the max metric's statistic (8-bit SIMD); wider machine
+# words keep the OR of their XORs, which only tells equal from unequal but
+# takes 8 bytes a step. Numba picks the rule from the dtype when it compiles;
+# the plain functions are only names for the kernels to call.
 
-    Bytes keep max|a - b|, the max metric's statistic (8-bit SIMD); wider
-    machine words OR their XOR, which only tells equal from unequal but takes
-    8 bytes a step. Kernels only: the dtype picks the rule when Numba compiles.
-    """
-    raise NotImplementedError("call _fold_diff from a Numba kernel")
-
-
-@overload(_fold_diff, inline="always")
-def _fold_diff_kernel(acc, a, b):
-    if acc.bitwidth == 8:
-        return lambda acc, a, b: max(acc, np.uint8(max(a, b) - min(a, b)))
-    return lambda acc, a, b: acc | (a ^ b)
+def _unit_diff(a, b):
+    """How a and b differ: 0 exactly when they are equal."""
+    raise NotImplementedError("Numba kernels only")
 
 
-def _diff_floor(acc):
-    """A lower bound on max|d| from a folded difference: exact for bytes, 0 or 1 for words."""
-    raise NotImplementedError("call _diff_floor from a Numba kernel")
+def _unit_merge(x, y):
+    """Two differences combined: 0 exactly when both are."""
+    raise NotImplementedError("Numba kernels only")
 
 
-@overload(_diff_floor, inline="always")
-def _diff_floor_kernel(acc):
-    if acc.bitwidth == 8:
-        return lambda acc: np.int16(acc)
-    return lambda acc: np.int16(acc != 0)
+def _unit_floor(x):
+    """A lower bound on max|d| as int16: exact for bytes, 0 or 1 for words."""
+    raise NotImplementedError("Numba kernels only")
+
+
+@overload(_unit_diff, inline="always")
+def _unit_diff_kernel(a, b):
+    if a.bitwidth == 8:
+        return lambda a, b: np.uint8(max(a, b) - min(a, b))
+    return lambda a, b: a ^ b
+
+
+@overload(_unit_merge, inline="always")
+def _unit_merge_kernel(x, y):
+    if x.bitwidth == 8:
+        return lambda x, y: max(x, y)
+    return lambda x, y: x | y
+
+
+@overload(_unit_floor, inline="always")
+def _unit_floor_kernel(x):
+    if x.bitwidth == 8:
+        return lambda x: np.int16(x)
+    return lambda x: np.int16(x != 0)
 
 
 @njit(cache=True, nogil=True)
@@ -133,7 +146,7 @@ def _neighbour_diffs(rows, unit, th, tw, ts, d_left, d_up):
 
     rows: the image (H, W*3) as uint8 bytes, or as machine words (H, W*3/word)
     when only equality matters; unit: bytes or words per token row.
-    d_left / d_up: (th*tw,) int16, filled with _diff_floor: from bytes the
+    d_left / d_up: (th*tw,) int16, filled with _unit_floor: from bytes the
     exact max|X - neighbour|, from words 0 or 1; NO_NEIGHBOUR where there is none.
     One streaming pass: each row is loaded once and folded, against the row
     one token to the left and the row one token band up (still in cache),
@@ -152,23 +165,23 @@ def _neighbour_diffs(rows, unit, th, tw, ts, d_left, d_up):
             if i > 0:  # left and up in one loop: each row is loaded once
                 above = rows[y - ts]
                 for k in range(unit):
-                    acc_up[k] = _fold_diff(acc_up[k], row[k], above[k])
+                    acc_up[k] = _unit_merge(acc_up[k], _unit_diff(row[k], above[k]))
                 up, up_acc = above[unit:], acc_up[unit:]
                 for k in range(n - unit):
                     c = cur[k]
-                    left_acc[k] = _fold_diff(left_acc[k], c, prev[k])
-                    up_acc[k] = _fold_diff(up_acc[k], c, up[k])
+                    left_acc[k] = _unit_merge(left_acc[k], _unit_diff(c, prev[k]))
+                    up_acc[k] = _unit_merge(up_acc[k], _unit_diff(c, up[k]))
             else:
                 for k in range(n - unit):
-                    left_acc[k] = _fold_diff(left_acc[k], cur[k], prev[k])
+                    left_acc[k] = _unit_merge(left_acc[k], _unit_diff(cur[k], prev[k]))
         for j in range(tw):
-            left = 0
-            upper = 0
-            for k in range(j * unit, (j + 1) * unit):
-                left = max(left, _diff_floor(acc_left[k]))
-                upper = max(upper, _diff_floor(acc_up[k]))
-            d_left[i * tw + j] = left if j > 0 else NO_NEIGHBOUR
-            d_up[i * tw + j] = upper if i > 0 else NO_NEIGHBOUR
+            left = acc_left[j * unit]
+            upper = acc_up[j * unit]
+            for k in range(j * unit + 1, (j + 1) * unit):
+                left = _unit_merge(left, acc_left[k])
+                upper = _unit_merge(upper, acc_up[k])
+            d_left[i * tw + j] = _unit_floor(left) if j > 0 else NO_NEIGHBOUR
+            d_up[i * tw + j] = _unit_floor(upper) if i > 0 else NO_NEIGHBOUR
 
 
 @njit(cache=True, nogil=True, inline="always")
