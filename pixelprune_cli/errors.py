@@ -7,6 +7,8 @@ exit code 2.
 
 from __future__ import annotations
 
+import re
+
 STAGES = ("read", "decode", "resize", "code", "write")
 
 
@@ -18,8 +20,11 @@ class InputError(PixelpruneError):
     """An input path or table that cannot be enumerated at all (exit code 2)."""
 
 
-class ConfigError(PixelpruneError):
-    """Options that contradict each other or an existing output (exit code 2)."""
+class ConfigError(PixelpruneError, ValueError):
+    """Options that are out of range, contradict each other or an existing output (exit code 2).
+
+    Also a ValueError, as the API raised for bad arguments before this class existed.
+    """
 
 
 class ImageFailure(PixelpruneError):
@@ -52,3 +57,20 @@ def one_line(exc: BaseException) -> str:
     printable = "".join(ch if ch.isprintable() else " " for ch in str(exc))
     text = " ".join(printable.split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+# Control characters (C0, C1, DEL), lone surrogates (bytes of a name that are not UTF-8) and
+# bidirectional overrides: printed as they are, they would drive the terminal or reorder text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """text with every character a terminal would act on written as a visible escape (\\x1b, \\u202e)."""
+    def visible(match):
+        ch = match.group()
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as Python's surrogateescape hands it over
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(visible, text)

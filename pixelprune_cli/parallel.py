@@ -34,17 +34,20 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callab
         return
     window = window or workers * 3
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixelprune") as pool:
-        try:
-            for item in items:
-                pending.append(_done(item) if passthrough(item) else pool.submit(fn, item))
-                while len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixelprune")
+    finished = False
+    try:
+        for item in items:
+            pending.append(_done(item) if passthrough(item) else pool.submit(fn, item))
+            while len(pending) >= window:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+        finished = True
+    finally:
+        # On an interrupt or error, do not wait for workers: one may be blocked in a read
+        # that never returns, and the interrupt must still end the run.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 class BackgroundSink:

@@ -15,8 +15,8 @@ from PIL import Image
 from . import __version__
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
-from .errors import ImageFailure, one_line
-from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
+from .errors import ConfigError, ImageFailure, one_line
+from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
 from .presets import Preset, resolve_preset
 
 
@@ -29,23 +29,37 @@ class CodingConfig:
     metric: str = "max"
     tau: float = 0.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # bytes read per image at most (files and cells)
     budget: int | None = None  # keep at most this many tokens: search tau in [0, max_tau]
     max_tau: float = 0.1
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
-        if not (self.tau >= 0.0 and self.tau < float("inf")):
-            raise ValueError(f"tau must be a finite number >= 0, got {self.tau}")
+            raise ConfigError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        # Every per-token error is at most 1 (pixel differences in [0,1] units): a larger tau means nothing.
+        if not (0.0 <= self.tau <= 1.0):
+            raise ConfigError(f"tau must be between 0 and 1 (every per-token error is at most 1), got {self.tau}")
         if self.budget is not None:
             if self.budget < 1:
-                raise ValueError(f"budget must be at least 1 token, got {self.budget}")
+                raise ConfigError(f"budget must be at least 1 token, got {self.budget}")
             if self.tau != 0.0:
-                raise ValueError("--budget searches tau itself; bound it with --max-tau instead of --tau")
-            if not (0.0 <= self.max_tau < float("inf")):
-                raise ValueError(f"max-tau must be a finite number >= 0, got {self.max_tau}")
+                raise ConfigError("--budget searches tau itself; bound it with --max-tau instead of --tau")
+            if not (0.0 <= self.max_tau <= 1.0):
+                raise ConfigError(f"max-tau must be between 0 and 1, got {self.max_tau}")
+        if self.max_image_pixels < 1 or self.max_image_bytes < 1:
+            raise ConfigError("max-image-pixels and max-image-bytes must be at least 1")
+        # smart_resize never gives less than one merged token, nor less than min_pixels: both must
+        # fit the images that may be decoded, or a small image would be blown up past every limit.
+        preset, side = self.preset, self.preset.token_size
+        if side * side > min(preset.max_pixels, self.max_image_pixels):
+            raise ConfigError(f"a merged token of {side}x{side} px (patch-size {preset.patch_size} x merge-size "
+                              f"{preset.merge_size}) is larger than max-pixels {preset.max_pixels:,} or "
+                              f"--max-image-pixels {self.max_image_pixels:,}")
+        if preset.min_pixels > self.max_image_pixels:
+            raise ConfigError(f"min-pixels {preset.min_pixels:,} is over --max-image-pixels {self.max_image_pixels:,}: "
+                              "every image would be enlarged past the size that may be decoded")
 
     def to_meta(self) -> dict:
         """The `pixelprune` schema metadata: everything needed to read or redo the output."""
@@ -161,7 +175,7 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
     start = time.perf_counter()
     stage = "read"
     try:
-        data = read()
+        data = read(config.max_image_bytes)
         stage = "decode"
         image = decode_image(data, config.max_image_pixels)
         del data

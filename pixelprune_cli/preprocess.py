@@ -21,6 +21,9 @@ from .presets import Preset
 # 8192 x 8192. An RGBA decode of this size is 256 MiB; with the RGB copy and the
 # resize buffers one image stays well under 1 GiB.
 DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
+# Bytes read per image at most (--max-image-bytes): twice an uncompressed 8-bit RGBA file at
+# the default pixel limit, so that a path to /dev/zero or a runaway file cannot grow memory.
+DEFAULT_MAX_IMAGE_BYTES = 1 << 29
 # decode_image checks every image against its own limit from the header, before
 # decoding; Pillow's global guard would otherwise refuse first (with its own
 # message) and cap --max-image-pixels at 178,956,970.

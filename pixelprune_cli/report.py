@@ -245,6 +245,15 @@ def print_json(summary: Summary, to_stderr: bool = False) -> None:
     stream.write("\n}\n")
 
 
+def _text(value):
+    """A cell of the table: the value as plain text (no rich markup), terminal controls escaped."""
+    from rich.text import Text
+
+    from .errors import escape_controls
+
+    return Text(escape_controls(str(value)))
+
+
 def _size(wh: tuple[int, int]) -> str:
     return f"{wh[0]}x{wh[1]}"
 
@@ -270,12 +279,12 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         shown = sorted(summary.iter_entries(), key=lambda e: e.saved)
     else:
         shown = summary.iter_entries()
-    table = Table(title=summary.title, caption=caption, show_footer=False)
+    table = Table(title=_text(summary.title), caption=caption, show_footer=False)
     for name, justify in (("id", "left"), ("source", "right"), ("resized", "right"), ("tokens", "right"),
                           ("kept", "right"), ("saved", "right"), ("time", "right")):
         table.add_column(name, justify=justify, overflow="fold")
     for e in shown:
-        table.add_row(e.id + (" (over budget)" if e.over_budget else ""), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
+        table.add_row(_text(e.id + (" (over budget)" if e.over_budget else "")), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}",
                       f"{100 * e.saved:.1f}%", "-" if e.seconds is None else f"{1000 * e.seconds:.0f} ms")
     tokens, kept = summary.tokens, summary.kept
     rate = f"{summary.images / summary.seconds:.1f} img/s" if summary.seconds and summary.timed else ""
@@ -284,11 +293,11 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
                   f"{100 * (1 - kept / tokens):.1f}%" if tokens else "-", rate, style="bold")
     console.print(table)
     if summary.groups:
-        grouped = Table(title=f"by {summary.groups[0]['column']}")
+        grouped = Table(title=_text(f"by {summary.groups[0]['column']}"))
         for name in ("value", "images", "tokens", "kept", "saved", "median kept"):
             grouped.add_column(name, justify="left" if name == "value" else "right")
         for g in summary.groups:
-            grouped.add_row(str(g["value"]), str(g["images"]), f"{g['tokens']:,}", f"{g['kept']:,}",
+            grouped.add_row(_text(g["value"]), str(g["images"]), f"{g['tokens']:,}", f"{g['kept']:,}",
                             f"{100 * g['saved']:.1f}%", f"{100 * g['median_kept_fraction']:.1f}%")
         console.print(grouped)
     fractions = summary.kept_fraction_stats()
@@ -315,7 +324,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         for name in ("id", "stage", "reason"):
             errors.add_column(name, overflow="fold")
         for record in summary.error_log.head(TABLE_ROWS_MAX):
-            errors.add_row(record["id"], record["stage"], record["reason"])
+            errors.add_row(_text(record["id"]), record["stage"], _text(record["reason"]))
         console.print(errors)
         if summary.failed > TABLE_ROWS_MAX:
             console.print(f"... and {summary.failed - TABLE_ROWS_MAX} more (see the errors file or --json)")
@@ -329,6 +338,11 @@ def add_groups(summary: Summary, column: str) -> None:
             value = entry.id.split("/", 1)[0] if "/" in entry.id else "."
         else:
             value = values.get(column)
+        if isinstance(value, (list, dict)):
+            from .errors import ConfigError
+
+            raise ConfigError(f"--group-by {column}: the column holds {type(value).__name__} values; "
+                              "group by a column of single values (a string or a number)")
         bucket = buckets.setdefault(value, {"images": 0, "tokens": 0, "kept": 0, "fractions": array("d")})
         bucket["images"] += 1
         bucket["tokens"] += entry.tokens

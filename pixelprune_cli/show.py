@@ -250,7 +250,8 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     """
     from .errors import InputError
     from .readers import compressed_meta, incomplete_note, iter_output_batches
-    from .restore import row_pixels
+    from .presets import resolve_preset
+    from .restore import row_pixels, row_problem
 
     if (image_id is None) == (row is None):
         raise ValueError("give exactly one of an id or a row number")
@@ -271,6 +272,10 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
         small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
         small["pixels"] = row_pixels(batch, i)
+        problem = row_problem(small["width"], small["height"], small["tokens"], small["kept"], small["kept_index"],
+                              small["index_map"], len(small["pixels"]), resolve_preset(meta))
+        if problem:
+            raise InputError(f"{path}: row {small['id']!r}: {problem}")
         return small, meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
     note = incomplete_note(path)
@@ -283,8 +288,9 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
 
     from .errors import InputError
     from .preprocess import decode_image
-    from .sources import cell_reader, find_image_column
+    from .sources import cell_reader, check_regular, find_image_column
 
+    check_regular(path)
     parquet = pq.ParquetFile(path)
     column = find_image_column(parquet.schema_arrow, image_column, Path(path).name)
     total = parquet.metadata.num_rows
@@ -419,7 +425,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     from .errors import ConfigError
     from .preprocess import decode_image
     from .readers import compressed_meta
-    from .sources import SourceOptions
+    from .sources import SourceOptions, read_file
 
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
@@ -447,6 +453,6 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     else:
         if row is not None:
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
-        image = decode_image(p.read_bytes(), config.max_image_pixels)
+        image = decode_image(read_file(path, config.max_image_bytes), config.max_image_pixels)
         title = p.name
     return Rendering(overlay_for_image(image, config, side_by_side, budget, max_tau, title), [])
