@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -25,9 +26,10 @@ DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
 # the default pixel limit, so that a path to /dev/zero or a runaway file cannot grow memory.
 DEFAULT_MAX_IMAGE_BYTES = 1 << 29
 # decode_image checks every image against its own limit from the header, before
-# decoding; Pillow's global guard would otherwise refuse first (with its own
-# message) and cap --max-image-pixels at 178,956,970.
-Image.MAX_IMAGE_PIXELS = None
+# decoding. Pillow's process-wide guard (Image.MAX_IMAGE_PIXELS) is left as the
+# caller set it; it is lifted only while opening an image that it refuses and
+# the call's own limit allows (see _open).
+_LIFT_GUARD = threading.Lock()
 MAX_ASPECT_RATIO = 200
 _EXIF_ORIENTATION = 0x0112
 
@@ -41,9 +43,7 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
     if not data:
         raise DecodeFailure("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = _open(data, max_image_pixels)
     except Image.DecompressionBombError as exc:
         raise DecodeFailure(f"refused as a decompression bomb: {one_line(exc)}") from None
     except Image.UnidentifiedImageError:
@@ -63,6 +63,28 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
     except Exception as exc:
         raise DecodeFailure(f"cannot decode {image.format or 'image'} data ({one_line(exc)})") from None
     return image
+
+
+def _open(data: bytes, max_image_pixels: int) -> Image.Image:
+    """Image.open with this call's pixel limit, whatever Pillow's process-wide guard says.
+
+    When Pillow's guard refuses an image that max_image_pixels allows, it is
+    lifted for this one open, under a lock, and put back at once.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            guard = Image.MAX_IMAGE_PIXELS
+            if guard is None or max_image_pixels <= 2 * guard:
+                raise
+        with _LIFT_GUARD:
+            guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = guard
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -9,6 +9,7 @@ line naming the file and the reason: never a traceback, a hang or a lost image.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -486,3 +487,44 @@ def test_terminal_escapes_in_names_and_values_are_shown_escaped(tmp_path):
     bad.write_parquet(tmp_path / "t.parquet", table)
     code, out, err = invoke("stats", tmp_path / "t.parquet", "--group-by", "kind")
     assert code == 0 and "\x1b" not in out and "\\x1b[31mred" in out and "[red]plain" in out
+
+
+# ------------------------------------------------- Pillow's bomb guard stays the caller's
+
+def test_using_the_api_leaves_pillows_bomb_guard_alone(tmp_path):
+    """Importing and running pixelprune in a fresh process keeps Pillow's guard, for the caller's own opens."""
+    script = f"""
+import io, sys
+from PIL import Image
+before = Image.MAX_IMAGE_PIXELS
+import pixelprune_cli as pp
+from pixelprune_cli import preprocess, show, restore, ray  # every module that decodes
+pp.stats([{str(ROOT / 'samples' / 'chart.png')!r}], run=pp.RunOptions(workers=2, progress=False))
+assert Image.MAX_IMAGE_PIXELS == before is not None, (before, Image.MAX_IMAGE_PIXELS)
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import badfiles
+try:
+    Image.open(io.BytesIO(badfiles.bomb_png()))
+except Image.DecompressionBombError:
+    print("guarded")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "guarded"
+
+
+def test_the_calls_own_limit_decides_whatever_pillows_guard_says(monkeypatch):
+    from PIL import Image
+
+    from pixelprune_cli.errors import DecodeFailure
+    from pixelprune_cli.preprocess import decode_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a caller's strict guard: 2,000 px refused
+    data = bad.png(64, 64, seed=3)  # 4,096 px
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+    assert decode_image(data, max_image_pixels=10_000).size == (64, 64)  # ours allows it, for this call
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(DecodeFailure, match="over the limit|decompression bomb"):
+        decode_image(data, max_image_pixels=2_000)
+    assert Image.MAX_IMAGE_PIXELS == 1000
