@@ -16,7 +16,9 @@ from . import __version__
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ConfigError, ImageFailure, one_line
-from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
+from .parallel import DECODE_MEMORY
+from .preprocess import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, convert_rgb, decoded_bytes, load_image,
+                         model_size, open_image, resize_for_model, resize_rgb)
 from .presets import Preset, resolve_preset
 
 
@@ -177,12 +179,17 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
     try:
         data = read(config.max_image_bytes)
         stage = "decode"
-        image = decode_image(data, config.max_image_pixels)
-        del data
-        stage = "resize"
-        resized = resize_for_model(image, config.preset)
-        source_size = image.size
-        del image
+        image = open_image(data, config.max_image_pixels)
+        with DECODE_MEMORY.hold(decoded_bytes(image)):  # shared by the workers: huge images take turns
+            image = load_image(image)
+            del data
+            stage = "resize"
+            source_size = image.size
+            target = model_size(source_size, config.preset)
+            rgb = convert_rgb(image)
+            del image  # the source's pixels go before the resize allocates its own
+            resized = resize_rgb(rgb, target)
+            del rgb
         stage = "code"
         coded = code_array(image_id, resized, source_size, config)
     except ImageFailure as exc:

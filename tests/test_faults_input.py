@@ -528,3 +528,82 @@ def test_the_calls_own_limit_decides_whatever_pillows_guard_says(monkeypatch):
     with pytest.raises(DecodeFailure, match="over the limit|decompression bomb"):
         decode_image(data, max_image_pixels=2_000)
     assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+# ------------------------------------------------- memory at the pixel limit
+
+def whole_image_rgb(image):
+    """The processor's conversion done on the whole image at once (the plain oracle)."""
+    from PIL import Image
+
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def transparent_images(height: int = 601, width: int = 97):
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    rgba = Image.fromarray(rng.integers(0, 256, (height, width, 4), dtype=np.uint8), "RGBA")
+    yield "RGBA", rgba
+    yield "LA", rgba.convert("LA")
+    yield "PA", rgba.convert("PA")
+    p = rgba.convert("RGB").quantize(64)
+    p.info["transparency"] = 3
+    yield "P+transparency", p
+    rgb = Image.fromarray(rng.integers(0, 4, (height, width, 3), dtype=np.uint8) * 60, "RGB")
+    rgb.info["transparency"] = (60, 0, 120)
+    yield "RGB+tRNS", rgb
+    grey = Image.fromarray(rng.integers(0, 4, (height, width), dtype=np.uint8) * 60, "L")
+    grey.info["transparency"] = 120
+    yield "L+tRNS", grey
+
+
+def test_banded_composite_is_byte_identical_to_the_whole_image_composite():
+    from pixelprune_cli.preprocess import COMPOSITE_ROWS, to_rgb
+
+    for mode, image in transparent_images(height=2 * COMPOSITE_ROWS + 89):
+        ours = np.asarray(to_rgb(image))
+        oracle = np.asarray(whole_image_rgb(image))
+        assert ours.shape == oracle.shape and np.abs(ours.astype(int) - oracle).max() == 0, mode
+
+
+def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
+    """With a budget that holds one of these images, workers never decode two at once; small ones still overlap."""
+    import threading
+
+    from pixelprune_cli import pipeline
+    from pixelprune_cli.parallel import MemoryBudget, ordered_map
+    from pixelprune_cli.preprocess import decoded_bytes, load_image, open_image
+
+    data = bad.png(512, 512, seed=1)
+    one = decoded_bytes(open_image(data))
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def counted_load(image):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)  # long enough for the other workers to try
+        try:
+            return load_image(image)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(pipeline, "load_image", counted_load)
+    config = pipeline.CodingConfig()
+    for capacity, most in ((one + one // 2, range(1, 2)), (4 * one, range(2, 5))):
+        monkeypatch.setattr(pipeline, "DECODE_MEMORY", MemoryBudget(capacity))
+        state["most"] = 0
+        barrier = threading.Barrier(4)
+
+        def work(k):
+            barrier.wait()  # all four start together
+            return pipeline.process(f"img{k}", lambda max_bytes=0: data, config)
+
+        results = list(ordered_map(work, range(4), workers=4, passthrough=lambda item: False))
+        assert all(not isinstance(r, pipeline.FailedImage) for r in results)
+        assert state["most"] in most, (capacity, state)
+    assert pipeline.DECODE_MEMORY.free == pipeline.DECODE_MEMORY.capacity
