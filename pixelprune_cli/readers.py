@@ -139,13 +139,42 @@ NOT_NULL = ("id", "source_width", "source_height", "width", "height", "grid_thw"
             "kept_index", "index_map", "pixels")  # the core columns: a null in one is a broken output
 
 
+def _integers(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t)
+
+
+def _integer_lists(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type)
+
+
+def _token_lists(t: pa.DataType) -> bool:
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_fixed_size_list(t.value_type)
+            and pa.types.is_uint8(t.value_type.value_type))
+
+
+# What a reader relies on in each core column (other writers may widen the types: int64, large_list).
+_COLUMN_TYPES = {
+    "id": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "a string"),
+    **{c: (_integers, "integers") for c in ("source_width", "source_height", "width", "height", "tokens", "kept")},
+    "tau": (pa.types.is_floating, "floats"),
+    "kept_index": (_integer_lists, "lists of integers"),
+    "index_map": (_integer_lists, "lists of integers"),
+    "pixels": (_token_lists, "lists of fixed-size uint8 lists"),
+}
+
+
 def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
     from .schema import CORE_COLUMNS
 
-    missing = [c for c in (columns or CORE_COLUMNS) if c not in schema.names]
+    wanted = columns or CORE_COLUMNS
+    missing = [c for c in wanted if c not in schema.names]
     if missing:
         raise InputError(f"{name}: no column {', '.join(map(repr, missing))} in this output "
                          f"(columns: {', '.join(schema.names)})")
+    for column in wanted:
+        fits, kind = _COLUMN_TYPES.get(column, (None, None))
+        if fits is not None and not fits(schema.field(column).type):
+            raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 
 
 def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:

@@ -248,13 +248,13 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
 
     The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
     """
-    from .errors import InputError
+    from .errors import ConfigError, InputError
     from .readers import compressed_meta, incomplete_note, iter_output_batches
     from .presets import resolve_preset
     from .restore import row_pixels, row_problem
 
     if (image_id is None) == (row is None):
-        raise ValueError("give exactly one of an id or a row number")
+        raise ConfigError("give exactly one of --id or --row")
     meta = compressed_meta(path)
     if meta is None:
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")

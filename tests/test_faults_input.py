@@ -257,13 +257,19 @@ def test_one_malformed_cell_fails_only_its_row(tmp_path, column):
     assert summary["written"] == 38
 
 
-def test_malformed_image_cell_fails_only_its_row(tmp_path):
-    cells = [{"bytes": bad.png(48, 48, seed=k), "path": None} for k in range(6)]
-    cells[2] = {"bytes": None, "path": "no\x00such.png"}  # a NUL in a path
-    bad.write_parquet(tmp_path / "t.parquet", bad.hf_image_table(cells))
-    code, summary = run_json("stats", tmp_path / "t.parquet")
-    assert code == 1 and summary["written"] == 5
-    assert [e["id"] for e in summary["errors"]] == ["t.parquet#2"]
+def test_malformed_image_cells_fail_only_their_rows(tmp_path):
+    """An image struct whose path field is a number (in one row), and a path with a NUL (in another)."""
+    cells = [{"bytes": bad.png(48, 48, seed=k), "path": None} for k in range(8)]
+    cells[2] = {"bytes": None, "path": 7}
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.int64())])
+    table = pa.table({"image": pa.array(cells, type=image_type)})
+    bad.write_parquet(tmp_path / "t.parquet", table)
+    cells = [{"bytes": bad.png(48, 48, seed=k), "path": None} for k in range(4)]
+    cells[1] = {"bytes": None, "path": "no\x00such.png"}
+    bad.write_parquet(tmp_path / "u.parquet", bad.hf_image_table(cells))
+    code, summary = run_json("stats", tmp_path / "t.parquet", tmp_path / "u.parquet")
+    assert code == 1 and summary["written"] == 10
+    assert [e["id"].rsplit("/", 1)[-1] for e in summary["errors"]] == ["t.parquet#2", "u.parquet#1"]
 
 
 def test_malformed_cell_in_compress_output_keeps_later_rows(tmp_path):
@@ -300,7 +306,7 @@ def write_arrow(path: Path, table: pa.Table) -> Path:
 
 def replace_column(table: pa.Table, name: str, values) -> pa.Table:
     i = table.schema.get_field_index(name)
-    return table.set_column(i, table.schema.field(i).with_nullable(True), values)
+    return table.set_column(i, pa.field(name, values.type), values)
 
 
 def with_meta(table: pa.Table, meta) -> pa.Table:
@@ -329,6 +335,8 @@ def hostile_outputs(tmp_path: Path) -> dict[str, Path]:
         "kept_index_out_of_range": replace_column(table, "kept_index", beyond),
         "index_map_out_of_range": replace_column(table, "index_map", maps_out),
         "width_not_token_multiple": replace_column(table, "width", pa.array([33] * n, pa.int32())),
+        "pixels_as_binary": replace_column(table, "pixels", pa.array([[b"x"]] * n, pa.list_(pa.binary()))),
+        "tokens_as_text": replace_column(table, "tokens", pa.array(["many"] * n, pa.string())),
     }
     return {name: write_arrow(tmp_path / f"{name}.arrow", t) for name, t in cases.items()}
 
@@ -337,12 +345,13 @@ def test_hostile_outputs_give_one_line_errors_for_stats_restore_and_show(tmp_pat
     # Which reader notices a fault depends on the columns it reads: stats reads the small
     # ones, restore and show the index columns too. Each must end with one line, exit 2.
     must_fail = {
-        "stats": {"null_id", "null_tokens", "null_width", "meta_list", "meta_lacks_keys", "meta_bad_values", "meta_not_json"},
+        "stats": {"null_id", "null_tokens", "null_width", "meta_list", "meta_lacks_keys", "meta_bad_values", "meta_not_json",
+                  "tokens_as_text"},
         "restore": set(), "show": set(),
     }
     must_fail["restore"] = must_fail["show"] = {*must_fail["stats"], "no_pixels", "kept_index_reversed",
                                                  "kept_index_out_of_range", "index_map_out_of_range",
-                                                 "width_not_token_multiple"}
+                                                 "width_not_token_multiple", "pixels_as_binary"}
     for name, path in hostile_outputs(tmp_path).items():
         runs = {
             "stats": invoke("stats", path),
