@@ -368,5 +368,6 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     target.commit()
     for failed in failures:
         click.echo(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"), err=True)
-    click.echo(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")"), err=True)
+    click.echo(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")),
+               err=True)
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

@@ -53,15 +53,16 @@ class CodingConfig:
         if self.max_image_pixels < 1 or self.max_image_bytes < 1:
             raise ConfigError("max-image-pixels and max-image-bytes must be at least 1")
         # smart_resize never gives less than one merged token, nor less than min_pixels: both must
-        # fit the images that may be decoded, or a small image would be blown up past every limit.
+        # stay within the image sizes that may be held, or a small image would be blown up past them.
         preset, side = self.preset, self.preset.token_size
-        if side * side > min(preset.max_pixels, self.max_image_pixels):
+        largest = max(self.max_image_pixels, DEFAULT_MAX_IMAGE_PIXELS)
+        if side * side > min(preset.max_pixels, largest):
             raise ConfigError(f"a merged token of {side}x{side} px (patch-size {preset.patch_size} x merge-size "
                               f"{preset.merge_size}) is larger than max-pixels {preset.max_pixels:,} or "
-                              f"--max-image-pixels {self.max_image_pixels:,}")
-        if preset.min_pixels > self.max_image_pixels:
-            raise ConfigError(f"min-pixels {preset.min_pixels:,} is over --max-image-pixels {self.max_image_pixels:,}: "
-                              "every image would be enlarged past the size that may be decoded")
+                              f"the largest image allowed ({largest:,} px)")
+        if preset.min_pixels > largest:
+            raise ConfigError(f"min-pixels {preset.min_pixels:,} is over the largest image allowed ({largest:,} px, "
+                              "--max-image-pixels): every image would be enlarged past it")
 
     def to_meta(self) -> dict:
         """The `pixelprune` schema metadata: everything needed to read or redo the output."""
