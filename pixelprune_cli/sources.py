@@ -384,37 +384,52 @@ def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | Failed
 def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
     base_dir, row = Path(piece.path).parent, piece.start
     try:
-        for first, batch in _parquet_batches(piece, keep_columns):
-            cells = column_values(batch, piece.column)
-            kept = {c: column_values(batch, c) for c in keep_columns}
-            for i, cell in enumerate(cells):
-                yield row_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
-                row = first + i + 1
-    except Exception as exc:
-        # The rest of these rows cannot be read (a corrupt page): account for every one of them.
-        reason = f"Parquet data unreadable from row {row} ({one_line(exc)})"
-        for rest in range(row, piece.stop):
-            yield FailedImage(f"{piece.name}#{rest}", "read", reason)
+        for start, stop, batches in _parquet_batches(piece, keep_columns):
+            row = start
+            try:
+                for first, batch in batches:
+                    cells = column_values(batch, piece.column)
+                    kept = {c: column_values(batch, c) for c in keep_columns}
+                    for i, cell in enumerate(cells):
+                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
+                        row = first + i + 1
+            except Exception as exc:
+                # The rest of this row group cannot be read (a corrupt page): account for each of its
+                # rows, then go on with the next row group, which has pages of its own.
+                yield from _unreadable(piece, row, stop, exc)
+    except Exception as exc:  # the file itself cannot be opened any more
+        yield from _unreadable(piece, row, piece.stop, exc)
+
+
+def _unreadable(piece: ParquetRows, start: int, stop: int, exc: Exception) -> Iterator[FailedImage]:
+    reason = f"Parquet data unreadable from row {start} ({one_line(exc)})"
+    for rest in range(start, stop):
+        yield FailedImage(f"{piece.name}#{rest}", "read", reason)
 
 
 def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
-    """(first row, Arrow batch) over the piece's rows, reading only the row groups that hold them."""
+    """The piece's batches, grouped by row group: (first row, stop row, lazy (first row, Arrow batch)
+    iterator) for each row group holding rows of the piece, so that a bad page costs one group."""
     import pyarrow.parquet as pq
 
     # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
     # alive, and memory would grow with the file (measured in bench/memory.py).
     parquet = pq.ParquetFile(piece.path, pre_buffer=False)
-    groups, first, offset = [], None, 0
+    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
+    offset = 0
     for index in range(parquet.metadata.num_row_groups):
         rows = parquet.metadata.row_group(index).num_rows
         if offset < piece.stop and offset + rows > piece.start:
-            groups.append(index)
-            first = offset if first is None else first
+            start, stop = max(offset, piece.start), min(offset + rows, piece.stop)
+            yield start, stop, _group_batches(parquet, index, offset, columns, start, stop)
         offset += rows
-    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
-    row = first
-    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=groups, columns=columns):
-        lo, hi = max(piece.start - row, 0), min(piece.stop - row, batch.num_rows)
+
+
+def _group_batches(parquet, index: int, offset: int, columns: list[str], start: int, stop: int):
+    """(first row, batch) over rows [start, stop) of row group `index`, which begins at row `offset`."""
+    row = offset
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=[index], columns=columns):
+        lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
         if hi > lo:
             yield row + lo, batch.slice(lo, hi - lo)
         row += batch.num_rows

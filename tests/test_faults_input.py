@@ -616,3 +616,19 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
         assert all(not isinstance(r, pipeline.FailedImage) for r in results)
         assert state["most"] in most, (capacity, state)
     assert pipeline.DECODE_MEMORY.free == pipeline.DECODE_MEMORY.capacity
+
+
+def test_a_corrupt_row_group_costs_only_its_own_rows(tmp_path):
+    """Garbage in the pages of the middle row group: the rows of the other two are still coded."""
+    path = tmp_path / "t.parquet"
+    cells = [{"bytes": bad.png(48, 48, seed=k), "path": None} for k in range(30)]
+    pq.write_table(bad.hf_image_table(cells), str(path), row_group_size=10, compression="none")
+    meta = pq.ParquetFile(str(path)).metadata.row_group(1).column(0)
+    start = meta.dictionary_page_offset or meta.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start:start + meta.total_compressed_size] = bad.random_bytes(meta.total_compressed_size, seed=3)
+    path.write_bytes(bytes(data))
+    code, summary = run_json("stats", path)
+    assert code == 1
+    assert sorted(int(e["id"].split("#")[1]) for e in summary["errors"]) == list(range(10, 20))
+    assert summary["written"] == 20
