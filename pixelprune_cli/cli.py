@@ -119,8 +119,11 @@ def _exit_now(code: int):
 
     stuck = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
     if stuck:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing more to say on it
+                pass
         os._exit(code)
     sys.exit(code)
 

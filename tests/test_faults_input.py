@@ -212,8 +212,8 @@ def test_sigterm_ends_a_run_whose_worker_is_blocked_in_a_read(tmp_path, workers)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-def test_sigterm_on_a_fifo_input_in_a_subprocess_exits_143_or_is_refused(tmp_path):
-    """A FIFO named x.png in a folder, with a slow writer: refused at once, so the run ends by itself."""
+def test_a_fifo_in_a_folder_is_refused_so_a_subprocess_run_ends_by_itself(tmp_path):
+    """A FIFO named x.png in a folder (no writer ever comes): refused at once; before, the run blocked for good."""
     folder = tmp_path / "in"
     bad.write_good(folder, 1)
     os.mkfifo(folder / "x.png")
