@@ -151,6 +151,10 @@ def _neighbour_diffs(rows, unit, th, tw, ts, d_left, d_up):
     One streaming pass: each row is loaded once and folded, against the row
     one token to the left and the row one token band up (still in cache),
     into per-unit accumulators: a branch-free loop the compiler vectorises.
+    Measured against the two passes it replaces (2048x2048 page, interleaved
+    runs): the word pass is as fast, the byte pass 2-6% slower (about 0.03
+    ms); reducing bytes in a wider int won back half of that but needs a
+    third rule per unit type, and a non-inlined reduce lost more.
     """
     n = tw * unit  # = rows.shape[1]; written so, the word pass runs 11% fewer instructions (callgrind)
     acc_left = np.zeros(n, dtype=rows.dtype)
