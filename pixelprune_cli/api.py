@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ConfigError, InputError, PixelpruneError, option
+from .formats import output_format
 from .parallel import BackgroundSink, default_workers, ordered_map
-from .pipeline import CodedImage, CodingConfig, FailedImage, process
+from .pipeline import CodingConfig, process
+from .records import CodedImage, FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
 from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, piece_ids, piece_size, plan, read_piece
 
@@ -120,12 +122,12 @@ def no_images_error(inputs: list[str], counts: SourceCounts) -> InputError:
     return InputError(f"no images found in {', '.join(inputs)}{skipped}")
 
 
-def written_bytes(output: str, sink=None) -> int | None:
+def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
     import os
 
     if output == "-":
-        return getattr(sink, "bytes_written", None)
+        return None if sink is None else sink.bytes_written
     path = Path(output)
     if path.is_dir():
         return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -162,6 +164,8 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     from .schema import output_schema
 
     check_inputs(inputs)
+    if output != "-" and not writer.is_shard_folder(output):
+        output_format(output)  # a suffix that is none of ours is refused before anything is touched
     writer.check_target(output, overwrite)
     if resume and not writer.is_shard_folder(output):
         raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
@@ -170,16 +174,17 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
     counts = SourceCounts()
     summary = Summary(title="pixelprune compress", config=meta, output=output)
+    sink: Sink
     if output == "-":
         sink = writer.StdoutSink(schema, compression)
     elif writer.is_shard_folder(output):
         sink = writer.ShardedSink(output, schema, meta, shard_size, compression, shard_format,
                                   resume=resume, overwrite=overwrite)
-        summary.extra.update(sink.resumed)
     else:
         sink = writer.FileSink(output, schema, compression, overwrite=overwrite)
-    skip = sink.skips if getattr(sink, "done", None) else None  # only a resumed shard folder skips anything
-    plain_sink, sink = sink, BackgroundSink(sink)
+    summary.resumed = sink.resumed
+    skip = sink.skipper()  # only a resumed shard folder skips anything
+    plain_sink, background = sink, BackgroundSink(sink)
     progress = Progress(run.progress)
     count_in_background(inputs, sources, progress)
     try:
@@ -190,13 +195,13 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
                     raise ImageFailedFast(result)
             else:
                 summary.add_image(_entry(result))
-            sink.add_at(position, result)
+            background.add_at(position, result)
             progress.advance(position + 1)
-        if summary.images == 0 and not summary.extra.get("resumed_shards"):
+        if summary.images == 0 and not (summary.resumed and summary.resumed.shards):
             raise no_images_error(inputs, counts)
-        sink.commit()
+        background.commit()
     except BaseException:
-        sink.abort()
+        background.abort()
         raise
     finally:
         progress.close()

@@ -19,24 +19,25 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .formats import TABLE_FORMATS
+from .presets import DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
-PRESET_NAMES = ("qwen3-vl", "qwen2.5-vl", "qwen2-vl")
 
 
 def coder_options(fn):
     """Options that decide the tokens: preset, its overrides, method, metric, tau."""
     options = [
-        click.option("--preset", type=click.Choice(PRESET_NAMES), default="qwen3-vl", show_default=True,
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
                      help="Model whose image processor to reproduce."),
         click.option("--patch-size", type=click.IntRange(min=1), help="Override the preset's patch size."),
         click.option("--merge-size", type=click.IntRange(min=1), help="Override the preset's merge size."),
         click.option("--min-pixels", type=click.IntRange(min=1), help="Override the preset's min_pixels."),
         click.option("--max-pixels", type=click.IntRange(min=1), help="Override the preset's max_pixels."),
-        click.option("--method", type=click.Choice(["pred_2d", "raster", "serpentine"]), default="pred_2d",
+        click.option("--method", type=click.Choice(METHODS), default=METHODS[0],
                      show_default=True, help="Predictor: LOCO-I 2-D edge rule, or a 1-D scan."),
-        click.option("--metric", type=click.Choice(["max", "mae", "rmse"]), default="max", show_default=True,
+        click.option("--metric", type=click.Choice(METRICS), default=METRICS[0], show_default=True,
                      help="Per-token error measure for --tau."),
         click.option("--tau", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
                      help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
@@ -179,7 +180,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     if wrote and not as_json:
         click.echo(_written_line(summary, wrote), err=True)
     # A resumed output is one output: images that failed in the earlier run still failed.
-    failed, earlier = summary.failed, summary.extra.get("resumed_failed") or 0
+    failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
         return EXIT_OK
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
@@ -234,7 +235,7 @@ def main():
 @click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails (exit 1, output not completed).")
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Images per shard with -o DIR/ [default: 10000; 1000 with --engine ray, one Ray task each].")
-@click.option("--shard-format", type=click.Choice(["arrow", "parquet"]),
+@click.option("--shard-format", type=click.Choice(list(TABLE_FORMATS)),
               help="File format of shards with -o DIR/ [default: arrow; parquet with --engine ray].")
 @click.option("--resume", is_flag=True, help="With -o DIR/: keep committed shards and redo the rest.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

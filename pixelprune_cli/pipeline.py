@@ -13,11 +13,12 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .budget import BudgetResult, code_with_budget
+from .budget import code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ImageFailure, one_line, option
 from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
 from .presets import Preset, resolve_preset
+from .records import CodedImage, FailedImage, Result
 
 
 @dataclass(frozen=True)
@@ -62,59 +63,6 @@ class CodingConfig:
         return meta
 
 
-@dataclass
-class CodedImage:
-    """One image's output row, as numpy arrays (the writer turns it into Arrow)."""
-
-    id: str
-    source_width: int
-    source_height: int
-    width: int
-    height: int
-    grid_thw: tuple[int, int, int]
-    tokens: int
-    kept: int
-    tau: float
-    kept_index: np.ndarray  # (kept,) int32
-    index_map: np.ndarray  # (tokens,) int32
-    pixels: np.ndarray  # (kept, merge^2 * 3 * patch^2) uint8
-    extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
-    seconds: float = 0.0
-    over_budget: bool = False  # --budget not reachable within max_tau
-    budget: "BudgetResult | None" = None  # the search behind tau, without its ref array
-
-    def as_row(self) -> dict:
-        """The row as `pyarrow.Table.to_pylist()` would give it."""
-        return {
-            "id": self.id,
-            "source_width": self.source_width,
-            "source_height": self.source_height,
-            "width": self.width,
-            "height": self.height,
-            "grid_thw": list(self.grid_thw),
-            "tokens": self.tokens,
-            "kept": self.kept,
-            "tau": self.tau,
-            "kept_index": self.kept_index.tolist(),
-            "index_map": self.index_map.tolist(),
-            "pixels": [bytes(row) for row in self.pixels],
-            **self.extra,
-        }
-
-
-@dataclass
-class FailedImage:
-    """An image that produced no row, with the stage that failed and why."""
-
-    id: str
-    stage: str
-    reason: str
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "stage": self.stage, "reason": self.reason}
-
-
 def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int], config: CodingConfig) -> CodedImage:
     """Code an already resized uint8 (H, W, 3) image."""
     preset = config.preset
@@ -153,7 +101,7 @@ def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> 
     return code_array(image_id, resized, image.size, config)
 
 
-def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> "CodedImage | FailedImage":
+def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> Result:
     """Read, decode, resize and code one image; never raises for a bad image.
 
     `read` is a zero-argument callable returning the image bytes (so the bytes

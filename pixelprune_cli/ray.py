@@ -40,7 +40,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from .errors import InputError, PixelpruneError, one_line
-from .pipeline import CodingConfig, FailedImage, process
+from .pipeline import CodingConfig, process
+from .records import FailedImage
 from .report import ImageEntry, Progress, Summary
 from .sources import Piece, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
 from .writer import RowSink
@@ -263,15 +264,7 @@ def _summary_row(position: int, shard: int, result) -> dict:
     return {"position": position, "shard": shard, "id": result.id, "stage": None, "reason": None,
             "source_width": result.source_width, "source_height": result.source_height,
             "width": result.width, "height": result.height, "tokens": result.tokens, "kept": result.kept,
-            "tau": result.tau, "seconds": result.seconds, "over_budget": getattr(result, "over_budget", False)}
-
-
-class _ShardFile(RowSink):
-    """The local writer's batching (64 rows or 16 MB per batch), into one shard and its error log."""
-
-    def __init__(self, schema: pa.Schema, table, errors):
-        super().__init__(schema)
-        self.table, self.errors = table, errors
+            "tau": result.tau, "seconds": result.seconds, "over_budget": result.over_budget}
 
 
 class _WriteShards:
@@ -293,7 +286,7 @@ class _WriteShards:
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
         errors = ErrorLog(self.folder / shard_errors_name(shard))
-        sink = _ShardFile(self.schema, table, errors)
+        sink = RowSink(self.schema, table, errors)  # the local writer's batching (64 rows or 16 MB per batch)
         summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:
             for piece in pieces:
@@ -352,15 +345,10 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
                               overwrite=overwrite, manifest_extra={"engine": "ray"})
     try:  # the sink holds a lock on the folder: release it however this ends
         summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
-        summary.extra.update(sink.resumed)
+        summary.resumed = sink.resumed
         summary.extra["engine"] = "ray"
-        for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
-            position = k * shard_rows
-            for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)):
-                sink.skips(position, image_id)
-                position += 1
-        sink.verify_resumed()  # before any work, as the local writer does before its first new shard
-        todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
+        done = sink.committed(lambda k: (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)))
+        todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in done}
         in_order = _ShardOrder(summary, list(todo))
         if todo:
             ray = _import_ray()
@@ -369,7 +357,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
             try:
                 specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
                 ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-                fn = _WriteShards(str(sink.dir.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
+                fn = _WriteShards(str(sink.shard_dir.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
                 coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
                 seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}
                 try:

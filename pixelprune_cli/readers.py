@@ -10,6 +10,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from .errors import InputError, one_line
+from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
 
 
@@ -34,11 +35,17 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
 def _output_files(path: str) -> list[Path]:
     p = Path(path)
     if p.is_dir():
-        files = sorted(list(p.glob("part-*.arrow")) + list(p.glob("part-*.parquet")))
+        files = sorted(f for fmt in TABLE_FORMATS.values() for f in p.glob(f"part-*{fmt.suffix}"))
         if not files:
-            raise InputError(f"{path}: folder holds no part-*.arrow or part-*.parquet shards")
+            shards = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.values())
+            raise InputError(f"{path}: folder holds no {shards} shards")
         return files
     return [p]
+
+
+def _format(file: Path) -> TableFormat:
+    """A file's format by suffix; a file named otherwise is tried as Arrow (what `-o -` saved to a file is)."""
+    return format_of(file) or ARROW
 
 
 def incomplete_note(path: str) -> str | None:
@@ -67,19 +74,6 @@ def incomplete_note(path: str) -> str | None:
             f"-o {path} --resume`")
 
 
-def _schema_of(path: Path) -> pa.Schema:
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(str(path))
-    try:
-        with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_file(source).schema
-    except pa.ArrowInvalid:
-        with pa.OSFile(str(path)) as source:
-            return pa.ipc.open_stream(source).schema
-
-
 def compressed_meta(path: str) -> dict | None:
     """The `pixelprune` metadata when path is a compressed output, else None (an image table or image).
 
@@ -88,10 +82,11 @@ def compressed_meta(path: str) -> dict | None:
     if path == STDIN:
         return read_meta(_stdin_stream().schema)
     p = Path(path)
-    if not p.is_dir() and p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
+    if not p.is_dir() and format_of(p) is None:
         return None
     try:  # a folder without shards raises InputError here, an unreadable file anything
-        return read_meta(_schema_of(_output_files(path)[0]))
+        file = _output_files(path)[0]
+        return read_meta(_format(file).read_schema(file))
     except Exception:
         return None
 
@@ -103,20 +98,7 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
         return
     for file in _output_files(path):
         try:
-            if file.suffix.lower() in (".parquet", ".pq"):
-                import pyarrow.parquet as pq
-
-                yield from pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns)
-                continue
-            with pa.memory_map(str(file)) as source:
-                try:
-                    reader = pa.ipc.open_file(source)
-                    batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-                except pa.ArrowInvalid:
-                    source.seek(0)
-                    batches = iter(pa.ipc.open_stream(source))
-                for batch in batches:
-                    yield batch.select(columns) if columns else batch
+            yield from _format(file).iter_batches(file, columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
 
@@ -131,14 +113,7 @@ def output_rows(path: str) -> int | None:
     total = 0
     try:
         for file in _output_files(path):
-            if file.suffix.lower() in (".parquet", ".pq"):
-                import pyarrow.parquet as pq
-
-                total += pq.ParquetFile(str(file)).metadata.num_rows
-                continue
-            with pa.memory_map(str(file)) as source:
-                reader = pa.ipc.open_file(source)  # a stream has no footer: ArrowInvalid, no total
-                total += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            total += _format(file).count_rows(file)
     except Exception:
         return None
     return total

@@ -404,7 +404,8 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     so a huge folder costs `max_images` decodes and tiles, not one per image.
     """
     from .parallel import ordered_map
-    from .pipeline import FailedImage, process
+    from .pipeline import process
+    from .records import FailedImage
     from .sources import SourceOptions, plan, read_piece, sample
 
     sources = sources or SourceOptions()
@@ -498,13 +499,14 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     InputError).
     """
     from .errors import ConfigError
+    from .formats import PARQUET, format_of
     from .preprocess import decode_image
     from .readers import compressed_meta
     from .sources import SourceOptions
 
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
-    is_table = p.suffix.lower() in (".parquet", ".pq")
+    is_table = format_of(p) is PARQUET
     if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")

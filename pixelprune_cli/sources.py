@@ -19,20 +19,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import InputError, ReadFailure, one_line
-from .pipeline import FailedImage
+from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
+from .records import FailedImage, Item
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
-
-
-@dataclass
-class Item:
-    """One image to code: its id, a zero-argument reader of its bytes, carried columns."""
-
-    id: str
-    read: Callable[[], bytes]
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

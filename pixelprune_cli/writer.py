@@ -17,13 +17,14 @@ import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterable
 
 import pyarrow as pa
 
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
+from .formats import output_format, table_format
+from .records import CodedImage, Resumed, Result
 
-ARROW_SUFFIXES = (".arrow", ".ipc", ".feather")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
 # wall time than lz4 (2.1x) or none (11.9x).
@@ -38,14 +39,6 @@ _SHARD_FILE = re.compile(r"part-\d{5,}\.(arrow|parquet|errors\.jsonl)")
 # A message header no Arrow reader accepts (a 2 GiB metadata length, then nothing):
 # what an aborted stream ends with, so that it fails to read rather than looking complete.
 _BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
-
-
-def output_format(path: str) -> str:
-    """'arrow' or 'parquet', from the file name."""
-    suffix = Path(path).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        return "parquet"
-    return "arrow"
 
 
 def errors_path(output: str) -> Path:
@@ -203,13 +196,7 @@ class TableFile:
         codec = compression_arg(compression)
         try:
             with output_errors(target):
-                if fmt == "parquet":
-                    import pyarrow.parquet as pq
-
-                    self.writer = pq.ParquetWriter(self.file.handle, schema, compression=codec or "none")
-                else:
-                    options = pa.ipc.IpcWriteOptions(compression=codec)
-                    self.writer = pa.ipc.new_file(self.file.handle, schema, options=options)
+                self.writer = table_format(fmt).open_writer(self.file.handle, schema, codec)
         except BaseException:
             self.file.abort()
             raise
@@ -261,21 +248,34 @@ class ErrorLog:
 class RowSink:
     """Takes results in input order, batches rows, hands batches and error records on.
 
-    Batches go to `self.table` (a TableFile) and error records to `self.errors`
-    (an ErrorLog), which subclasses open; StdoutSink overrides both.
+    Batches go to `table` (a TableFile) and error records to `errors` (an
+    ErrorLog); FileSink and ShardedSink open them, StdoutSink overrides
+    `_write` and `_error` instead. The base of every `records.Sink` here.
     """
 
     BATCH_ROWS = 64  # rows per Arrow record batch ...
     BATCH_BYTES = 16 << 20  # ... or fewer, once their pixels reach this size (a short tail to wait for at the end)
+    resumed: Resumed | None = None  # only a shard folder keeps what an earlier run committed
 
-    def __init__(self, schema: pa.Schema):
+    def __init__(self, schema: pa.Schema, table: "TableFile | None" = None, errors: "ErrorLog | None" = None):
         self.schema = schema
-        self.pending: list = []
+        self.table, self.errors = table, errors
+        self.pending: list[CodedImage] = []
         self.pending_bytes = 0
 
-    def add(self, result) -> None:
+    def skipper(self) -> Callable[[int, str], bool] | None:
+        return None
+
+    @property
+    def bytes_written(self) -> int | None:
+        return None
+
+    def add_at(self, position: int, result: Result) -> None:
+        self.add(result)
+
+    def add(self, result: Result) -> None:
         """A CodedImage (a row) or a FailedImage (an error record)."""
-        if hasattr(result, "pixels"):
+        if isinstance(result, CodedImage):
             self.pending.append(result)
             self.pending_bytes += result.pixels.nbytes
             if len(self.pending) >= self.BATCH_ROWS or self.pending_bytes >= self.BATCH_BYTES:
@@ -304,13 +304,12 @@ class FileSink(RowSink):
         super().__init__(schema)
         self.target = Path(target)
         self.lock = TargetLock(self.target.with_name(f".{self.target.name}.pixelprune-lock"), target)
-        self.table = self.errors = None
         try:
             if not overwrite and os.path.lexists(self.target):  # another run finished it since check_target
                 raise ConfigError(f"{target} already exists; pass {option('overwrite')} to replace it")
             ours = {self.target.name, errors_path(target).name}
             _remove_stale_partials(self.target.parent, lambda name: name in ours)
-            self.table = TableFile(self.target, schema, output_format(target), compression)
+            self.table = TableFile(self.target, schema, output_format(target).name, compression)
             self.errors = ErrorLog(errors_path(target))
         except BaseException:
             self.abort()
@@ -503,18 +502,12 @@ class ShardedSink(RowSink):
             self.lock.release()
             raise
         self.done = {s["index"] for s in self.shards}
-        self.resumed = {  # what earlier runs committed: part of this output, not of this run's counts
-            "resumed_shards": len(self.shards),
-            "resumed_images": sum(s["images"] for s in self.shards),
-            "resumed_failed": sum(s["failed"] for s in self.shards),
-        }
-        if self.damaged:
-            self.resumed["damaged_shards"] = self.damaged
+        self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
+                               failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
         self._seen: dict[int, "hashlib._Hash"] = {}
         self._seen_count: dict[int, int] = {}
         self._verified: set[int] = set()
         self._ids = hashlib.sha1()
-        self.table = self.errors = None
         self.counts = {"images": 0, "written": 0, "failed": 0}
 
     def _start(self, resume: bool, overwrite: bool) -> None:
@@ -607,6 +600,9 @@ class ShardedSink(RowSink):
         _remove_own_folder(swap)
 
     # -- which inputs to skip on resume
+    def skipper(self) -> Callable[[int, str], bool] | None:
+        return self.skips if self.done else None
+
     def skips(self, position: int, image_id: str) -> bool:
         """True for inputs of committed shards, whose ids are hashed for `verify_resumed`.
 
@@ -637,7 +633,7 @@ class ShardedSink(RowSink):
                 )
             self._verified.add(k)
 
-    def add_at(self, position: int, result) -> None:
+    def add_at(self, position: int, result: Result) -> None:
         shard = position // self.shard_size
         if shard != self.current:
             self._close_shard()
@@ -645,11 +641,29 @@ class ShardedSink(RowSink):
             self._open_shard(shard)
         self._ids.update(result.id.encode() + b"\n")
         self.counts["images"] += 1
-        self.counts["written" if hasattr(result, "pixels") else "failed"] += 1
+        self.counts["written" if isinstance(result, CodedImage) else "failed"] += 1
         self.add(result)
 
+    # -- for engines that write whole shards themselves (ray.py): where, which, and recording them
+    @property
+    def shard_dir(self) -> Path:
+        """The folder this run writes shard files into (DIR itself, or its staging folder when replacing)."""
+        return self.dir
+
+    def committed(self, shard_ids: Callable[[int], Iterable[str]]) -> set[int]:
+        """Indices of the shards already committed, once each one's ids are checked against `shard_ids(k)`.
+
+        Raises ConfigError when the inputs of a committed shard changed, as
+        the local mode does before its first new shard.
+        """
+        for k in sorted(self.done):
+            for offset, image_id in enumerate(shard_ids(k)):
+                self.skips(k * self.shard_size + offset, image_id)
+        self.verify_resumed()
+        return set(self.done)
+
     def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict | None = None) -> None:
-        """List a committed shard in the manifest: one of ours, or one a Ray task wrote (it passes `checksums`)."""
+        """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
         if checksums is None:
             checksums = shard_checksums(self.dir, index, self.fmt)
         self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
