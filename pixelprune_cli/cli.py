@@ -161,9 +161,8 @@ def _sources(image_column=None, keep_columns=(), hidden=False):
 
 def _run_options(workers, no_progress, **extra):
     from .api import RunOptions
-    from .parallel import default_workers
 
-    return RunOptions(workers=workers or default_workers(), progress=not no_progress, **extra)
+    return RunOptions(workers=workers, progress=not no_progress, **extra)
 
 
 def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
@@ -257,39 +256,12 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     if output == "-" and sys.stdout.isatty():
         raise UsageError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                          "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
-    config = _pop_config(coder)
-    sources = _sources(image_column, _columns(keep_columns), hidden)
-    if engine == "ray":
-        summary = _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast,
-                                   shard_size, shard_format, resume, ray_address, no_progress)
-    else:
-        if ray_address:
-            raise UsageError("--ray-address needs --engine ray")
-        summary = api.compress(
-            list(inputs), output, config, sources, _run_options(workers, no_progress, fail_fast=fail_fast),
-            compression=compression, overwrite=overwrite, shard_size=shard_size or 10_000,
-            shard_format=shard_format or "arrow", resume=resume,
-        )
+    summary = api.compress(
+        list(inputs), output, _pop_config(coder), _sources(image_column, _columns(keep_columns), hidden),
+        _run_options(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
+        compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
+    )
     sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
-
-
-def _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast, shard_size,
-                     shard_format, resume, ray_address, no_progress):
-    """compress --engine ray: the same per-image code and shard layout, run as Ray tasks."""
-    from .writer import is_shard_folder
-
-    if not is_shard_folder(output):
-        raise UsageError("--engine ray writes shards: give a folder, -o DIR/")
-    if fail_fast:
-        raise UsageError("--fail-fast is not supported with --engine ray")
-    try:
-        from .ray import DEFAULT_SHARD_ROWS, compress_with_ray
-    except ImportError as exc:
-        raise UsageError(f"--engine ray needs Ray: pip install 'pixelprune[ray]' ({exc})") from None
-    return compress_with_ray(list(inputs), output, config, sources, ray_address=ray_address,
-                             shard_rows=shard_size or DEFAULT_SHARD_ROWS, num_cpus=workers, compression=compression,
-                             overwrite=overwrite, resume=resume, progress=not no_progress,
-                             shard_format=shard_format or "parquet")
 
 
 class UsageError(ValueError):

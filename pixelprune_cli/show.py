@@ -403,30 +403,26 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     seeded uniform sample of that many is coded and shown (`sources.sample`),
     so a huge folder costs `max_images` decodes and tiles, not one per image.
     """
-    from .parallel import ordered_map
-    from .pipeline import process
+    from .engine import RunOptions, coded_stream
     from .records import FailedImage
-    from .sources import SourceOptions, plan, read_piece, sample
+    from .sources import SourceCounts, SourceOptions, plan, sample
 
     sources = sources or SourceOptions()
     if max_images is None:
         pieces, total = plan(list(paths), sources), None  # streamed: the tiles are what is held
     else:
         pieces, total = sample(list(paths), sources, max_images)
-    items = (item for piece in pieces for item in read_piece(piece, sources.keep_columns))
     ts = config.preset.token_size
 
-    def tile(item):
-        coded = process(item.id, item.read, config, item.extra)
-        if isinstance(coded, FailedImage):
-            return coded
+    def tile(coded):
         row = {"index_map": coded.index_map, "kept_index": coded.kept_index, "pixels": coded.pixels,
                "width": coded.width, "height": coded.height}
         image, ref = row_image(row, config.to_meta())
         return _thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
 
     entries, failures = [], []
-    for result in ordered_map(tile, items, workers, passthrough=lambda item: isinstance(item, FailedImage)):
+    run = RunOptions(workers=workers, progress=False)
+    for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
         (failures if isinstance(result, FailedImage) else entries).append(result)
     if not entries:
         from .errors import InputError
