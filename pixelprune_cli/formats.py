@@ -24,6 +24,7 @@ class TableFormat:
 
     name: str
     suffixes: tuple[str, ...]  # the first one names shards (part-00000.arrow)
+    unreadable: str  # what a file of this name that cannot be read is not, for the one-line error
     open_writer: Callable  # (binary handle, schema, codec or None) -> an object with write_batch() and close()
     read_schema: Callable  # (path) -> pa.Schema
     iter_batches: Callable  # (path, columns or None) -> Iterator[pa.RecordBatch]
@@ -43,11 +44,11 @@ def _arrow_writer(handle, schema, codec):
 def _arrow_schema(path: Path):
     import pyarrow as pa
 
-    try:
-        with pa.memory_map(str(path)) as source:
+    with pa.memory_map(str(path)) as source:
+        try:
             return pa.ipc.open_file(source).schema
-    except pa.ArrowInvalid:  # an Arrow stream saved to a file (`compress -o - > out.arrows`)
-        with pa.OSFile(str(path)) as source:
+        except pa.ArrowInvalid:  # an Arrow stream saved to a file (`compress -o - > out.arrows`)
+            source.seek(0)
             return pa.ipc.open_stream(source).schema
 
 
@@ -98,8 +99,8 @@ def _parquet_rows(path: Path) -> int:
 
 
 ARROW = TableFormat("arrow", (".arrow", ".ipc", ".feather", ".arrows"),
-                    _arrow_writer, _arrow_schema, _arrow_batches, _arrow_rows)
-PARQUET = TableFormat("parquet", (".parquet", ".pq"), _parquet_writer, _parquet_schema, _parquet_batches, _parquet_rows)
+                    "not a readable Arrow file, truncated or not an Arrow IPC file or stream", _arrow_writer, _arrow_schema, _arrow_batches, _arrow_rows)
+PARQUET = TableFormat("parquet", (".parquet", ".pq"), "not a readable Parquet file", _parquet_writer, _parquet_schema, _parquet_batches, _parquet_rows)
 TABLE_FORMATS = {f.name: f for f in (ARROW, PARQUET)}
 PARQUET_SUFFIXES = frozenset(PARQUET.suffixes)  # as an input: an image table (or an output, by its metadata)
 

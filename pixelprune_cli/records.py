@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class Item:
-    """One image to code: its id, a zero-argument reader of its bytes, carried columns."""
+    """One image to code: its id, a reader of its bytes, carried columns."""
 
     id: str
-    read: Callable[[], bytes]
+    read: Callable[..., bytes]  # read(max_bytes=preprocess.DEFAULT_MAX_IMAGE_BYTES)
     extra: dict = field(default_factory=dict)
 
 
