@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .budget import code_with_budget
+from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ConfigError, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
@@ -80,18 +80,22 @@ class CodingConfig:
         return meta
 
 
+def token_refs(resized: np.ndarray, token_size: int, method: str, metric: str, tau: float,
+               budget: int | None = None, max_tau: float = 0.1) -> "tuple[np.ndarray, float, BudgetResult | None]":
+    """(ref, tau used, budget search without its ref) of a resized image: at `tau`, or with `budget`
+    at the smallest tau <= max_tau that fits (budget.code_with_budget). The one place both are chosen."""
+    if budget is None:
+        return code_refs(resized, token_size, method, metric, tau), tau, None
+    found = code_with_budget(resized, token_size, method, metric, budget, max_tau)
+    return found.ref, found.tau, found.without_ref()
+
+
 def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int], config: CodingConfig) -> CodedImage:
     """Code an already resized uint8 (H, W, 3) image."""
     preset = config.preset
     height, width, _ = resized.shape
-    tau, found = config.tau, None
-    if config.budget is None:
-        ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
-    else:
-        found = code_with_budget(resized, preset.token_size, config.method, config.metric,
+    ref, tau, found = token_refs(resized, preset.token_size, config.method, config.metric, config.tau,
                                  config.budget, config.max_tau)
-        ref, tau = found.ref, found.tau
-        found = found.without_ref()
     kept_index, index_map = layout(ref)
     pixels = gather_tokens(resized, kept_index, preset.patch_size, preset.merge_size)
     return CodedImage(

@@ -202,6 +202,26 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
 
 
+def kept_pixels(batch: pa.RecordBatch, i: int):
+    """Row i's kept pixels as a (kept, token_bytes) uint8 numpy view, without Python lists."""
+    column = batch.column("pixels")
+    tokens = column.values  # FixedSizeListArray of all kept tokens in the batch
+    start, stop = column.offsets[i].as_py(), column.offsets[i + 1].as_py()
+    width = tokens.type.list_size
+    flat = tokens.values.to_numpy(zero_copy_only=False)
+    base = tokens.offset * width
+    return flat[base + start * width: base + stop * width].reshape(stop - start, width)
+
+
+def output_row(batch: pa.RecordBatch, i: int) -> dict:
+    """Row i of an output's record batch, with numpy arrays (pixels as (kept, token_bytes) uint8)."""
+    small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
+    small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
+    small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
+    small["pixels"] = kept_pixels(batch, i)
+    return small
+
+
 def output_rows(path: str) -> int | None:
     """Rows of a compressed output from its footers (Parquet metadata, Arrow file batch headers); None for streams.
 
