@@ -46,7 +46,10 @@ _SHARD_PATTERNS = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.val
 
 
 def _shard_files(folder: Path) -> list[Path]:
-    return sorted(f for fmt in TABLE_FORMATS.values() for f in folder.glob(f"part-*{fmt.suffix}"))
+    """The shard files of a folder: only names the writer gives (part-NNNNN.arrow, ...), not any part-* file."""
+    from .writer import is_shard_file
+
+    return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
 
 
 def _format(file: Path) -> TableFormat:

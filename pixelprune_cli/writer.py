@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import pyarrow as pa
 
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
-from .formats import output_format, table_format
+from .formats import TABLE_FORMATS, output_format, table_format
 from .records import CodedImage, Resumed, Result
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
@@ -35,7 +35,7 @@ STAGING = ".pixelprune-staging"  # inside DIR: a replacing (--overwrite) run's o
 SWAP = ".pixelprune-swap"  # inside DIR: a committed replacement being moved into place
 LOCK = ".pixelprune-lock"  # inside DIR; beside a file output it is .NAME.pixelprune-lock
 STREAM_END = b"pixelprune_end"  # custom metadata of the empty batch that ends a complete `-o -` stream
-_SHARD_FILE = re.compile(r"part-\d{5,}\.(arrow|parquet|errors\.jsonl)")
+_SHARD_FILE = re.compile(rf"part-\d{{5,}}\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")  # shard_name's names
 # A message header no Arrow reader accepts (a 2 GiB metadata length, then nothing):
 # what an aborted stream ends with, so that it fails to read rather than looking complete.
 _BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
