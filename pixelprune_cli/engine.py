@@ -28,7 +28,7 @@ from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .writer import ShardedSink
+    from .shards import ShardedSink
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ class Job:
         return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
 
     def open_shard_folder(self, manifest_extra: dict | None = None) -> "ShardedSink":
-        from . import writer
+        from .shards import ShardedSink
 
-        return writer.ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
+        return ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
                                   self.shard_format, resume=self.resume, overwrite=self.overwrite,
                                   manifest_extra=manifest_extra)
 

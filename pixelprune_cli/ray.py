@@ -282,7 +282,8 @@ class _WriteShards:
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
-        from .writer import ErrorLog, TableFile, shard_checksums, shard_errors_name, shard_name
+        from .shards import shard_checksums, shard_errors_name, shard_name
+        from .writer import ErrorLog, TableFile
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
         errors = ErrorLog(self.folder / shard_errors_name(shard))

@@ -47,7 +47,7 @@ _SHARD_PATTERNS = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.val
 
 def _shard_files(folder: Path) -> list[Path]:
     """The shard files of a folder: only names the writer gives (part-NNNNN.arrow, ...), not any part-* file."""
-    from .writer import is_shard_file
+    from .shards import is_shard_file
 
     return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
 
@@ -63,7 +63,7 @@ def incomplete_note(path: str) -> str | None:
     Such a folder reads fine, shard by shard, but holds only the committed
     shards; whoever reads it should know that before trusting the totals.
     """
-    from .writer import MANIFEST, SWAP
+    from .shards import MANIFEST, SWAP
 
     if (Path(path) / SWAP).is_dir():
         return (f"{path} is being replaced: a run that replaced it was stopped while moving its files in; "
@@ -119,7 +119,7 @@ def compressed_meta(path: str) -> dict | None:
     p = Path(path)
     if p.is_dir():
         shards = _shard_files(p)
-        from .writer import MANIFEST
+        from .shards import MANIFEST
 
         if not shards:
             if (p / MANIFEST).is_file():

@@ -215,20 +215,20 @@ def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
 
 
 def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(tmp_path, monkeypatch):
-    from pixelprune_cli import writer
+    from pixelprune_cli import shards
 
     out = tmp_path / "out"
     api.compress([str(SAMPLES / "chart.png")], f"{out}/", CONFIG, run=RUN)  # an old local output, one arrow shard
     (out / "part-time notes.txt").write_text("mine")
     visible = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
     old, seen_meanwhile = visible(), []
-    real = writer.ShardedSink.record_shard
+    real = shards.ShardedSink.record_shard
 
     def record_shard(self, *args, **kwargs):  # as each Ray shard lands: what would a reader of out/ see?
         seen_meanwhile.append(visible())
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(writer.ShardedSink, "record_shard", record_shard)
+    monkeypatch.setattr(shards.ShardedSink, "record_shard", record_shard)
     compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, overwrite=True, progress=False)
     assert len(seen_meanwhile) == 3 and all(files == old for files in seen_meanwhile)
     assert (out / "part-time notes.txt").read_text() == "mine"
