@@ -9,7 +9,8 @@ from typing import Iterator
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .schema import read_meta
+from .presets import resolve_preset
+from .schema import pixels_as_tokens, read_meta
 
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
@@ -108,7 +109,10 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
             if file.suffix.lower() in (".parquet", ".pq"):
                 import pyarrow.parquet as pq
 
-                yield from pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns)
+                parquet = pq.ParquetFile(str(file))
+                token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+                for batch in parquet.iter_batches(batch_size=64, columns=columns):
+                    yield pixels_as_tokens(batch, token_bytes)  # restore, show and stats see one layout
                 continue
             with pa.memory_map(str(file)) as source:
                 try:
@@ -119,5 +123,5 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
                     batches = iter(pa.ipc.open_stream(source))
                 for batch in batches:
                     yield batch.select(columns) if columns else batch
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None

@@ -73,10 +73,18 @@ class TableFile:
     def __init__(self, target: Path, schema: pa.Schema, fmt: str, compression: str | None):
         self.file = AtomicFile(target)
         codec = compression_arg(compression)
+        self.parquet_schema = None
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self.writer = pq.ParquetWriter(self.file.handle, schema, compression=codec or "none")
+            from .schema import parquet_schema
+
+            self.parquet_schema = parquet_schema(schema)
+            # Measured (README, "Performance"): dictionaries never pay on unique
+            # pixel tokens, and statistics are kept for the flat columns only.
+            flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+            self.writer = pq.ParquetWriter(self.file.handle, self.parquet_schema, compression=codec or "none",
+                                           use_dictionary=False, write_statistics=flat)
         else:
             options = pa.ipc.IpcWriteOptions(compression=codec)
             self.writer = pa.ipc.new_file(self.file.handle, schema, options=options)
@@ -84,6 +92,10 @@ class TableFile:
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
+            if self.parquet_schema is not None:
+                from .schema import pixels_as_binary
+
+                batch = pixels_as_binary(batch, self.parquet_schema)
             self.writer.write_batch(batch)
             self.rows += batch.num_rows
 
