@@ -81,10 +81,13 @@ class TableFile:
 
             self.parquet_schema = parquet_schema(schema)
             # Measured (README, "Performance"): dictionaries never pay on unique
-            # pixel tokens, and statistics are kept for the flat columns only.
+            # pixel tokens; statistics are kept for the flat columns only. A
+            # page cannot end inside a row, so an image's pixels are one page;
+            # version 2 pages are compressed in place, where version 1 pages
+            # keep a second copy of the largest one until the next row group.
             flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
             self.writer = pq.ParquetWriter(self.file.handle, self.parquet_schema, compression=codec or "none",
-                                           use_dictionary=False, write_statistics=flat)
+                                           use_dictionary=False, write_statistics=flat, data_page_version="2.0")
         else:
             options = pa.ipc.IpcWriteOptions(compression=codec)
             self.writer = pa.ipc.new_file(self.file.handle, schema, options=options)
@@ -97,6 +100,7 @@ class TableFile:
 
                 batch = pixels_as_binary(batch, self.parquet_schema)
             self.writer.write_batch(batch)
+            pa.default_memory_pool().release_unused()  # the pool keeps freed batch buffers resident otherwise
             self.rows += batch.num_rows
 
     def commit(self) -> None:
