@@ -11,6 +11,7 @@ four cells run in interleaved rounds. Prints min-max seconds and images/s.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -33,15 +34,16 @@ def main() -> None:
     seconds: dict[tuple, list[float]] = {cell: [] for cell in cells}
     for r in range(args.rounds):
         for engine, fmt in cells[r % len(cells):] + cells[:r % len(cells)]:
-            target = OUT / f"engines-{engine}-{fmt}/"
-            cmd = [sys.executable, "-m", "pixelprune_cli", "compress", str(source), "-o", str(target), "--engine", engine,
+            target = f"{OUT / f'engines-{engine}-{fmt}'}/"  # the trailing slash makes it a shard folder
+            cmd = [sys.executable, "-m", "pixelprune_cli", "compress", str(source), "-o", target, "--engine", engine,
                    "--shard-format", fmt, "--shard-size", str(RAY_SHARD), "-j", "2", "--no-progress", "--table", "none",
                    "--overwrite"]
             start = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             seconds[(engine, fmt)].append(time.perf_counter() - start)
             print(f"  {engine} {fmt}: {seconds[(engine, fmt)][-1]:.1f} s", file=sys.stderr, flush=True)
-    print(f"{n} images, shards of {RAY_SHARD}, -j 2, {args.rounds} rounds (min-max)")
+    print(f"{n} images, shards of {RAY_SHARD}, -j 2, {args.rounds} rounds (min-max); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end")
     print("| engine, 2 CPUs | Arrow shards | Parquet shards |\n|---|---|---|")
     for engine in ("local", "ray"):
         line = ["local `--workers 2`" if engine == "local" else "`--engine ray`"]

@@ -305,6 +305,12 @@ def test_parquet_output_stores_each_kept_token_as_one_binary_value(folder_output
     assert table.drop_columns(["pixels"]).equals(folder_output.table.drop_columns(["pixels"]))
     for i in range(table.num_rows):  # token for token, the Arrow output's bytes
         assert table.column("pixels")[i].as_py() == [bytes(t) for t in pixels_of(folder_output.table, i)]
+    metadata = pq.ParquetFile(parquet_file).metadata  # the measured writer options (README, "Performance")
+    for g in range(metadata.num_row_groups):
+        chunks = {metadata.row_group(g).column(c).path_in_schema: metadata.row_group(g).column(c)
+                  for c in range(metadata.num_columns)}
+        assert not chunks["pixels.list.element"].has_dictionary_page
+        assert not chunks["pixels.list.element"].is_stats_set and chunks["kept"].is_stats_set
 
 
 def test_pixelprune_reads_both_parquet_layouts_as_the_arrow_output(folder_output, parquet_file, old_layout_parquet):
