@@ -25,7 +25,7 @@ class TableFormat:
     name: str
     suffixes: tuple[str, ...]  # the first one names shards (part-00000.arrow)
     unreadable: str  # what a file of this name that cannot be read is not, for the one-line error
-    open_writer: Callable  # (binary handle, schema, codec or None) -> an object with write_batch() and close()
+    open_writer: Callable  # (binary handle, output schema, codec or None) -> an object with write_batch() and close()
     read_schema: Callable  # (path) -> pa.Schema
     iter_batches: Callable  # (path, columns or None) -> Iterator[pa.RecordBatch]
     count_rows: Callable  # (path) -> rows, from the footer only
@@ -74,10 +74,32 @@ def _arrow_rows(path: Path) -> int:
         return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
 
 
-def _parquet_writer(handle, schema, codec):
-    import pyarrow.parquet as pq
+class _ParquetWriter:
+    """A Parquet output in its own layout: `pixels` as one binary per token (schema.parquet_schema)."""
 
-    return pq.ParquetWriter(handle, schema, compression=codec or "none")
+    def __init__(self, handle, schema, codec):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .schema import parquet_schema
+
+        self.schema = parquet_schema(schema)
+        # Measured (README, "Performance"): dictionaries never pay on unique
+        # pixel tokens; statistics are kept for the flat columns only. A
+        # page cannot end inside a row, so an image's pixels are one page;
+        # version 2 pages are compressed in place, where version 1 pages
+        # keep a second copy of the largest one until the next row group.
+        flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+        self.writer = pq.ParquetWriter(handle, self.schema, compression=codec or "none",
+                                       use_dictionary=False, write_statistics=flat, data_page_version="2.0")
+
+    def write_batch(self, batch) -> None:
+        from .schema import pixels_as_binary
+
+        self.writer.write_batch(pixels_as_binary(batch, self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def _parquet_schema(path: Path):
@@ -87,9 +109,16 @@ def _parquet_schema(path: Path):
 
 
 def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
+    """Batches with `pixels` as token lists, whichever layout the file has, so every reader sees one."""
     import pyarrow.parquet as pq
 
-    yield from pq.ParquetFile(str(path)).iter_batches(batch_size=64, columns=columns)
+    from .presets import resolve_preset
+    from .schema import pixels_as_tokens, read_meta
+
+    parquet = pq.ParquetFile(str(path))
+    token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+    for batch in parquet.iter_batches(batch_size=64, columns=columns):
+        yield pixels_as_tokens(batch, token_bytes)
 
 
 def _parquet_rows(path: Path) -> int:
@@ -100,7 +129,7 @@ def _parquet_rows(path: Path) -> int:
 
 ARROW = TableFormat("arrow", (".arrow", ".ipc", ".feather", ".arrows"),
                     "not a readable Arrow file, truncated or not an Arrow IPC file or stream", _arrow_writer, _arrow_schema, _arrow_batches, _arrow_rows)
-PARQUET = TableFormat("parquet", (".parquet", ".pq"), "not a readable Parquet file", _parquet_writer, _parquet_schema, _parquet_batches, _parquet_rows)
+PARQUET = TableFormat("parquet", (".parquet", ".pq"), "not a readable Parquet file", _ParquetWriter, _parquet_schema, _parquet_batches, _parquet_rows)
 TABLE_FORMATS = {f.name: f for f in (ARROW, PARQUET)}
 PARQUET_SUFFIXES = frozenset(PARQUET.suffixes)  # as an input: an image table (or an output, by its metadata)
 

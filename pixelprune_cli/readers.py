@@ -10,7 +10,7 @@ from typing import Iterator
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
+from .formats import ARROW, PARQUET, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
 
 
@@ -164,7 +164,16 @@ _COLUMN_TYPES = {
 }
 
 
-def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
+def _binary_lists(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_binary(t.value_type)
+
+
+def _check_columns(schema: pa.Schema, columns: list[str] | None, name, parquet: bool = False) -> None:
+    """InputError unless schema has the columns wanted, of types a reader can use.
+
+    A Parquet output may store `pixels` as one binary per token (its own
+    layout, turned back into token lists as it is read).
+    """
     from .schema import CORE_COLUMNS
 
     wanted = columns or CORE_COLUMNS
@@ -174,7 +183,10 @@ def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
                          f"(columns: {', '.join(schema.names)})")
     for column in wanted:
         fits, kind = _COLUMN_TYPES.get(column, (None, None))
-        if fits is not None and not fits(schema.field(column).type):
+        type_ = schema.field(column).type
+        if parquet and column == "pixels" and _binary_lists(type_):
+            continue
+        if fits is not None and not fits(type_):
             raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 
 
@@ -197,11 +209,12 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             yield "standard input", batch
         return
     for file in _output_files(path):
-        _check_columns(_schema_of(file), columns, file)
+        fmt = _format(file)
+        _check_columns(_schema_of(file), columns, file, parquet=fmt is PARQUET)
         try:
-            for batch in _format(file).iter_batches(file, columns):
+            for batch in fmt.iter_batches(file, columns):
                 yield file, batch
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
 
 

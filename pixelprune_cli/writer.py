@@ -199,6 +199,7 @@ class TableFile:
         if batch.num_rows:
             with output_errors(self.file.target):
                 self.writer.write_batch(batch)
+            pa.default_memory_pool().release_unused()  # the pool keeps freed batch buffers resident otherwise
             self.rows += batch.num_rows
 
     def commit(self) -> None:
