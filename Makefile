@@ -11,6 +11,9 @@ PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= test
 PIXELPRUNE_FLAGS ?=
+# The hf extra needs torch: this exact version is a CPU wheel on the build
+# machines, installed before the extra so pip does not pull a CUDA build.
+TORCH ?= torch==2.13.0
 
 BIN := $(VENV)/bin
 comma := ,
@@ -33,6 +36,7 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 # them next to the sources (cache=True): `pixelprune warmup` fills that cache.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(filter hf,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pixelprune warmup
 	touch $@
