@@ -22,7 +22,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench clean distclean
+.PHONY: help install demo test bench bench-model clean distclean
 
 help: ## List the targets.
 	@echo "usage: make TARGET [PYTHON=python3] [VENV=.venv] [EXTRAS=test] [PIXELPRUNE_FLAGS=...]"
@@ -51,6 +51,10 @@ test: install ## Run the test suite (the command README and .ci/run use).
 
 bench: install ## Run the benchmarks in bench/ (ratios against baselines).
 	$(BIN)/python bench/run.py
+
+bench-model: ## Time the vision encoder + LLM prefill on pruned vs full inputs (installs the hf extra).
+	$(MAKE) install EXTRAS=test,hf
+	$(BIN)/python bench/model.py
 
 clean: ## Remove out/, build artefacts and caches (keeps samples/ and the venv).
 	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis bench/_work

@@ -47,6 +47,16 @@ TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
             num_key_value_heads=2, initializer_range=0.1, eos_token_id=2, pad_token_id=0, bos_token_id=1)
 
 
+# Renders messages as Qwen's template does where it matters: each image item becomes the placeholder.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }} "
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
+)
+
+
 def tokenizer() -> PreTrainedTokenizerFast:
     vocab = dict(SPECIAL)
     vocab["[UNK]"] = len(vocab)
@@ -56,7 +66,7 @@ def tokenizer() -> PreTrainedTokenizerFast:
     model.pre_tokenizer = pre_tokenizers.Whitespace()
     model.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
     return PreTrainedTokenizerFast(tokenizer_object=model, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   unk_token="[UNK]")
+                                   unk_token="[UNK]", chat_template=CHAT_TEMPLATE)
 
 
 def vocab_size() -> int:

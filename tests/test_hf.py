@@ -8,6 +8,7 @@ token, the same greedy continuation, and the full sequence's MRoPE ids.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,13 @@ pytest.importorskip("transformers", reason="the hf extra (torch, transformers) i
 from PIL import Image  # noqa: E402
 
 import hf_models as tiny  # noqa: E402
-from pixelprune_cli import prune_image  # noqa: E402
+from pixelprune_cli import api, prune_image  # noqa: E402
+from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
+from pixelprune_cli.presets import resolve_preset  # noqa: E402
 from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 MAX_PIXELS = 160_000  # about 150-200 tokens a page: real pages, CPU-sized
 PROMPT = "<|im_start|>user <|vision_start|><|image_pad|><|vision_end|> {}<|im_end|><|im_start|>assistant"
@@ -182,3 +186,33 @@ def test_prepare_inputs_refuses_rows_coded_for_another_patch_size():
 def test_enable_refuses_other_models():
     with pytest.raises(ValueError, match="supports qwen2_vl, qwen2_5_vl, qwen3_vl"):
         enable(torch.nn.Linear(2, 2))
+
+
+def readme_examples() -> list[str]:
+    """The python blocks of the README's "Feeding a model" section that call generate, in order."""
+    section = (ROOT / "README.md").read_text().split("## Feeding a model", 1)[1].split("\n## ", 1)[0]
+    return [block for block in re.findall(r"```python\n(.*?)```", section, re.S) if ".generate(" in block]
+
+
+@pytest.mark.parametrize("example,family,preset,output", [
+    (0, "qwen3_vl", "qwen3-vl", "out.arrow"),
+    (1, "qwen2_5_vl", "qwen2.5-vl", "out25.arrow"),
+])
+def test_readme_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, example, family, preset, output):
+    """The README block runs verbatim; only `from_pretrained` is swapped for the tiny model and tokenizer."""
+    import transformers
+
+    code = readme_examples()[example]
+    pages = [SAMPLES / "form.png", SAMPLES / "slide.png"]
+    config = CodingConfig(resolve_preset(preset, max_pixels=MAX_PIXELS))  # `--max-pixels`: CPU-sized pages
+    api.compress([str(p) for p in pages], str(tmp_path / output), config, run=api.RunOptions(workers=1, progress=False))
+    model_class = type(tiny.tiny_model(family))
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", lambda *a, **k: tiny.tokenizer())
+    monkeypatch.setattr(model_class, "from_pretrained", lambda *a, **k: tiny.tiny_model(family))
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, f"README.md example {example}", "exec"), namespace)
+    inputs, rows = namespace["inputs"], namespace["rows"]
+    assert isinstance(namespace["model"], model_class)
+    assert int(inputs["image_kept_mask"].sum()) == sum(row["kept"] for row in rows) < sum(r["tokens"] for r in rows)
+    assert namespace["output"].shape[1] > inputs["input_ids"].shape[1]
