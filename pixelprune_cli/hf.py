@@ -230,9 +230,11 @@ def kept_windows(grid_thw, keep, merge: int, window_size: int, patch_size: int):
     kept) and cu_window_seqlens (patch counts; windows left empty are dropped).
     """
     full_index, full_bounds = get_vision_window_index(grid_thw, merge, window_size, patch_size)
+    device = keep.device
+    full_index = full_index.to(device)
     unit = merge * merge
-    bounds = full_bounds.to(torch.long) // unit  # window boundaries, in merged tokens, over full_index
-    window_of_slot = torch.searchsorted(bounds, torch.arange(len(full_index)), right=True) - 1
+    bounds = full_bounds.to(device=device, dtype=torch.long) // unit  # window boundaries in merged tokens
+    window_of_slot = torch.searchsorted(bounds, torch.arange(len(full_index), device=device), right=True) - 1
     kept_rank = keep.long().cumsum(0) - 1  # a kept token's index among the kept
     slot_kept = keep[full_index]
     window_index = kept_rank[full_index[slot_kept]]

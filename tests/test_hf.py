@@ -183,6 +183,20 @@ def test_prepare_inputs_refuses_rows_coded_for_another_patch_size():
         prepare_inputs(Processor(), PROMPT.format("read"), [row], "qwen3-vl")
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_model_not_enabled_fails_on_pruned_inputs_instead_of_misreading_them(family):
+    preset = tiny.small_preset(family, MAX_PIXELS)
+    row = prune_image(SAMPLES / "form.png", preset=preset)
+    assert row["kept"] < row["tokens"]
+    inputs = prepare_inputs(tiny.tokenizer(), PROMPT.format("read"), [row], preset.to_meta())
+    model = tiny.tiny_model(family)
+    with torch.no_grad():
+        with pytest.raises((RuntimeError, IndexError)):
+            model(**inputs)
+        with pytest.raises(ValueError, match="image_kept_mask"):
+            model.generate(**inputs, max_new_tokens=2)
+
+
 def test_enable_refuses_other_models():
     with pytest.raises(ValueError, match="supports qwen2_vl, qwen2_5_vl, qwen3_vl"):
         enable(torch.nn.Linear(2, 2))
