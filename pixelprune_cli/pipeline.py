@@ -6,6 +6,7 @@ worker threads and Ray all call the same code and produce the same rows.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -125,8 +126,9 @@ def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> 
 def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> Result:
     """Read, decode, resize and code one image; never raises for a bad image.
 
-    `read` is a zero-argument callable returning the image bytes (so the bytes
-    of a file are read in the worker that codes it).
+    `read(max_bytes)` returns the image bytes, or raises ReadFailure past
+    max_bytes (`sources.read_file`, `sources.held_bytes`), so the bytes of a
+    file are read in the worker that codes it.
     """
     start = time.perf_counter()
     stage = "read"
@@ -187,3 +189,38 @@ def warm_up() -> list[str]:
                     scatter_tokens(row.pixels, row.index_map, row.height, row.width, preset.patch_size, preset.merge_size)
         done.append(f"{name} ({ts} px tokens)")
     return done
+
+
+def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,
+                image_id: str | None = None) -> dict:
+    """One image to the row `compress` writes for it, for data loaders that prune on the fly.
+
+    image: a PIL image (as `datasets` yields it), a path, or the file's bytes;
+    paths and bytes are decoded as `compress` decodes them (EXIF orientation,
+    first frame). preset: a name, a Preset or an output's `pixelprune`
+    metadata. The id is the file name for a path and "" otherwise, unless
+    image_id is given. Raises ValueError naming the image and the stage that
+    failed. Needs numpy and Pillow only.
+    """
+    from pathlib import Path
+
+    from .sources import held_bytes, read_file
+
+    config = CodingConfig(resolve_preset(preset), method, metric, float(tau))
+    if isinstance(image, Image.Image):
+        label = image_id if image_id is not None else ""
+        try:
+            coded = code_image(image, config, label)
+        except ImageFailure as exc:
+            raise ValueError(f"{label or 'image'}: {exc.stage} failed: {exc.reason}") from None
+        return coded.as_row()
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        label, read = (image_id if image_id is not None else ""), held_bytes(bytes(image))
+    else:
+        path = Path(image)
+        label = image_id if image_id is not None else path.name
+        read = functools.partial(read_file, str(path))
+    result = process(label, read, config)
+    if isinstance(result, FailedImage):
+        raise ValueError(f"{label or 'image'}: {result.stage} failed: {result.reason}")
+    return result.as_row()
