@@ -21,6 +21,7 @@ from .parallel import DECODE_MEMORY
 from .preprocess import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, convert_rgb, decoded_bytes, load_image,
                          model_size, open_image, resize_for_model, resize_rgb)
 from .presets import Preset, resolve_preset
+from .records import CodedImage, FailedImage, Result
 
 
 @dataclass(frozen=True)
@@ -80,71 +81,22 @@ class CodingConfig:
         return meta
 
 
-@dataclass
-class CodedImage:
-    """One image's output row, as numpy arrays (the writer turns it into Arrow)."""
-
-    id: str
-    source_width: int
-    source_height: int
-    width: int
-    height: int
-    grid_thw: tuple[int, int, int]
-    tokens: int
-    kept: int
-    tau: float
-    kept_index: np.ndarray  # (kept,) int32
-    index_map: np.ndarray  # (tokens,) int32
-    pixels: np.ndarray  # (kept, merge^2 * 3 * patch^2) uint8
-    extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
-    seconds: float = 0.0
-    over_budget: bool = False  # --budget not reachable within max_tau
-    budget: "BudgetResult | None" = None  # the search behind tau, without its ref array
-
-    def as_row(self) -> dict:
-        """The row as `pyarrow.Table.to_pylist()` would give it."""
-        return {
-            "id": self.id,
-            "source_width": self.source_width,
-            "source_height": self.source_height,
-            "width": self.width,
-            "height": self.height,
-            "grid_thw": list(self.grid_thw),
-            "tokens": self.tokens,
-            "kept": self.kept,
-            "tau": self.tau,
-            "kept_index": self.kept_index.tolist(),
-            "index_map": self.index_map.tolist(),
-            "pixels": [bytes(row) for row in self.pixels],
-            **self.extra,
-        }
-
-
-@dataclass
-class FailedImage:
-    """An image that produced no row, with the stage that failed and why."""
-
-    id: str
-    stage: str
-    reason: str
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "stage": self.stage, "reason": self.reason}
+def token_refs(resized: np.ndarray, token_size: int, method: str, metric: str, tau: float,
+               budget: int | None = None, max_tau: float = 0.1) -> "tuple[np.ndarray, float, BudgetResult | None]":
+    """(ref, tau used, budget search without its ref) of a resized image: at `tau`, or with `budget`
+    at the smallest tau <= max_tau that fits (budget.code_with_budget). The one place both are chosen."""
+    if budget is None:
+        return code_refs(resized, token_size, method, metric, tau), tau, None
+    found = code_with_budget(resized, token_size, method, metric, budget, max_tau)
+    return found.ref, found.tau, found.without_ref()
 
 
 def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int], config: CodingConfig) -> CodedImage:
     """Code an already resized uint8 (H, W, 3) image."""
     preset = config.preset
     height, width, _ = resized.shape
-    tau, found = config.tau, None
-    if config.budget is None:
-        ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
-    else:
-        found = code_with_budget(resized, preset.token_size, config.method, config.metric,
+    ref, tau, found = token_refs(resized, preset.token_size, config.method, config.metric, config.tau,
                                  config.budget, config.max_tau)
-        ref, tau = found.ref, found.tau
-        found = found.without_ref()
     kept_index, index_map = layout(ref)
     pixels = gather_tokens(resized, kept_index, preset.patch_size, preset.merge_size)
     return CodedImage(
@@ -171,7 +123,7 @@ def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> 
     return code_array(image_id, resized, image.size, config)
 
 
-def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> "CodedImage | FailedImage":
+def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> Result:
     """Read, decode, resize and code one image; never raises for a bad image.
 
     `read(max_bytes)` returns the image bytes, or raises ReadFailure past
