@@ -24,8 +24,8 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-METHODS = ("pred_2d", "raster", "serpentine")
-METRICS = ("max", "mae", "rmse")
+from .presets import METHODS, METRICS  # named there, so that the CLI lists them without importing Numba
+
 _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
 _METHOD_CODE = {name: i for i, name in enumerate(METHODS)}
 NO_NEIGHBOUR = 32767  # a neighbour difference larger than any limit

@@ -32,7 +32,8 @@ from pixelprune_cli import sources
 from pixelprune_cli.cli import main
 from pixelprune_cli.errors import STAGES
 from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.restore import reconstruct, row_pixels
+from pixelprune_cli.readers import kept_pixels
+from pixelprune_cli.restore import reconstruct
 
 # Loaded by path so the corpus is found whether or not tests/ becomes a package.
 _spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
@@ -107,7 +108,7 @@ class Run:
             ids = batch.column("id").to_pylist()
             if image_id in ids:
                 i = ids.index(image_id)
-                return reconstruct(batch.column("index_map")[i].values.to_numpy(), row_pixels(batch, i),
+                return reconstruct(batch.column("index_map")[i].values.to_numpy(), kept_pixels(batch, i),
                                    batch.column("width")[i].as_py(), batch.column("height")[i].as_py(), PRESET)
         raise AssertionError(f"{image_id} not in {self.ids}")
 
