@@ -22,7 +22,6 @@ import math
 
 import numpy as np
 from numba import njit
-from numba.extending import overload
 
 from .presets import METHODS, METRICS  # named there, so that the CLI lists them without importing Numba
 
@@ -98,95 +97,97 @@ def _token_diff(img, p, q, tw, ts, metric, limit):
     return total
 
 
-# How the neighbour pass compares and accumulates one unit of a row. Bytes
-# keep max|a - b|, the max metric's statistic (8-bit SIMD); wider machine
-# words keep the OR of their XORs, which only tells equal from unequal but
-# takes 8 bytes a step. Numba picks the rule from the dtype when it compiles;
-# the plain functions are only names for the kernels to call.
-
-def _unit_diff(a, b):
-    """How a and b differ: 0 exactly when they are equal."""
-    raise NotImplementedError("Numba kernels only")
-
-
-def _unit_merge(x, y):
-    """Two differences combined: 0 exactly when both are."""
-    raise NotImplementedError("Numba kernels only")
-
-
-def _unit_floor(x):
-    """A lower bound on max|d| as int16: exact for bytes, 0 or 1 for words."""
-    raise NotImplementedError("Numba kernels only")
-
-
-@overload(_unit_diff, inline="always")
-def _unit_diff_kernel(a, b):
-    if a.bitwidth == 8:
-        return lambda a, b: np.uint8(max(a, b) - min(a, b))
-    return lambda a, b: a ^ b
-
-
-@overload(_unit_merge, inline="always")
-def _unit_merge_kernel(x, y):
-    if x.bitwidth == 8:
-        return lambda x, y: max(x, y)
-    return lambda x, y: x | y
-
-
-@overload(_unit_floor, inline="always")
-def _unit_floor_kernel(x):
-    if x.bitwidth == 8:
-        return lambda x: np.int16(x)
-    return lambda x: np.int16(x != 0)
-
-
 @njit(cache=True, nogil=True)
-def _neighbour_diffs(rows, unit, th, tw, ts, d_left, d_up):
-    """Per token, how much it differs from its left and upper neighbour: 0 exactly when byte-identical.
+def _exact_neighbours(words, th, tw, ts, rw, d_left, d_up):
+    """One streaming pass: is each token byte-identical to its left / upper neighbour?
 
-    rows: the image (H, W*3) as uint8 bytes, or as machine words (H, W*3/word)
-    when only equality matters; unit: bytes or words per token row.
-    d_left / d_up: (th*tw,) int16, filled with _unit_floor: from bytes the
-    exact max|X - neighbour|, from words 0 or 1; NO_NEIGHBOUR where there is none.
-    One streaming pass: each row is loaded once and folded, against the row
-    one token to the left and the row one token band up (still in cache),
-    into per-unit accumulators: a branch-free loop the compiler vectorises.
-    Measured against the two passes it replaces (2048x2048 page, interleaved
-    runs): the word pass is as fast, the byte pass 2-6% slower (about 0.03
-    ms); reducing bytes in a wider int won back half of that but needs a
-    third rule per unit type, and a non-inlined reduce lost more.
+    words: the image as (H, W*3/word) machine words, rw words per token row.
+    Each pixel row is loaded once and XOR-ORed, against the row one token to
+    the left and the row one token band up (still in cache), into per-word
+    accumulators: a branch-free loop the compiler vectorises.
+    d_left / d_up: (th*tw,) int16, filled: 0 where identical, 1 where not,
+    NO_NEIGHBOUR where there is none (the form _code_pred_2d and _code_scan read).
     """
-    n = tw * unit  # = rows.shape[1]; written so, the word pass runs 11% fewer instructions (callgrind)
-    acc_left = np.zeros(n, dtype=rows.dtype)
-    acc_up = np.zeros(n, dtype=rows.dtype)
-    zero = acc_up[0]  # 0 as a unit, so each token's reduction stays in the unit's type
+    n = tw * rw
+    acc_left = np.zeros(n, dtype=words.dtype)
+    acc_up = np.zeros(n, dtype=words.dtype)
     for i in range(th):
         acc_left[:] = 0
         acc_up[:] = 0
         for r in range(ts):
             y = i * ts + r
-            row = rows[y]
-            cur, prev, left_acc = row[unit:], row[:n - unit], acc_left[unit:]
-            if i > 0:  # left and up in one loop: each row is loaded once
-                above = rows[y - ts]
-                for k in range(unit):
-                    acc_up[k] = _unit_merge(acc_up[k], _unit_diff(row[k], above[k]))
-                up, up_acc = above[unit:], acc_up[unit:]
-                for k in range(n - unit):
+            row = words[y]
+            cur, prev, left_acc = row[rw:], row[:n - rw], acc_left[rw:]
+            if i > 0:
+                above = words[y - ts]
+                for k in range(rw):
+                    acc_up[k] |= row[k] ^ above[k]
+                up, up_acc = above[rw:], acc_up[rw:]
+                for k in range(n - rw):
                     c = cur[k]
-                    left_acc[k] = _unit_merge(left_acc[k], _unit_diff(c, prev[k]))
-                    up_acc[k] = _unit_merge(up_acc[k], _unit_diff(c, up[k]))
+                    left_acc[k] |= c ^ prev[k]
+                    up_acc[k] |= c ^ up[k]
             else:
-                for k in range(n - unit):
-                    left_acc[k] = _unit_merge(left_acc[k], _unit_diff(cur[k], prev[k]))
+                for k in range(n - rw):
+                    left_acc[k] |= cur[k] ^ prev[k]
         for j in range(tw):
-            left = zero
-            upper = zero
-            for k in range(j * unit, (j + 1) * unit):
-                left = _unit_merge(left, acc_left[k])
-                upper = _unit_merge(upper, acc_up[k])
-            d_left[i * tw + j] = _unit_floor(left) if j > 0 else NO_NEIGHBOUR
-            d_up[i * tw + j] = _unit_floor(upper) if i > 0 else NO_NEIGHBOUR
+            left = 0
+            upper = 0
+            for k in range(j * rw, (j + 1) * rw):
+                left |= acc_left[k]
+                upper |= acc_up[k]
+            d_left[i * tw + j] = np.int16(left != 0) if j > 0 else NO_NEIGHBOUR
+            d_up[i * tw + j] = np.int16(upper != 0) if i > 0 else NO_NEIGHBOUR
+
+
+@njit(cache=True, nogil=True)
+def _neighbour_max_diffs(img, ts, th, tw, d_left, d_up):
+    """Per token, max|X - left| and max|X - up| as int16 (NO_NEIGHBOUR where there is none).
+
+    The max-metric twin of _exact_neighbours: one streaming pass keeping
+    per-byte maxima of absolute differences in uint8 accumulators (8-bit SIMD).
+    Kept as a twin on measurement: one pass generic over the unit (bytes or
+    words, rules picked by dtype through numba overloads) ran the byte case
+    2-6% slower (2048x2048 page, interleaved runs), part of a 10% loss of
+    pred_2d at tau=0.05 in the bench configuration; the word case was as fast.
+    """
+    n = img.shape[1]
+    rb = ts * 3
+    acc_left = np.zeros(n, dtype=np.uint8)
+    acc_up = np.zeros(n, dtype=np.uint8)
+    for i in range(th):
+        acc_left[:] = 0
+        acc_up[:] = 0
+        for r in range(ts):
+            y = i * ts + r
+            row = img[y]
+            cur, prev, left_acc = row[rb:], row[:n - rb], acc_left[rb:]
+            if i > 0:  # left and up in one loop: each row is loaded once
+                above = img[y - ts]
+                for k in range(rb):
+                    a = row[k]
+                    b = above[k]
+                    acc_up[k] = max(acc_up[k], np.uint8(max(a, b) - min(a, b)))
+                up, up_acc = above[rb:], acc_up[rb:]
+                for k in range(n - rb):
+                    a = cur[k]
+                    b = prev[k]
+                    u = up[k]
+                    left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
+                    up_acc[k] = max(up_acc[k], np.uint8(max(a, u) - min(a, u)))
+            else:
+                for k in range(n - rb):
+                    a = cur[k]
+                    b = prev[k]
+                    left_acc[k] = max(left_acc[k], np.uint8(max(a, b) - min(a, b)))
+        for j in range(tw):
+            left = 0
+            upper = 0
+            for k in range(j * rb, (j + 1) * rb):
+                left = max(left, acc_left[k])
+                upper = max(upper, acc_up[k])
+            d_left[i * tw + j] = left if j > 0 else NO_NEIGHBOUR
+            d_up[i * tw + j] = upper if i > 0 else NO_NEIGHBOUR
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -234,15 +235,16 @@ def _diff_to_ref(img, p, r, dx, e, tw, ts, metric, limit):
 def _code_pred_2d(img, ts, th, tw, metric, limit, d_left, d_up, ref, err):
     """LOCO-I edge rule over the token grid; fills ref (th*tw,) int32 and err (th*tw,) int16, zeroed.
 
-    d_left / d_up: from _neighbour_diffs; the byte pass (exact max|d|) when
-    the metric is max and limit > 0, the only case that reads more than
-    whether they are 0. For the max metric, err[p] bounds
+    d_left / d_up: from _neighbour_max_diffs (exact max|d|) when the metric
+    is max and limit > 0, the only case that reads more than whether they are
+    0; from _exact_neighbours otherwise. For the max metric, err[p] bounds
     max|token p - its reconstruction| (0 for kept tokens; 0 everywhere for the
     other metrics), so with the neighbour differences most decisions need no
     pixels, and the result is the same as comparing reconstructions directly.
-    One walk serves every metric and tau: at tau=0 it runs twice the
-    instructions of a walk of its own (callgrind, 2048x2048 page: 0.4M vs
-    0.2M, 3% of code_refs), a price paid to write the edge rule once.
+    One walk serves every metric and tau, a price paid to write the edge rule
+    once: against the two walks it replaced (2048x2048 page, callgrind) it
+    runs 0.4M vs 0.2M instructions at tau=0 and 0.94M vs 0.81M at max 0.05,
+    about 3% of code_refs; timed, code_refs moved by -8% to +4% (noise-level).
     """
     for i in range(th):
         for j in range(tw):
@@ -279,7 +281,7 @@ def _code_pred_2d(img, ts, th, tw, metric, limit, d_left, d_up, ref, err):
 def _code_scan(img, ts, th, tw, metric, limit, serpentine, d_left, d_up, ref):
     """One continuous scan (row-major, or serpentine); each token predicted by the previous one.
 
-    d_left / d_up: from _neighbour_diffs (0 = byte-identical); ref (th*tw,) int32, filled.
+    d_left / d_up: from _exact_neighbours (0 = byte-identical); ref (th*tw,) int32, filled.
     """
     prev = -1
     for i in range(th):
@@ -406,10 +408,10 @@ def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metri
     d_up = np.empty(th * tw, dtype=np.int16)
     row_bytes = token_size * 3
     if method == "pred_2d" and metric == "max" and limit > 0:  # its bounds use the neighbours' max|d|
-        _neighbour_diffs(flat, row_bytes, th, tw, token_size, d_left, d_up)
+        _neighbour_max_diffs(flat, token_size, th, tw, d_left, d_up)
     else:  # only equality matters: compare whole machine words
         word = next(size for size in (8, 4, 2, 1) if row_bytes % size == 0)
-        _neighbour_diffs(flat.view(_WORD_DTYPES[word]), row_bytes // word, th, tw, token_size, d_left, d_up)
+        _exact_neighbours(flat.view(_WORD_DTYPES[word]), th, tw, token_size, row_bytes // word, d_left, d_up)
     ref = np.empty(th * tw, dtype=np.int32)
     m = _METRIC_CODE[metric]
     if method == "pred_2d":

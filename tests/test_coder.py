@@ -532,7 +532,7 @@ def test_kernels_see_read_only_inputs_whoever_owns_the_buffer():
         kept, index_map = coder.layout(ref)
         pixels = coder.gather_tokens(array, kept, 2, 2)
         coder.scatter_tokens(pixels, index_map, 12, 16, 2, 2)
-    inputs = {coder._neighbour_diffs: 1, coder._code_pred_2d: 1, coder._code_scan: 1,
+    inputs = {coder._exact_neighbours: 1, coder._neighbour_max_diffs: 1, coder._code_pred_2d: 1, coder._code_scan: 1,
               coder._layout: 1, coder._gather: 2, coder._scatter: 2}  # leading arguments only read
     for kernel, n_inputs in inputs.items():
         assert kernel.signatures, kernel
