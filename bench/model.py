@@ -31,8 +31,6 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-# bench/ goes last: its profile.py would shadow the standard library's, which torch imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BENCH)]
 sys.path.insert(0, str(ROOT / "tests"))  # the offline tokenizer and full-input builder the tests use
 
 import torch  # noqa: E402

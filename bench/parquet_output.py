@@ -76,8 +76,9 @@ def parquet_rows(folder: Path, files: list[Path], quick: bool, row_type, interle
     for _ in range(1 if quick else 3):
         for kind, w in cases:
             for fmt in ("arrow", "parquet"):
-                target = work / (f"{kind}-{fmt}/" if kind == "shards" else f"{kind}.{fmt}")
-                args = ["compress", str(folder), "-o", str(target), "--workers", str(w), "--no-progress",
+                target = work / (f"{kind}-{fmt}" if kind == "shards" else f"{kind}.{fmt}")
+                output = f"{target}/" if kind == "shards" else str(target)  # a trailing slash: a shard folder
+                args = ["compress", str(folder), "-o", output, "--workers", str(w), "--no-progress",
                         "--table", "none", "--overwrite"]
                 if kind == "shards":
                     args += ["--shard-format", fmt, "--shard-size", str(SHARD_SIZE)]

@@ -1,6 +1,6 @@
 """Profile what `make bench` measures (needs pyinstrument: `.venv/bin/pip install pyinstrument`).
 
-    .venv/bin/python bench/profile.py [compress|coder|all]
+    .venv/bin/python bench/hotspots.py [compress|coder|all]
 
 compress: three `compress -j1` runs over the bench folder (after a warm-up
 run, so imports and first-call costs are left out).
@@ -9,7 +9,7 @@ each. Numba kernels show as the Python line that calls them, which is enough
 to split the coder between its passes.
 
 For native frames (Pillow, zlib, zstd) use py-spy instead, e.g.
-    py-spy record --native -f raw -o prof.txt -- .venv/bin/python bench/profile.py compress
+    py-spy record --native -f raw -o prof.txt -- .venv/bin/python bench/hotspots.py compress
 """
 
 from __future__ import annotations
