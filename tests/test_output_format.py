@@ -26,17 +26,11 @@ from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.schema import output_schema, read_meta
 from pixelprune_cli.sources import SourceOptions
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 META_KEYS = {"version", "preset", "patch_size", "merge_size", "temporal_patch_size", "min_pixels",
              "max_pixels", "image_mean", "image_std", "method", "metric", "tau"}
 RUN = api.RunOptions(workers=2, progress=False)
-
-
-def read_arrow(path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
 
 
 def small_rows(table: pa.Table) -> list[dict]:

@@ -29,8 +29,7 @@ from pixelprune_cli.schema import read_meta  # noqa: E402
 from pixelprune_cli.pipeline import FailedImage  # noqa: E402
 from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES, SAMPLES_PARQUET  # noqa: E402
 RUN = api.RunOptions(workers=2, progress=False)
 CONFIG = CodingConfig()
 

@@ -1,4 +1,4 @@
-"""Interrupted runs (issue 4): outputs are atomic, shard folders resumable, nothing lost.
+"""Interrupted runs: outputs are atomic, shard folders resumable, nothing lost.
 
 Kills and signals go to a real `python -m pixelprune_cli` process; quick
 checks of refusals run in-process through click's CliRunner. "Untouched"
@@ -7,28 +7,23 @@ means every file beside the output has the same bytes and mtime as before.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import sources
-from pixelprune_cli.cli import main
 
-_spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
-bad = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bad)
+import badfiles as bad
+from conftest import cli, finish, manifest, one_line_error, read_arrow, shard_rows, small_folder, snapshot, start, wait_for
+from conftest import run_process as run
 
 SLOW_SIDE = 1024  # decoding, resizing and coding one takes ~25 ms: a run lasts long enough to interrupt
 SLOW_IMAGES = 40
@@ -63,82 +58,8 @@ def many_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def start(args: list, cwd: Path) -> subprocess.Popen:
-    """`python -m pixelprune_cli ARGS` in the background; output goes to cwd/std{out,err}.txt."""
-    return subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *map(str, args)], cwd=cwd,
-                            stdout=open(cwd / "stdout.txt", "w"), stderr=open(cwd / "stderr.txt", "w"))
-
-
-def finish(proc: subprocess.Popen, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    code = proc.wait(timeout=timeout)
-    stdout, stderr = (cwd / "stdout.txt").read_text(), (cwd / "stderr.txt").read_text()
-    assert "Traceback" not in stdout + stderr, stderr
-    return code, stdout, stderr
-
-
-def run(args: list, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    return finish(start(args, cwd), cwd, timeout)
-
-
-def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    """Poll until condition() holds; the run must still be going when it does."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the run ended before it could be interrupted ({what})"
-
-
-def cli(*args) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr), failing on any uncaught exception."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        pytest.fail("uncaught exception:\n" + "".join(traceback.format_exception(*result.exc_info)))
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
-
-
-def manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def read_arrow(path: Path) -> pa.Table:
-    with pa.OSFile(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
-
-
-def shard_rows(folder: Path) -> pa.Table:
-    """Every row of a shard folder, sorted by id."""
-    tables = [read_arrow(p) for p in sorted(folder.glob("part-*.arrow"))]
-    return pa.concat_tables(tables).sort_by("id")
-
-
 def temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob(".*.partial-*"))
-
-
-def snapshot(folder: Path) -> dict:
-    """name -> (bytes, mtime_ns) of every file in folder (hidden ones too)."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def one_line_error(stderr: str, *words: str) -> str:
-    message = stderr.strip()
-    assert "\n" not in message and message.startswith("pixelprune: "), message
-    for word in words:
-        assert word in message, message
-    return message
-
-
-def small_folder(root: Path, count: int, bad_at: int | None = None) -> Path:
-    """count small images img_000.png ...; a zero-byte one replaces position bad_at."""
-    folder = root / "in"
-    folder.mkdir()
-    for k in range(count):
-        data = b"" if k == bad_at else bad.png(seed=k)
-        (folder / f"img_{k:03d}.png").write_bytes(data)
-    return folder
 
 
 # ----------------------------------------------------------------- (a) SIGKILL, then --resume

@@ -16,7 +16,7 @@ from pixelprune_cli.pipeline import CodingConfig, code_image
 from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
 PRESET = PRESETS["qwen3-vl"]
 TS = PRESET.token_size
 TH, TW = 4, 5
