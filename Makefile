@@ -19,7 +19,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench clean distclean
+.PHONY: help install demo test lint bench clean distclean
 
 help: ## List the targets.
 	@echo "usage: make TARGET [PYTHON=python3] [VENV=.venv] [EXTRAS=test] [PIXELPRUNE_FLAGS=...]"
@@ -49,6 +49,10 @@ demo: install ## Compress the ten sample images to out/samples.arrow and summari
 
 test: install ## Run the test suite (the command README and .ci/run use).
 	$(BIN)/python -m pytest -q
+
+lint: install ## Check style and likely bugs (ruff) and types (mypy), as configured in pyproject.toml.
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: install ## Run the benchmarks in bench/ (ratios against baselines).
 	$(BIN)/python bench/run.py
