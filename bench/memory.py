@@ -10,6 +10,7 @@ over every child so far, which would hide a smaller second run.
 
     python bench/memory.py                       # 2,000 vs 20,000, --workers 2
     python bench/memory.py --small 500 --large 5000 --json
+    python bench/memory.py --huge 2               # 8192x8192 RGBA PNGs, --workers 1 and 2
 
 Prints both peaks and whether larger <= smaller * 1.15 + 20 MB.
 """
@@ -71,14 +72,61 @@ def measure(args: list[str], cwd: Path) -> tuple[int, float, int]:
     return code, seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
 
 
+def huge_png(side: int = 8192) -> bytes:
+    """An RGBA PNG of side x side pixels (the default --max-image-pixels): gradients under a varying alpha.
+
+    Smooth content keeps the file small and quick to make; decoding it still
+    needs every pixel, which is what this measures.
+    """
+    ramp = np.linspace(0, 255, side, dtype=np.float32)
+    rgba = np.empty((side, side, 4), dtype=np.uint8)
+    rgba[..., 0] = ramp[None, :]
+    rgba[..., 1] = ramp[:, None]
+    rgba[..., 2] = 128
+    rgba[..., 3] = (ramp[None, :] + ramp[:, None]).astype(np.uint32) // 2
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def huge(count: int, workers_list: list[int]) -> None:
+    """Peak RSS of compressing `count` 8192x8192 RGBA PNGs with each number of workers."""
+    with tempfile.TemporaryDirectory(prefix="pixelprune-memory-") as tmp:
+        work = Path(tmp)
+        folder = work / "huge"
+        folder.mkdir()
+        # Made in a child process: a child's peak RSS counts what it had before exec (a copy
+        # of this process), so this process must stay small.
+        subprocess.run([sys.executable, __file__, "--make-huge", str(folder / "huge_0.png")], check=True)
+        data = (folder / "huge_0.png").read_bytes()
+        for k in range(1, count):
+            (folder / f"huge_{k}.png").write_bytes(data)
+        _, _, baseline = measure(["stats", str(Path(__file__).resolve().parent.parent / "samples" / "chart.png"),
+                                  "--workers", "1", "--no-progress", "--table", "none"], work)
+        print(f"one small image (imports and runtime): peak RSS {baseline / 2**20:7.1f} MB")
+        for workers in workers_list:
+            args = ["compress", "huge", "-o", f"out_{workers}.arrow", "--workers", str(workers), "--no-progress",
+                    "--table", "none"]
+            _, seconds, peak = measure(args, work)
+            print(f"{count} x 8192x8192 RGBA PNG ({len(data) / 2**20:.0f} MB each), --workers {workers}: "
+                  f"peak RSS {peak / 2**20:7.1f} MB  {seconds:5.1f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--huge", type=int, metavar="N", help="instead: N images at the pixel limit (8192x8192 RGBA), "
+                        "compressed with --workers 1 and 2")
     parser.add_argument("--small", type=int, default=2_000)
     parser.add_argument("--large", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="also print the --json summary (it lists every image)")
     parser.add_argument("--shards", action="store_true", help="write -o DIR/ shards instead of one .arrow file")
+    parser.add_argument("--make-huge", metavar="PATH", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.make_huge:
+        return Path(options.make_huge).write_bytes(huge_png()) and None
+    if options.huge:
+        return huge(options.huge, [1, 2])
 
     with tempfile.TemporaryDirectory(prefix="pixelprune-memory-") as tmp:
         work = Path(tmp)

@@ -133,17 +133,32 @@ def written_bytes(output: str, sink=None) -> int | None:
 
 
 def carried_fields(inputs: list[str], sources: SourceOptions):
-    """Arrow fields of --keep-columns, from the first Parquet input (plan checks that every one has them)."""
+    """Arrow fields of --keep-columns, from the Parquet inputs (plan checks that every one has them).
+
+    Every input must give a column the same type, since the output has one
+    schema; a mismatch is refused here, before any image is coded.
+    """
     if not sources.keep_columns:
         return []
     import pyarrow.parquet as pq
 
+    fields, first = None, None
     for piece in plan(inputs, sources):
         if isinstance(piece, ParquetRows):
             schema = pq.read_schema(piece.path)
-            return [schema.field(c) for c in sources.keep_columns]
-    raise InputError(f"{option('keep_columns', sources.keep_columns, ','.join(sources.keep_columns))}: "
-                     "no Parquet input has these columns")
+            these = [schema.field(c) for c in sources.keep_columns]
+            if fields is None:
+                fields, first = these, piece.name
+                continue
+            for had, field_ in zip(fields, these):
+                if had.type != field_.type:
+                    raise ConfigError(f"{option('keep_columns', sources.keep_columns, ','.join(sources.keep_columns))}: "
+                                      f"{first} has {had.name} as {had.type} and {piece.name} as {field_.type}; "
+                                      "carried columns need one type in every input")
+    if fields is None:
+        raise InputError(f"{option('keep_columns', sources.keep_columns, ','.join(sources.keep_columns))}: "
+                         "no Parquet input has these columns")
+    return fields
 
 
 def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .errors import ConfigError, escape_controls
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
@@ -38,13 +39,15 @@ def coder_options(fn):
                      show_default=True, help="Predictor: LOCO-I 2-D edge rule, or a 1-D scan."),
         click.option("--metric", type=click.Choice(["max", "mae", "rmse"]), default="max", show_default=True,
                      help="Per-token error measure for --tau."),
-        click.option("--tau", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+        click.option("--tau", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
                      help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
         click.option("--max-image-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
                      help="Refuse images larger than this before decoding them (decompression bombs)."),
+        click.option("--max-image-bytes", type=click.IntRange(min=1), default=1 << 29, show_default=True,
+                     help="Read at most this many bytes of one image file or cell; larger ones fail."),
         click.option("--budget", type=click.IntRange(min=1),
                      help="Keep at most N merged tokens per image: code with the smallest tau <= --max-tau that fits."),
-        click.option("--max-tau", type=click.FloatRange(min=0.0), default=0.1, show_default=True,
+        click.option("--max-tau", type=click.FloatRange(min=0.0, max=1.0), default=0.1, show_default=True,
                      help="Largest tau --budget may use; images that still do not fit are flagged over budget."),
     ]
     for option in reversed(options):
@@ -79,7 +82,7 @@ def report_options(fn):
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
-    click.echo(f"pixelprune: error: {message}", err=True)
+    click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
     sys.exit(code)
 
 
@@ -99,8 +102,8 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except KeyboardInterrupt as exc:
             click.echo("pixelprune: interrupted; nothing partial was left under the output name", err=True)
-            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
-        except (PixelpruneError, ValueError) as exc:
+            _exit_now(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+        except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except OSError as exc:
             if not broken_pipe(exc):
@@ -118,6 +121,25 @@ def handle_errors(fn):
     return wrapper
 
 
+def _exit_now(code: int):
+    """Exit with code, even when a worker thread is stuck in a read that never returns.
+
+    Outputs have been cleaned up by now; Python's own exit would wait for every
+    worker thread, so with one still running the process ends here instead.
+    """
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    if stuck:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing more to say on it
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C so that temporary files are removed."""
 
@@ -127,7 +149,7 @@ def _raise_terminated(signum, frame):
 
 
 def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
-            budget, max_tau):
+            max_image_bytes, budget, max_tau):
     """A CodingConfig from the options `coder_options` adds."""
     from .pipeline import CodingConfig
     from .presets import resolve_preset
@@ -135,12 +157,13 @@ def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metr
     return CodingConfig(
         preset=resolve_preset(preset, patch_size=patch_size, merge_size=merge_size,
                               min_pixels=min_pixels, max_pixels=max_pixels),
-        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels, budget=budget, max_tau=max_tau,
+        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels,
+        max_image_bytes=max_image_bytes, budget=budget, max_tau=max_tau,
     )
 
 
 CODER_OPTION_NAMES = ("preset", "patch_size", "merge_size", "min_pixels", "max_pixels", "method", "metric", "tau",
-                      "max_image_pixels", "budget", "max_tau")
+                      "max_image_pixels", "max_image_bytes", "budget", "max_tau")
 
 
 def _pop_config(options: dict):
@@ -175,7 +198,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     else:
         render_table(summary, table, to_stderr=to_stderr)
     if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
-        click.echo(f"pixelprune: warning: {summary.extra['incomplete']}", err=True)
+        click.echo(f"pixelprune: warning: {escape_controls(summary.extra['incomplete'])}", err=True)
     if wrote and not as_json:
         click.echo(_written_line(summary, wrote), err=True)
     # A resumed output is one output: images that failed in the earlier run still failed.
@@ -254,8 +277,8 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     from . import api
 
     if output == "-" and sys.stdout.isatty():
-        raise UsageError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
-                         "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
+        raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
+                          "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     config = _pop_config(coder)
     sources = _sources(image_column, _columns(keep_columns), hidden)
     if engine == "ray":
@@ -263,7 +286,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
                                    shard_size, shard_format, resume, ray_address, no_progress)
     else:
         if ray_address:
-            raise UsageError("--ray-address needs --engine ray")
+            raise ConfigError("--ray-address needs --engine ray")
         summary = api.compress(
             list(inputs), output, config, sources, _run_options(workers, no_progress, fail_fast=fail_fast),
             compression=compression, overwrite=overwrite, shard_size=shard_size or 10_000,
@@ -278,21 +301,17 @@ def _compress_on_ray(inputs, output, config, sources, workers, compression, over
     from .writer import is_shard_folder
 
     if not is_shard_folder(output):
-        raise UsageError("--engine ray writes shards: give a folder, -o DIR/")
+        raise ConfigError("--engine ray writes shards: give a folder, -o DIR/")
     if fail_fast:
-        raise UsageError("--fail-fast is not supported with --engine ray")
+        raise ConfigError("--fail-fast is not supported with --engine ray")
     try:
         from .ray import DEFAULT_SHARD_ROWS, compress_with_ray
     except ImportError as exc:
-        raise UsageError(f"--engine ray needs Ray: pip install 'pixelprune[ray]' ({exc})") from None
+        raise ConfigError(f"--engine ray needs Ray: pip install 'pixelprune[ray]' ({exc})") from None
     return compress_with_ray(list(inputs), output, config, sources, ray_address=ray_address,
                              shard_rows=shard_size or DEFAULT_SHARD_ROWS, num_cpus=workers, compression=compression,
                              overwrite=overwrite, resume=resume, progress=not no_progress,
                              shard_format=shard_format or "parquet")
-
-
-class UsageError(ValueError):
-    """Options that do not go together (exit code 2)."""
 
 
 @main.command()
@@ -401,6 +420,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
                                                   hidden=hidden)
     write_atomically(output, lambda handle: picture.save(handle, format="PNG"))
     for failed in failures:
-        click.echo(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}", err=True)
-    click.echo(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")"), err=True)
+        click.echo(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"), err=True)
+    click.echo(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")),
+               err=True)
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

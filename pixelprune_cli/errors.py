@@ -8,6 +8,7 @@ exit code 2.
 from __future__ import annotations
 
 import contextvars
+import re
 
 # Set by the command line while a command runs: messages then name its flags (`--overwrite`);
 # a Python caller reads the parameter to pass instead (`overwrite=True`).
@@ -24,6 +25,7 @@ def option(name: str, value=True, shown: str | None = None) -> str:
         return flag if value is True else f"{flag} {value if shown is None else shown}"
     return f"{name}={value!r}"
 
+
 STAGES = ("read", "decode", "resize", "code", "write")
 
 
@@ -35,8 +37,11 @@ class InputError(PixelpruneError):
     """An input path or table that cannot be enumerated at all (exit code 2)."""
 
 
-class ConfigError(PixelpruneError):
-    """Options that contradict each other or an existing output (exit code 2)."""
+class ConfigError(PixelpruneError, ValueError):
+    """Options that are out of range, contradict each other or an existing output (exit code 2).
+
+    Also a ValueError, as the API raised for bad arguments before this class existed.
+    """
 
 
 class OutputError(PixelpruneError):
@@ -83,3 +88,20 @@ def broken_pipe(exc: OSError) -> bool:
     import errno
 
     return isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
+
+
+# Control characters (C0, C1, DEL), lone surrogates (bytes of a name that are not UTF-8) and
+# bidirectional overrides: printed as they are, they would drive the terminal or reorder text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """text with every character a terminal would act on written as a visible escape (\\x1b, \\u202e)."""
+    def visible(match):
+        ch = match.group()
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, as Python's surrogateescape hands it over
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(visible, text)

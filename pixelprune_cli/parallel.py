@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -18,6 +19,39 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+
+
+class MemoryBudget:
+    """Bytes that worker threads share for decoding: an image waits until its share is free.
+
+    Small images never wait on each other; images at the pixel limit decode
+    one or two at a time, not one per worker. An image needing more than the
+    whole budget waits until it has it all (it runs alone) rather than never.
+    """
+
+    def __init__(self, capacity: int):
+        import threading
+
+        self.capacity = capacity
+        self.free = capacity
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int):
+        amount = min(amount, self.capacity)
+        with self.changed:
+            self.changed.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.free += amount
+                self.changed.notify_all()
+
+
+# 512 MiB: one 8192x8192 RGBA image (the default --max-image-pixels) and its RGB copy.
+DECODE_MEMORY = MemoryBudget(512 << 20)
 
 
 def _done(value) -> Future:
@@ -34,17 +68,20 @@ def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callab
         return
     window = window or workers * 3
     pending: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixelprune") as pool:
-        try:
-            for item in items:
-                pending.append(_done(item) if passthrough(item) else pool.submit(fn, item))
-                while len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixelprune")
+    finished = False
+    try:
+        for item in items:
+            pending.append(_done(item) if passthrough(item) else pool.submit(fn, item))
+            while len(pending) >= window:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+        finished = True
+    finally:
+        # On an interrupt or error, do not wait for workers: one may be blocked in a read
+        # that never returns, and the interrupt must still end the run.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 class BackgroundSink:

@@ -15,8 +15,10 @@ from PIL import Image
 from . import __version__
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
-from .errors import ImageFailure, one_line, option
-from .preprocess import DEFAULT_MAX_IMAGE_PIXELS, decode_image, resize_for_model
+from .errors import ConfigError, ImageFailure, one_line, option
+from .parallel import DECODE_MEMORY
+from .preprocess import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, convert_rgb, decoded_bytes, load_image,
+                         model_size, open_image, resize_for_model, resize_rgb)
 from .presets import Preset, resolve_preset
 
 
@@ -29,24 +31,39 @@ class CodingConfig:
     metric: str = "max"
     tau: float = 0.0
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # bytes read per image at most (files and cells)
     budget: int | None = None  # keep at most this many tokens: search tau in [0, max_tau]
     max_tau: float = 0.1
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
-        if not (self.tau >= 0.0 and self.tau < float("inf")):
-            raise ValueError(f"tau must be a finite number >= 0, got {self.tau}")
+            raise ConfigError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        # Every per-token error is at most 1 (pixel differences in [0,1] units): a larger tau means nothing.
+        if not (0.0 <= self.tau <= 1.0):
+            raise ConfigError(f"tau must be between 0 and 1 (every per-token error is at most 1), got {self.tau}")
         if self.budget is not None:
             if self.budget < 1:
-                raise ValueError(f"budget must be at least 1 token, got {self.budget}")
+                raise ConfigError(f"budget must be at least 1 token, got {self.budget}")
             if self.tau != 0.0:
-                raise ValueError(f"{option('budget', self.budget)} searches tau itself; bound it with "
-                                 f"{option('max_tau', self.max_tau)} instead of {option('tau', self.tau)}")
-            if not (0.0 <= self.max_tau < float("inf")):
-                raise ValueError(f"max-tau must be a finite number >= 0, got {self.max_tau}")
+                raise ConfigError(f"{option('budget', self.budget)} searches tau itself; bound it with "
+                                  f"{option('max_tau', self.max_tau)} instead of {option('tau', self.tau)}")
+            if not (0.0 <= self.max_tau <= 1.0):
+                raise ConfigError(f"max-tau must be between 0 and 1, got {self.max_tau}")
+        if self.max_image_pixels < 1 or self.max_image_bytes < 1:
+            raise ConfigError("max-image-pixels and max-image-bytes must be at least 1")
+        # smart_resize never gives less than one merged token, nor less than min_pixels: both must
+        # stay within the image sizes that may be held, or a small image would be blown up past them.
+        preset, side = self.preset, self.preset.token_size
+        largest = max(self.max_image_pixels, DEFAULT_MAX_IMAGE_PIXELS)
+        if side * side > min(preset.max_pixels, largest):
+            raise ConfigError(f"a merged token of {side}x{side} px (patch-size {preset.patch_size} x merge-size "
+                              f"{preset.merge_size}) is larger than max-pixels {preset.max_pixels:,} or "
+                              f"the largest image allowed ({largest:,} px)")
+        if preset.min_pixels > largest:
+            raise ConfigError(f"min-pixels {preset.min_pixels:,} is over the largest image allowed ({largest:,} px, "
+                              "--max-image-pixels): every image would be enlarged past it")
 
     def to_meta(self) -> dict:
         """The `pixelprune` schema metadata: everything needed to read or redo the output."""
@@ -162,14 +179,19 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
     start = time.perf_counter()
     stage = "read"
     try:
-        data = read()
+        data = read(config.max_image_bytes)
         stage = "decode"
-        image = decode_image(data, config.max_image_pixels)
-        del data
-        stage = "resize"
-        resized = resize_for_model(image, config.preset)
-        source_size = image.size
-        del image
+        image = open_image(data, config.max_image_pixels)
+        with DECODE_MEMORY.hold(decoded_bytes(image)):  # shared by the workers: huge images take turns
+            image = load_image(image)
+            del data
+            stage = "resize"
+            source_size = image.size
+            target = model_size(source_size, config.preset)
+            rgb = convert_rgb(image)
+            del image  # the source's pixels go before the resize allocates its own
+            resized = resize_rgb(rgb, target)
+            del rgb
         stage = "code"
         coded = code_array(image_id, resized, source_size, config)
     except ImageFailure as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -18,13 +19,17 @@ from PIL import Image, ImageOps
 from .errors import DecodeFailure, ResizeFailure, one_line
 from .presets import Preset
 
-# 8192 x 8192. An RGBA decode of this size is 256 MiB; with the RGB copy and the
-# resize buffers one image stays well under 1 GiB.
+# 8192 x 8192. An RGBA decode of this size is 256 MiB, and its RGB copy 256 MiB more
+# (Pillow keeps RGB in 4 bytes a pixel); see decoded_bytes and the README's Limits.
 DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
+# Bytes read per image at most (--max-image-bytes): twice an uncompressed 8-bit RGBA file at
+# the default pixel limit, so that a path to /dev/zero or a runaway file cannot grow memory.
+DEFAULT_MAX_IMAGE_BYTES = 1 << 29
 # decode_image checks every image against its own limit from the header, before
-# decoding; Pillow's global guard would otherwise refuse first (with its own
-# message) and cap --max-image-pixels at 178,956,970.
-Image.MAX_IMAGE_PIXELS = None
+# decoding. Pillow's process-wide guard (Image.MAX_IMAGE_PIXELS) is left as the
+# caller set it; it is lifted only while opening an image that it refuses and
+# the call's own limit allows (see _open).
+_LIFT_GUARD = threading.Lock()
 MAX_ASPECT_RATIO = 200
 _EXIF_ORIENTATION = 0x0112
 
@@ -35,12 +40,15 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
     The size is checked from the header before any pixel is decoded, so a
     decompression bomb is refused without allocating it.
     """
+    return load_image(open_image(data, max_image_pixels))
+
+
+def open_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    """The image's header, checked against max_image_pixels; no pixel is decoded yet."""
     if not data:
         raise DecodeFailure("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+        image = _open(data)
     except Image.DecompressionBombError as exc:
         raise DecodeFailure(f"refused as a decompression bomb: {one_line(exc)}") from None
     except Image.UnidentifiedImageError:
@@ -53,6 +61,11 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
             f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
             f"{max_image_pixels:,} (--max-image-pixels)"
         )
+    return image
+
+
+def load_image(image: Image.Image) -> Image.Image:
+    """Decode the pixels of an opened image and apply its EXIF orientation."""
     try:
         image.load()
         if image.getexif().get(_EXIF_ORIENTATION) is not None:
@@ -62,15 +75,63 @@ def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) 
     return image
 
 
+def decoded_bytes(image: Image.Image) -> int:
+    """Memory an opened image takes from decode to resize: its pixels, and their RGB copy when one is made.
+
+    Pillow stores 1 byte per pixel for 1, L and P, 2 for 16-bit modes, 4 for the rest (RGB too).
+    """
+    width, height = image.size
+    own = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    return width * height * (own + (0 if image.mode == "RGB" else 4))
+
+
+def _open(data: bytes) -> Image.Image:
+    """Image.open (the header only), leaving the pixel limit to the caller of this function.
+
+    When Pillow's process-wide guard refuses the image, it is lifted for this
+    one open, under a lock, and put back at once; open_image then applies the
+    call's own max_image_pixels, with a message that names the option.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            pass
+        with _LIFT_GUARD:
+            guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = guard
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB as the processor makes it: anything with alpha or a transparency key goes onto white."""
     if "A" in image.getbands() or image.info.get("transparency") is not None:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        return _composite_on_white(image)
     if image.mode == "RGB":
         return image  # convert("RGB") would only copy it
     return image.convert("RGB")
+
+
+COMPOSITE_ROWS = 256  # rows composited at a time
+
+
+def _composite_on_white(image: Image.Image) -> Image.Image:
+    """The processor's RGBA -> alpha_composite onto white -> RGB, a band of rows at a time.
+
+    Each step is per pixel, so bands give the same bytes as the whole image,
+    while only the source and the RGB result are held in full: the RGBA copy,
+    the white canvas and the composite never exist at full size.
+    """
+    width, height = image.size
+    out = Image.new("RGB", image.size)
+    for top in range(0, height, COMPOSITE_ROWS):
+        band = image.crop((0, top, width, min(height, top + COMPOSITE_ROWS))).convert("RGBA")
+        white = Image.new("RGBA", band.size, (255, 255, 255, 255))
+        out.paste(Image.alpha_composite(white, band).convert("RGB"), (0, top))
+    return out
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -99,25 +160,37 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
+def model_size(size: tuple[int, int], preset: Preset) -> tuple[int, int]:
+    """(width, height) the model sees an image of `size` (width, height) at; ResizeFailure if it refuses it."""
+    width, height = size
+    new_height, new_width = smart_resize(height, width, preset.token_size, preset.min_pixels, preset.max_pixels)
+    return new_width, new_height
+
+
+def convert_rgb(image: Image.Image) -> Image.Image:
+    try:
+        return to_rgb(image)
+    except Exception as exc:
+        raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
+
+
+def resize_rgb(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
+    """An RGB image resized (BICUBIC on uint8) to target (width, height), as a C-contiguous uint8 (H, W, 3) array."""
+    try:
+        # Pillow's resize to the same size is a plain copy
+        resized = rgb if rgb.size == target else rgb.resize(target, Image.Resampling.BICUBIC)
+    except MemoryError:
+        raise ResizeFailure(f"out of memory resizing {rgb.width}x{rgb.height} to {target[0]}x{target[1]}") from None
+    return np.asarray(resized)
+
+
 def resize_for_model(image: Image.Image, preset: Preset) -> np.ndarray:
     """The decoded image as the model sees it: RGB, smart-resized with BICUBIC on uint8.
 
     Returns a C-contiguous uint8 array (height, width, 3).
     """
-    width, height = image.size
-    new_height, new_width = smart_resize(height, width, preset.token_size, preset.min_pixels, preset.max_pixels)
-    try:
-        rgb = to_rgb(image)
-    except Exception as exc:
-        raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
-    try:
-        if rgb.size == (new_width, new_height):
-            resized = rgb  # Pillow's resize to the same size is a plain copy
-        else:
-            resized = rgb.resize((new_width, new_height), Image.Resampling.BICUBIC)
-    except MemoryError:
-        raise ResizeFailure(f"out of memory resizing {width}x{height} to {new_width}x{new_height}") from None
-    return np.asarray(resized)
+    target = model_size(image.size, preset)
+    return resize_rgb(convert_rgb(image), target)
 
 
 def normalisation_table(preset: Preset, rescale_factor: float = 1 / 255) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 # OpenAI CLIP statistics, used by Qwen2-VL and Qwen2.5-VL.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -82,11 +84,11 @@ def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) 
         try:
             base = PRESETS[preset]
         except KeyError:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}") from None
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}") from None
     changes = {k: int(v) for k, v in overrides.items() if v is not None}
     for key, value in changes.items():
         if value < 1:
-            raise ValueError(f"{key.replace('_', '-')} must be at least 1, got {value}")
+            raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {value}")
     if changes.get("min_pixels", base.min_pixels) > changes.get("max_pixels", base.max_pixels):
-        raise ValueError("min-pixels must not exceed max-pixels")
+        raise ConfigError("min-pixels must not exceed max-pixels")
     return dataclasses.replace(base, **changes) if changes else base

@@ -42,7 +42,7 @@ import pyarrow as pa
 from .errors import InputError, PixelpruneError, one_line
 from .pipeline import CodingConfig, FailedImage, process
 from .report import ImageEntry, Progress, Summary
-from .sources import Piece, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
+from .sources import Piece, SourceCounts, SourceOptions, column_values, piece_ids, piece_size, plan, read_piece
 from .writer import RowSink
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
@@ -111,10 +111,10 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
 
 def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path):
     """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order."""
-    from .sources import cell_item
+    from .sources import row_item
 
     for image_id, cell, extra in zip(ids, cells, extras):
-        yield _code(cell_item(image_id, cell, base_dir, extra), config)
+        yield _code(row_item(image_id, cell, base_dir, extra), config)
 
 
 def _code(item, config: CodingConfig):
@@ -155,10 +155,10 @@ class _CodeBatch:
             raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
         schema = output_schema(self.config.to_meta(), self.config.preset.token_bytes,
                                [batch.schema.field(c) for c in self.keep_columns])
-        kept = {c: batch.column(c).to_pylist() for c in self.keep_columns}
+        kept = {c: column_values(batch, c) for c in self.keep_columns}
         extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
         ids = [str(i) for i in batch.column(id_column).to_pylist()]
-        results = list(code_cells(ids, batch.column(self.image_column).to_pylist(), extras, self.config, Path.cwd()))
+        results = list(code_cells(ids, column_values(batch, self.image_column), extras, self.config, Path.cwd()))
         coded = [r for r in results if not isinstance(r, FailedImage)]
         failed = [r for r in results if isinstance(r, FailedImage)]
         parts = [_failures_table(failed, schema)]

@@ -67,46 +67,144 @@ def incomplete_note(path: str) -> str | None:
             f"-o {path} --resume`")
 
 
+ARROW_SUFFIXES = (".arrow", ".ipc", ".feather", ".arrows")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
 def _schema_of(path: Path) -> pa.Schema:
-    if path.suffix.lower() in (".parquet", ".pq"):
+    """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
+    from .sources import check_regular
+
+    check_regular(str(path))  # opening a FIFO named x.arrow would block
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
-        return pq.read_schema(str(path))
+        try:
+            return pq.read_schema(str(path))
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     try:
         with pa.memory_map(str(path)) as source:
-            return pa.ipc.open_file(source).schema
-    except pa.ArrowInvalid:
-        with pa.OSFile(str(path)) as source:
-            return pa.ipc.open_stream(source).schema
+            try:
+                return pa.ipc.open_file(source).schema
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_stream(source).schema
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Arrow file, truncated or not an Arrow IPC file or stream "
+                         f"({one_line(exc)})") from None
+
+
+def _meta_of(schema: pa.Schema, name) -> dict | None:
+    from .presets import resolve_preset
+
+    try:
+        meta = read_meta(schema)
+        if meta is not None:
+            resolve_preset(meta)  # its preset values must make sense before anything is read by them
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{name}: its pixelprune metadata is unusable ({one_line(exc)})") from None
+    return meta
 
 
 def compressed_meta(path: str) -> dict | None:
     """The `pixelprune` metadata when path is a compressed output, else None (an image table or image).
 
     `-` is always an output (a stream on stdin); one that is not raises InputError.
+    An Arrow file, or a shard folder with a manifest, that cannot be read
+    raises InputError saying why, rather than passing for an image.
     """
     if path == STDIN:
-        return read_meta(_stdin_stream().schema)
+        return _meta_of(_stdin_stream().schema, "standard input")
     p = Path(path)
-    if not p.is_dir() and p.suffix.lower() not in (".arrow", ".ipc", ".feather", ".parquet", ".pq", ".arrows"):
-        return None
-    try:  # a folder without shards raises InputError here, an unreadable file anything
-        return read_meta(_schema_of(_output_files(path)[0]))
-    except Exception:
-        return None
+    if p.is_dir():
+        shards = sorted(list(p.glob("part-*.arrow")) + list(p.glob("part-*.parquet")))
+        from .writer import MANIFEST
+
+        if not shards:
+            if (p / MANIFEST).is_file():
+                raise InputError(f"{path}: has a {MANIFEST} but no part-*.arrow or part-*.parquet shards")
+            return None
+        try:
+            return _meta_of(_schema_of(shards[0]), shards[0])
+        except InputError:
+            if (p / MANIFEST).is_file():
+                raise
+            return None  # a folder of images that happens to hold a part-* file
+    suffix = p.suffix.lower()
+    if suffix in ARROW_SUFFIXES or suffix in PARQUET_SUFFIXES:
+        return _meta_of(_schema_of(p), path)
+    return None
+
+
+NOT_NULL = ("id", "source_width", "source_height", "width", "height", "grid_thw", "tokens", "kept", "tau",
+            "kept_index", "index_map", "pixels")  # the core columns: a null in one is a broken output
+
+
+def _integers(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t)
+
+
+def _integer_lists(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type)
+
+
+def _token_lists(t: pa.DataType) -> bool:
+    return ((pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_fixed_size_list(t.value_type)
+            and pa.types.is_uint8(t.value_type.value_type))
+
+
+# What a reader relies on in each core column (other writers may widen the types: int64, large_list).
+_COLUMN_TYPES = {
+    "id": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "a string"),
+    **{c: (_integers, "integers") for c in ("source_width", "source_height", "width", "height", "tokens", "kept")},
+    "tau": (pa.types.is_floating, "floats"),
+    "kept_index": (_integer_lists, "lists of integers"),
+    "index_map": (_integer_lists, "lists of integers"),
+    "pixels": (_token_lists, "lists of fixed-size uint8 lists"),
+}
+
+
+def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
+    from .schema import CORE_COLUMNS
+
+    wanted = columns or CORE_COLUMNS
+    missing = [c for c in wanted if c not in schema.names]
+    if missing:
+        raise InputError(f"{name}: no column {', '.join(map(repr, missing))} in this output "
+                         f"(columns: {', '.join(schema.names)})")
+    for column in wanted:
+        fits, kind = _COLUMN_TYPES.get(column, (None, None))
+        if fits is not None and not fits(schema.field(column).type):
+            raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 
 
 def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of a compressed output, file by file, batch by batch."""
+    """Record batches of a compressed output, file by file, batch by batch.
+
+    Raises InputError, naming the file, for a column it lacks or a null in a core column.
+    """
+    for name, batch in _output_batches(path, columns):
+        for column in NOT_NULL:
+            if column in batch.schema.names and batch.column(column).null_count:
+                raise InputError(f"{name}: column {column!r} holds nulls; not a pixelprune output that can be read")
+        yield batch
+
+
+def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
     if path == STDIN:
-        yield from _stdin_batches(columns)
+        _check_columns(_stdin_stream().schema, columns, "standard input")
+        for batch in _stdin_batches(columns):
+            yield "standard input", batch
         return
     for file in _output_files(path):
+        _check_columns(_schema_of(file), columns, file)
         try:
             if file.suffix.lower() in (".parquet", ".pq"):
                 import pyarrow.parquet as pq
 
-                yield from pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns)
+                for batch in pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns):
+                    yield file, batch
                 continue
             with pa.memory_map(str(file)) as source:
                 try:
@@ -116,7 +214,7 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
                     source.seek(0)
                     batches = iter(pa.ipc.open_stream(source))
                 for batch in batches:
-                    yield batch.select(columns) if columns else batch
+                    yield file, batch.select(columns) if columns else batch
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
 

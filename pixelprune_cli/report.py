@@ -255,6 +255,15 @@ def print_json(summary: Summary, to_stderr: bool = False) -> None:
     stream.write("\n}\n")
 
 
+def _text(value):
+    """A cell of the table: the value as plain text (no rich markup), terminal controls escaped."""
+    from rich.text import Text
+
+    from .errors import escape_controls
+
+    return Text(escape_controls(str(value)))
+
+
 def _size(wh: tuple[int, int]) -> str:
     return f"{wh[0]}x{wh[1]}"
 
@@ -330,6 +339,8 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     leaves them.
     """
     from rich.cells import cell_len
+
+    from .errors import escape_controls
     from rich.table import Table
 
     console = _console(to_stderr)
@@ -353,7 +364,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
                *(("time",) if timed else ())]
     rows = []
     for e in shown:
-        rows.append([e.id, _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
+        rows.append([escape_controls(e.id), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
                      *((f"{e.tau:.3g}", "over" if e.over_budget else "") if budgeted else ()),
                      *((_seconds(e.seconds),) if timed else ())])
     tokens, kept = summary.tokens, summary.kept
@@ -371,11 +382,11 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         table.add_column(name, justify="left" if k == 0 else "right", no_wrap=True, overflow="ellipsis",
                          min_width=id_width if k == 0 else None, max_width=id_width if k == 0 else None)
     for r in rows:
-        table.add_row(shorten_middle(r[0], id_width), *r[1:])
+        table.add_row(_text(shorten_middle(r[0], id_width)), *r[1:])
     if rows:
         table.add_section()
     table.add_row(*totals, style="bold")
-    console.print(title, style="bold", overflow="ellipsis", no_wrap=True)  # above the table, never wrapped by it
+    console.print(_text(title), style="bold", overflow="ellipsis", no_wrap=True)  # above the table, never wrapped by it
     console.print(table)
     if caption:
         console.print(caption)
@@ -386,11 +397,11 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         console.print(_plural(summary.images, "image"))
     if summary.groups:
         column = summary.groups[0]["column"]
-        grouped = Table(title=f"by {column}", **_table_style())
+        grouped = Table(title=_text(f"by {column}"), **_table_style())
         for name in (column, "images", "tokens", "kept", "saved", "median kept"):
             grouped.add_column(name, justify="left" if name == column else "right", no_wrap=True, overflow="ellipsis")
         for g in summary.groups:
-            grouped.add_row(str(g["value"]), f"{g['images']:,}", f"{g['tokens']:,}", f"{g['kept']:,}",
+            grouped.add_row(_text(g["value"]), f"{g['images']:,}", f"{g['tokens']:,}", f"{g['kept']:,}",
                             f"{100 * g['saved']:.1f}%", f"{100 * g['median_kept_fraction']:.1f}%")
         console.print(grouped)
     fractions = summary.kept_fraction_stats()
@@ -424,7 +435,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
             errors.add_column(name, overflow="fold")
         shown_errors = summary.error_log.head(TABLE_ROWS_MAX if mode != "none" else 5)
         for record in shown_errors:
-            errors.add_row(record["id"], record["stage"], record["reason"])
+            errors.add_row(_text(record["id"]), record["stage"], _text(record["reason"]))
         console.print(errors)
         if summary.failed > len(shown_errors):
             console.print(f"... and {summary.failed - len(shown_errors)} more (see the errors file or --json)")
@@ -477,6 +488,11 @@ def add_groups(summary: Summary, column: str) -> None:
             value = entry.id.split("/", 1)[0] if "/" in entry.id else "."
         else:
             value = values.get(column)
+        if isinstance(value, (list, dict)):
+            from .errors import ConfigError
+
+            raise ConfigError(f"--group-by {column}: the column holds {type(value).__name__} values; "
+                              "group by a column of single values (a string or a number)")
         bucket = buckets.setdefault(value, {"images": 0, "tokens": 0, "kept": 0, "fractions": array("d")})
         bucket["images"] += 1
         bucket["tokens"] += entry.tokens

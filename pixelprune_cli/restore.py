@@ -45,6 +45,29 @@ def row_pixels(batch: pa.RecordBatch, i: int) -> np.ndarray:
     return flat[base + start * width: base + stop * width].reshape(stop - start, width)
 
 
+def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray, index_map: np.ndarray,
+                kept_rows: int, preset) -> str | None:
+    """Why a row's index columns cannot describe a coded image (None when they can).
+
+    Checked before any pixel is placed, so a hand-made or corrupted output
+    gives one line saying what is wrong rather than an error deep in numpy.
+    """
+    ts = preset.token_size
+    if width < ts or height < ts or width % ts or height % ts:
+        return f"size {width}x{height} is not a positive multiple of the token size {ts}"
+    if tokens != (width // ts) * (height // ts) or len(index_map) != tokens:
+        return f"{tokens} tokens and {len(index_map)} index_map entries for a {width}x{height} image of {ts} px tokens"
+    if not (len(kept_index) == kept == kept_rows):
+        return f"kept is {kept}, with {len(kept_index)} kept_index entries and {kept_rows} pixels rows"
+    if kept and (kept_index[0] < 0 or kept_index[-1] >= tokens or np.any(np.diff(kept_index) <= 0)):
+        return f"kept_index is not ascending within [0, {tokens})"
+    if tokens and (index_map.min() < 0 or index_map.max() >= kept):
+        return f"index_map points outside the {kept} kept tokens"
+    if np.any(index_map[kept_index] != np.arange(kept)):
+        return "index_map does not map each kept token to itself"
+    return None
+
+
 def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, preset) -> np.ndarray:
     """The (height, width, 3) uint8 image a row stands for."""
     return scatter_tokens(pixels, np.asarray(row_index_map, dtype=np.int32), height, width,
@@ -90,6 +113,7 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
     tokens = batch.column("tokens").to_pylist()
     kept = batch.column("kept").to_pylist()
     maps = batch.column("index_map")
+    kept_indexes = batch.column("kept_index")
     for i, (image_id, source) in enumerate(zip(ids, sources)):
         file = target / file_name_for(image_id)
         if image_id in seen:
@@ -97,7 +121,12 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
         seen.add(image_id)
         if os.path.lexists(file) and not overwrite:
             raise ConfigError(f"{file} already exists; pass {option('overwrite')} to replace it")
-        image = Image.fromarray(reconstruct(maps[i].values.to_numpy(), row_pixels(batch, i), widths[i], heights[i], preset))
+        index_map, pixels = maps[i].values.to_numpy(), row_pixels(batch, i)
+        problem = row_problem(widths[i], heights[i], tokens[i], kept[i], kept_indexes[i].values.to_numpy(),
+                              index_map, len(pixels), preset)
+        if problem:
+            raise InputError(f"{path}: row {image_id!r}: {problem}")
+        image = Image.fromarray(reconstruct(index_map, pixels, widths[i], heights[i], preset))
         # whole or not at all, and replacing (never writing through) a symlink at the name
         write_atomically(file, lambda handle: image.save(handle, format="PNG", compress_level=1))
         written += file.stat().st_size

@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pyarrow as pa
 
+from .errors import ConfigError
+
 META_KEY = b"pixelprune"
 
 CORE_COLUMNS = (
@@ -38,14 +40,32 @@ def output_schema(meta: dict, token_bytes: int, extra_fields: list[pa.Field] | t
     ]
     clash = [f.name for f in extra_fields if f.name in CORE_COLUMNS]
     if clash:
-        raise ValueError(f"carried columns clash with output columns: {', '.join(clash)}")
+        raise ConfigError(f"carried columns clash with output columns: {', '.join(clash)}")
     return pa.schema(fields, metadata={META_KEY: json.dumps(meta, sort_keys=True).encode()})
 
 
+META_NEEDS = ("patch_size", "merge_size", "min_pixels", "max_pixels", "image_mean", "image_std")
+
+
 def read_meta(schema: pa.Schema) -> dict | None:
-    """The `pixelprune` metadata of a schema, or None if it is not a pixelprune output."""
+    """The `pixelprune` metadata of a schema, or None if it is not a pixelprune output.
+
+    Raises ValueError, saying what is wrong, when the metadata is there but
+    is not a JSON object with the preset's keys.
+    """
     raw = (schema.metadata or {}).get(META_KEY)
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+    missing = [key for key in META_NEEDS if key not in meta]
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing)}")
+    return meta
 
 
 def _numeric(values: np.ndarray, type_: pa.DataType) -> pa.Array:

@@ -289,11 +289,13 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
 
     The row holds numpy arrays (pixels as (kept, token_bytes) uint8), not Python lists.
     """
-    from .errors import InputError
+    from .errors import ConfigError, InputError
+    from .presets import resolve_preset
     from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches
+    from .restore import row_problem
 
     if (image_id is None) == (row is None):
-        raise ValueError("give exactly one of an id or a row number")
+        raise ConfigError("give exactly one of --id or --row")
     meta = compressed_meta(path)
     if meta is None:
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
@@ -309,6 +311,10 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         if i is None:
             continue
         found = output_row(batch, i)
+        problem = row_problem(found["width"], found["height"], found["tokens"], found["kept"], found["kept_index"],
+                              found["index_map"], len(found["pixels"]), resolve_preset(meta))
+        if problem:
+            raise InputError(f"{path}: row {found['id']!r}: {problem}")
         if path == STDIN:
             for _ in batches:  # read to the end: a stream that was cut short raises there
                 pass
@@ -324,8 +330,9 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
 
     from .errors import InputError
     from .preprocess import decode_image
-    from .sources import cell_reader, find_image_column
+    from .sources import cell_reader, check_regular, find_image_column
 
+    check_regular(path)
     parquet = pq.ParquetFile(path)
     column = find_image_column(parquet.schema_arrow, image_column, Path(path).name)
     total = parquet.metadata.num_rows
@@ -500,7 +507,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     from .errors import ConfigError
     from .preprocess import decode_image
     from .readers import compressed_meta
-    from .sources import SourceOptions
+    from .sources import SourceOptions, read_file
 
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
@@ -528,7 +535,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     else:
         if row is not None:
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
-        image = decode_image(p.read_bytes(), config.max_image_pixels)
+        image = decode_image(read_file(path, config.max_image_bytes), config.max_image_pixels)
         title = p.name
     picture = overlay_for_image(image, config, side_by_side, budget, max_tau, title)
     found = picture.info.get(LARGEST_ERROR)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Callable, Iterator
 
 from .errors import InputError, ReadFailure, one_line
 from .pipeline import FailedImage
+from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
@@ -31,7 +33,7 @@ class Item:
     """One image to code: its id, a zero-argument reader of its bytes, carried columns."""
 
     id: str
-    read: Callable[[], bytes]
+    read: Callable[..., bytes]  # read(max_bytes=DEFAULT_MAX_IMAGE_BYTES)
     extra: dict = field(default_factory=dict)
 
 
@@ -61,12 +63,81 @@ class SourceOptions:
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
 
 
-def _read_file(path: str) -> bytes:
+def id_text(name: str) -> str:
+    """A path as an id, reversibly: a backslash is doubled and each byte that is not UTF-8 is written `\\xNN`.
+
+    Linux names are bytes; Python hands the bytes that are not UTF-8 over as
+    lone surrogates, which no Arrow string (and no terminal) can hold.
+    """
+    if "\\" not in name and name.isascii():
+        return name
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file is when it is not a regular file (a read of it could block or never end), else None."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def check_regular(path: str, shown: str | None = None) -> None:
+    """Raise InputError unless path is a regular file (symlinks followed): opening a FIFO blocks."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        kind = not_regular(os.stat(path).st_mode)
     except OSError as exc:
-        raise ReadFailure(f"cannot read {path}: {exc.strerror or one_line(exc)}") from None
+        raise InputError(f"{shown or id_text(path)}: {exc.strerror or one_line(exc)}") from None
+    if kind:
+        raise InputError(f"{shown or id_text(path)}: is {kind}, not a regular file")
+
+
+def _open_nonblocking(path, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
+def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a regular file of at most max_bytes; anything else is this image's ReadFailure.
+
+    Not a regular file (a FIFO would block, /dev/zero never ends) is refused
+    before it is opened, and at most max_bytes + 1 bytes are ever read.
+    """
+    shown = id_text(path)
+    try:
+        kind = not_regular(os.stat(path).st_mode)
+        if kind:
+            raise ReadFailure(f"{shown} is {kind}, not a regular file")
+        # O_NONBLOCK: should the path become a FIFO after the check, opening it does not wait.
+        with open(path, "rb", opener=_open_nonblocking) as handle:
+            info = os.fstat(handle.fileno())
+            kind = not_regular(info.st_mode)
+            if kind:
+                raise ReadFailure(f"{shown} is {kind}, not a regular file")
+            if info.st_size > max_bytes:
+                raise ReadFailure(f"{shown} is {info.st_size:,} bytes, over the limit of {max_bytes:,} (--max-image-bytes)")
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise ReadFailure(f"cannot read {shown}: {exc.strerror or one_line(exc)}") from None
+    except ValueError as exc:  # a NUL in a path from a Parquet cell
+        raise ReadFailure(f"cannot read {shown}: {one_line(exc)}") from None
+    if len(data) > max_bytes:
+        raise ReadFailure(f"{shown} grew past the limit of {max_bytes:,} bytes (--max-image-bytes) while read")
+    return data
+
+
+def held_bytes(data: bytes) -> Callable[..., bytes]:
+    """A reader of bytes already in memory (a Parquet cell), with the same size limit as files."""
+
+    def read(max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+        if len(data) > max_bytes:
+            raise ReadFailure(f"image cell is {len(data):,} bytes, over the limit of {max_bytes:,} (--max-image-bytes)")
+        return data
+
+    return read
 
 
 def walk_files(root: Path, counts: SourceCounts, visited: set, hidden: bool = True) -> Iterator[tuple[Path, str]]:
@@ -80,7 +151,7 @@ def walk_files(root: Path, counts: SourceCounts, visited: set, hidden: bool = Tr
         key = root.resolve()
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
-        raise InputError(f"cannot list folder {root}: {exc.strerror or one_line(exc)}") from None
+        raise InputError(f"cannot list folder {id_text(str(root))}: {exc.strerror or one_line(exc)}") from None
     visited.add(key)
     for entry in entries:
         path = Path(entry.path)
@@ -142,17 +213,15 @@ def cell_reader(cell, base_dir: Path, label: str):
     if cell is None:
         return None, "image cell is null"
     if isinstance(cell, (bytes, bytearray, memoryview)):
-        data = bytes(cell)
-        return (lambda: data), None
+        return held_bytes(bytes(cell)), None
     if isinstance(cell, dict):
         data = cell.get("bytes")
         if data is not None:
-            data = bytes(data)
-            return (lambda: data), None
+            return held_bytes(bytes(data)), None
         ref = cell.get("path")
         if ref:
             target = Path(ref) if os.path.isabs(ref) else base_dir / ref
-            return partial(_read_file, str(target)), None
+            return partial(read_file, str(target)), None
         return None, "image cell has neither bytes nor path"
     return None, f"image cell holds {type(cell).__name__}, not bytes"
 
@@ -199,6 +268,8 @@ def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: Sou
     """
     counts = counts if counts is not None else SourceCounts()
     several = len(paths) > 1
+    if several:
+        _refuse_overlaps(paths)
     for raw in paths:
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
@@ -207,14 +278,33 @@ def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: Sou
             prefix = raw.rstrip("/" + os.sep) + "/" if several else ""
             yield from _plan_folder(path, prefix, options, counts)
         elif path.suffix.lower() in PARQUET_SUFFIXES:
-            yield from _plan_parquet(path, raw if several else path.name, options, counts, inside_folder=False)
+            yield from _plan_parquet(path, id_text(raw if several else path.name), options, counts, inside_folder=False)
         else:
-            yield ImageFile(raw if several else path.name, os.path.abspath(raw))
+            yield ImageFile(id_text(raw if several else path.name), os.path.abspath(raw))
+
+
+def _refuse_overlaps(paths: list[str]) -> None:
+    """InputError when two inputs are the same file or folder, or one lies inside another folder:
+    their images would be coded twice, under ids that may coincide."""
+    seen: dict[Path, str] = {}
+    for raw in paths:
+        try:
+            resolved = Path(raw).resolve()
+        except (OSError, RuntimeError):
+            continue  # a broken link: plan reports it
+        for other, other_raw in seen.items():
+            if resolved == other:
+                raise InputError(f"{id_text(raw)} and {id_text(other_raw)} are the same input given twice")
+            inner, outer = (resolved, other) if other in resolved.parents else (other, resolved)
+            if outer in inner.parents and outer.is_dir():
+                raise InputError(f"{id_text(raw)} and {id_text(other_raw)} overlap (one is inside the other); "
+                                 "give each image once")
+        seen[resolved] = raw
 
 
 def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
     for path, kind in walk_files(root, counts, set(), options.hidden):
-        name = prefix + path.relative_to(root).as_posix()
+        name = id_text(prefix + path.relative_to(root).as_posix())
         suffix = path.suffix.lower()
         if kind.startswith("hidden"):
             counts.skip(name + ("/" if kind == "hidden folder" else ""), hidden=True)
@@ -225,7 +315,7 @@ def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: Source
         elif suffix not in IMAGE_SUFFIXES:
             counts.skip(name)
         elif kind == "link" or not path.exists():
-            yield FailedImage(name, "read", f"broken or looping symlink {path}")
+            yield FailedImage(name, "read", f"broken or looping symlink {id_text(str(path))}")
         else:
             yield ImageFile(name, os.path.abspath(path))
 
@@ -236,6 +326,7 @@ def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceC
     import pyarrow.parquet as pq
 
     try:
+        check_regular(str(path), name)  # a FIFO named x.parquet would block the open
         parquet = pq.ParquetFile(str(path))
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
@@ -269,7 +360,7 @@ def piece_ids(piece: Piece) -> Iterator[str]:
 def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["Item | FailedImage"]:
     """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
     if isinstance(piece, ImageFile):
-        yield Item(piece.id, partial(_read_file, piece.path))
+        yield Item(piece.id, partial(read_file, piece.path))
     elif isinstance(piece, ParquetRows):
         yield from _parquet_items(piece, keep_columns)
     else:
@@ -278,44 +369,92 @@ def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["It
 
 def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
     """One image cell as an item to code, or a read failure when the cell holds no image."""
-    reader, problem = cell_reader(cell, base_dir, image_id)
+    try:
+        reader, problem = cell_reader(cell, base_dir, image_id)
+    except Exception as exc:  # a cell of an unexpected shape (e.g. a struct whose path is not a string)
+        reader, problem = None, f"malformed image cell ({one_line(exc)})"
     return FailedImage(image_id, "read", problem, extra) if problem else Item(image_id, reader, extra)
+
+
+class _BadCell:
+    """A Parquet value that cannot be turned into Python (invalid UTF-8, a timestamp out of range ...)."""
+
+    def __init__(self, column: str, exc: Exception):
+        self.reason = f"column {column!r}: malformed value ({one_line(exc)})"
+
+
+def column_values(batch, name: str) -> list:
+    """A batch column as Python values; a value that will not convert becomes a _BadCell, alone."""
+    column = batch.column(name)
+    try:
+        return column.to_pylist()
+    except Exception:
+        values = []
+        for i in range(len(column)):
+            try:
+                values.append(column[i].as_py())
+            except Exception as exc:
+                values.append(_BadCell(name, exc))
+        return values
+
+
+def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+    """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
+    bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
+    if bad:  # its bad value is not carried
+        return FailedImage(image_id, "read", bad[0].reason)
+    return cell_item(image_id, cell, base_dir, extra)
 
 
 def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
     base_dir, row = Path(piece.path).parent, piece.start
     try:
-        for first, batch in _parquet_batches(piece, keep_columns):
-            cells = batch.column(piece.column).to_pylist()
-            kept = {c: batch.column(c).to_pylist() for c in keep_columns}
-            for i, cell in enumerate(cells):
-                yield cell_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
-                row = first + i + 1
-    except Exception as exc:
-        # The rest of these rows cannot be read: account for every one of them.
-        reason = f"Parquet data unreadable from row {row} ({one_line(exc)})"
-        for rest in range(row, piece.stop):
-            yield FailedImage(f"{piece.name}#{rest}", "read", reason)
+        for start, stop, batches in _parquet_batches(piece, keep_columns):
+            row = start
+            try:
+                for first, batch in batches:
+                    cells = column_values(batch, piece.column)
+                    kept = {c: column_values(batch, c) for c in keep_columns}
+                    for i, cell in enumerate(cells):
+                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
+                        row = first + i + 1
+            except Exception as exc:
+                # The rest of this row group cannot be read (a corrupt page): account for each of its
+                # rows, then go on with the next row group, which has pages of its own.
+                yield from _unreadable(piece, row, stop, exc)
+    except Exception as exc:  # the file itself cannot be opened any more
+        yield from _unreadable(piece, row, piece.stop, exc)
+
+
+def _unreadable(piece: ParquetRows, start: int, stop: int, exc: Exception) -> Iterator[FailedImage]:
+    reason = f"Parquet data unreadable from row {start} ({one_line(exc)})"
+    for rest in range(start, stop):
+        yield FailedImage(f"{piece.name}#{rest}", "read", reason)
 
 
 def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
-    """(first row, Arrow batch) over the piece's rows, reading only the row groups that hold them."""
+    """The piece's batches, grouped by row group: (first row, stop row, lazy (first row, Arrow batch)
+    iterator) for each row group holding rows of the piece, so that a bad page costs one group."""
     import pyarrow.parquet as pq
 
     # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
     # alive, and memory would grow with the file (measured in bench/memory.py).
     parquet = pq.ParquetFile(piece.path, pre_buffer=False)
-    groups, first, offset = [], None, 0
+    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
+    offset = 0
     for index in range(parquet.metadata.num_row_groups):
         rows = parquet.metadata.row_group(index).num_rows
         if offset < piece.stop and offset + rows > piece.start:
-            groups.append(index)
-            first = offset if first is None else first
+            start, stop = max(offset, piece.start), min(offset + rows, piece.stop)
+            yield start, stop, _group_batches(parquet, index, offset, columns, start, stop)
         offset += rows
-    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
-    row = first
-    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=groups, columns=columns):
-        lo, hi = max(piece.start - row, 0), min(piece.stop - row, batch.num_rows)
+
+
+def _group_batches(parquet, index: int, offset: int, columns: list[str], start: int, stop: int):
+    """(first row, batch) over rows [start, stop) of row group `index`, which begins at row `offset`."""
+    row = offset
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=[index], columns=columns):
+        lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
         if hi > lo:
             yield row + lo, batch.slice(lo, hi - lo)
         row += batch.num_rows
