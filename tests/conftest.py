@@ -32,7 +32,7 @@ SAMPLE_IMAGES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".png", ".jp
 
 # ----------------------------------------------------------------- the CLI in-process
 
-def invoke(*args, stdin: bytes | None = None) -> Result:
+def cli_result(*args, stdin: bytes | None = None) -> Result:
     """`pixelprune ARGS` through click's CliRunner; an uncaught exception or a traceback fails the test."""
     result = CliRunner().invoke(main, [str(a) for a in args], input=stdin)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -43,7 +43,7 @@ def invoke(*args, stdin: bytes | None = None) -> Result:
 
 def cli(*args, stdin: bytes | None = None) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of `pixelprune ARGS` in-process."""
-    result = invoke(*args, stdin=stdin)
+    result = cli_result(*args, stdin=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 

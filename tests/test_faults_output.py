@@ -25,14 +25,14 @@ from PIL import Image
 from pixelprune_cli import writer
 
 import badfiles as bad
-from conftest import SAMPLES, finish, invoke, manifest, one_line_error, read_arrow, run_process, shard_rows
+from conftest import SAMPLES, finish, cli_result, manifest, one_line_error, read_arrow, run_process, shard_rows
 from conftest import cli as cli_text
 from conftest import small_folder, snapshot, start, wait_for
 
 
 def cli(*args, stdin: bytes | None = None) -> tuple[int, bytes, str]:
     """The CLI in-process: (exit code, stdout bytes, stderr); any traceback fails the test."""
-    result = invoke(*args, stdin=stdin)
+    result = cli_result(*args, stdin=stdin)
     return result.exit_code, result.stdout_bytes, result.stderr
 
 
