@@ -17,13 +17,12 @@ from hypothesis import strategies as st
 from pixelprune_cli import coder
 
 import coder_oracle as oracle
+from conftest import ROOT
 
 METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
 TAUS = (0.0, 0.02, 0.05, 0.1, 0.3)
 SHAPES = ((1, 1), (1, 5), (5, 1), (2, 2), (3, 4), (4, 3), (6, 7), (9, 11))
-from conftest import ROOT
-
 
 
 # ----------------------------------------------------------------- builders
