@@ -34,7 +34,9 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
 def _output_files(path: str) -> list[Path]:
     p = Path(path)
     if p.is_dir():
-        files = sorted(list(p.glob("part-*.arrow")) + list(p.glob("part-*.parquet")))
+        from .writer import is_shard_file
+
+        files = sorted(f for f in p.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
         if not files:
             raise InputError(f"{path}: folder holds no part-*.arrow or part-*.parquet shards")
         return files

@@ -202,6 +202,15 @@ def test_overwrite_deletes_only_files_pixelprune_wrote(tmp_path):
                                                     "part-00000.errors.jsonl"]
 
 
+def test_readers_of_a_shard_folder_read_only_shards_pixelprune_wrote(old_output):
+    out, _ = old_output
+    for name in ("part-x.arrow", "part-1.parquet", "part-00001.arrow.bak"):  # a user's files, not our names
+        (out / name).write_bytes(b"not an output")
+    code, stdout, stderr = cli("stats", out, "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["images"] == 5
+
+
 @pytest.mark.parametrize("content", [b'{"files": ["a", "b"]}', b"[1, 2]", b"not json"], ids=["other-json", "list", "junk"])
 def test_a_manifest_that_is_not_ours_is_refused_and_kept(tmp_path, content):
     out = tmp_path / "out"
