@@ -326,3 +326,16 @@ def test_fail_fast_in_a_shard_folder_keeps_only_committed_shards(interrupted):
     _, out = interrupted
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "part-00000.arrow", "part-00000.errors.jsonl"]
     assert read_arrow(out / "part-00000.arrow").column("id").to_pylist() == ["img_000.png", "img_001.png"]
+
+
+def test_shard_checksum_is_the_files_sha256_on_python_3_10_too(tmp_path, monkeypatch):
+    """The manifest's checksum without hashlib.file_digest, which Python 3.10 (our oldest) does not have."""
+    import hashlib
+
+    from pixelprune_cli import writer
+
+    data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 17, dtype=np.uint8).tobytes()
+    path = tmp_path / "part-00000.arrow"
+    path.write_bytes(data)
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)
+    assert writer.file_checksum(path) == (len(data), hashlib.sha256(data).hexdigest())
