@@ -7,6 +7,7 @@ as the qwen3-vl processor does. Restore errors are measured in plain numpy.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
 
 from conftest import SAMPLE_IMAGES, token_errors
+
 PRESET = PRESETS["qwen3-vl"]
 TS = PRESET.token_size
 N_VALUES = TS * TS * 3
@@ -157,7 +159,7 @@ def test_search_equals_the_smallest_meeting_limit_of_a_full_scan_when_kept_falls
     for name, image in IMAGES.items():
         counts = [kept_count(coder.code_refs(image, TS, "pred_2d", "max", tau_for_limit("max", limit, N_VALUES)))
                   for limit in range(candidate_limits("max", 0.1, N_VALUES))]
-        if any(b > a for a, b in zip(counts, counts[1:])):
+        if any(b > a for a, b in itertools.pairwise(counts)):
             continue  # not monotone here; the boundary rule is checked by the tests above
         for budget in sorted(set(counts)):
             result = code_with_budget(image, TS, "pred_2d", "max", budget, 0.1)

@@ -29,6 +29,7 @@ from pixelprune_cli.cli import main
 from pixelprune_cli.restore import file_name_for
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
+
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 SUMMARY_KEYS = {"images", "written", "failed", "tokens", "kept", "errors", "per_image"}
 
@@ -79,7 +80,7 @@ def check_accounting(output: Path, inputs: int) -> tuple[pa.Table, list[dict]]:
 
 def check_summary(summary: dict, inputs: int) -> None:
     """The JSON summary adds up: counts, token totals and per-image entries agree."""
-    assert SUMMARY_KEYS <= summary.keys()
+    assert summary.keys() >= SUMMARY_KEYS
     assert summary["images"] == inputs
     assert summary["images"] == summary["written"] + summary["failed"]
     assert summary["failed"] == len(summary["errors"])

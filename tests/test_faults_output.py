@@ -25,9 +25,21 @@ from PIL import Image
 from pixelprune_cli import writer
 
 import badfiles as bad
-from conftest import SAMPLES, finish, cli_result, manifest, one_line_error, read_arrow, run_process, shard_rows
+from conftest import (
+    SAMPLES,
+    cli_result,
+    finish,
+    manifest,
+    one_line_error,
+    read_arrow,
+    run_process,
+    shard_rows,
+    small_folder,
+    snapshot,
+    start,
+    wait_for,
+)
 from conftest import cli as cli_text
-from conftest import small_folder, snapshot, start, wait_for
 
 
 def cli(*args, stdin: bytes | None = None) -> tuple[int, bytes, str]:
@@ -378,7 +390,10 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
     assert cli("compress", slow_folder, "-o", out, "--workers", 2)[0] == 0
     restored = tmp_path / "restored"
     proc = start(["restore", out, "-o", restored, "--table", "none"], tmp_path)
-    written = lambda: [n for n in os.listdir(restored) if not n.startswith(".")] if restored.is_dir() else []
+
+    def written() -> list[str]:
+        return [n for n in os.listdir(restored) if not n.startswith(".")] if restored.is_dir() else []
+
     wait_for(lambda: len(written()) >= 3, proc, "a few PNGs were written")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143

@@ -27,6 +27,7 @@ from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.restore import file_name_for
 
 from conftest import SAMPLE_IMAGES, SAMPLES, SAMPLES_PARQUET, token_errors
+
 RUN = api.RunOptions(workers=2, progress=False)
 
 

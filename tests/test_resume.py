@@ -22,7 +22,18 @@ from PIL import Image
 from pixelprune_cli import sources
 
 import badfiles as bad
-from conftest import cli, finish, manifest, one_line_error, read_arrow, shard_rows, small_folder, snapshot, start, wait_for
+from conftest import (
+    cli,
+    finish,
+    manifest,
+    one_line_error,
+    read_arrow,
+    shard_rows,
+    small_folder,
+    snapshot,
+    start,
+    wait_for,
+)
 from conftest import run_process as run
 
 SLOW_SIDE = 1024  # decoding, resizing and coding one takes ~25 ms: a run lasts long enough to interrupt
@@ -133,7 +144,7 @@ def interrupted(tmp_path) -> tuple[Path, Path]:
 def test_resume_with_a_different_config_is_refused_and_touches_nothing(interrupted, change):
     folder, out = interrupted
     before = snapshot(out)
-    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
+    code, _stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
     assert code == 2
     one_line_error(stderr, "different configuration", "--overwrite")
     assert snapshot(out) == before
@@ -220,7 +231,7 @@ def test_resume_after_the_inputs_changed_loses_or_duplicates_nothing(interrupted
     (folder / "img_003.png").write_bytes(bad.png(seed=3))
     (folder / "img_000a.png").write_bytes(bad.png(seed=50))  # sorts into the committed shard 0
     before = snapshot(out)
-    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
+    code, _, _stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
     if code == 2:  # refusing is fine, if nothing was touched
         assert snapshot(out) == before
         return
@@ -275,7 +286,7 @@ def test_interrupted_single_file_run_exits_cleanly_and_leaves_nothing(slow_folde
     time.sleep(0.1)  # into the images
     assert proc.poll() is None
     proc.send_signal(signum)
-    code, stdout, stderr = finish(proc, tmp_path)
+    code, _stdout, stderr = finish(proc, tmp_path)
     assert code == expected
     one_line_error(stderr, "interrupted")
     assert sorted(os.listdir(out_dir)) == []
@@ -316,7 +327,7 @@ def test_fail_fast_stops_at_the_first_bad_image_without_completing_the_output(tm
     folder = small_folder(tmp_path, 8, bad_at=2)
     out_dir = tmp_path / "o"
     out_dir.mkdir()
-    code, stdout, stderr = cli("compress", folder, "-o", out_dir / "out.arrow", "--fail-fast", "--workers", workers)
+    code, _stdout, stderr = cli("compress", folder, "-o", out_dir / "out.arrow", "--fail-fast", "--workers", workers)
     assert code == 1
     one_line_error(stderr, "img_002.png", "decode", "--fail-fast")
     assert sorted(os.listdir(out_dir)) == []

@@ -32,6 +32,7 @@ import terminal
 from conftest import ROOT as REPO
 from conftest import SAMPLE_IMAGES as IMAGES
 from conftest import SAMPLES
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
@@ -101,8 +102,9 @@ def test_progress_total_of_a_parquet_table_comes_from_its_footer(tmp_path):
         def set_total(self, total):
             self.total = total
 
-    import pyarrow.parquet as pq
     import time
+
+    import pyarrow.parquet as pq
 
     progress = Recorder()
     api.count_in_background([str(SAMPLES / "samples.parquet")], SourceOptions(), progress)
