@@ -59,17 +59,30 @@ def write_parquet(path: Path, rows: int, seed: int = 0, group: int = 1000) -> No
             writer.write_table(pa.table({"image": pa.array(cells, type=image_type)}, schema=schema))
 
 
+# Linux copies a process's RSS high-water mark into the child it forks, so a
+# child of a large process (bench/run.py holds images) reports at least the
+# parent's peak. A small wrapper process forks the run and reports its peak.
+_PEAK_OF_CHILD = """
+import os, subprocess, sys
+with open(sys.argv[1], "w") as out:  # the run's stdout; the wrapper's own stdout carries the result
+    proc = subprocess.Popen(sys.argv[2:], stdout=out)
+    _, status, usage = os.wait4(proc.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def measure(args: list[str], cwd: Path) -> tuple[int, float, int]:
     """(exit code, seconds, peak RSS in bytes) of `python -m pixelprune_cli ARGS`."""
     start = time.perf_counter()
-    with open(cwd / "stdout.txt", "w") as out, open(cwd / "stderr.txt", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *args], cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+    with open(cwd / "stderr.txt", "w") as err:
+        peak = subprocess.run([sys.executable, "-c", _PEAK_OF_CHILD, str((cwd / "stdout.txt").resolve()),
+                               sys.executable, "-m", "pixelprune_cli", *args],
+                              cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True, check=True).stdout
     seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
+    code, max_rss = (int(v) for v in peak.split())
     if code != 0:
         sys.exit(f"run failed with exit {code}: {(cwd / 'stderr.txt').read_text()[-2000:]}")
-    return code, seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+    return code, seconds, max_rss * 1024  # Linux reports kilobytes
 
 
 def huge_png(side: int = 8192) -> bytes:

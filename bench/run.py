@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baselines  # noqa: E402
+import parquet_output  # noqa: E402
 from inputs import WORK, make_inputs  # noqa: E402
 
 OUT = WORK / "out"
@@ -288,6 +289,7 @@ def render(rows: list[Row]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round per end-to-end case (a smoke run)")
+    parser.add_argument("--no-ray", action="store_true", help="skip the --engine ray rows (Ray's start-up takes ~7 s)")
     args = parser.parse_args()
     started = time.perf_counter()
     info = machine()
@@ -301,7 +303,11 @@ def main() -> int:
     rows, raw = [], {}
     for step, run in (("coder", lambda: coder_rows(inputs["coder"], args.quick)),
                       ("end to end", lambda: e2e_rows(inputs["folder"], inputs["files"], args.quick)),
-                      ("start-up", lambda: startup_rows(inputs["small"], args.quick))):
+                      ("start-up", lambda: startup_rows(inputs["small"], args.quick)),
+                      ("parquet output", lambda: parquet_output.parquet_rows(inputs["folder"], inputs["files"],
+                                                                              args.quick, Row, interleaved)),
+                      ("ray engine", lambda: ([], {}) if args.no_ray else
+                       parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved))):
         print(f"measuring {step} ...", file=sys.stderr, flush=True)
         got, samples = run()
         rows += got

@@ -5,7 +5,7 @@ The public API is imported lazily so that `pixelprune --help` starts fast:
 `compress` / `stats` / `restore` (what the CLI commands do).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "prune_tokens": ("coder", "prune_tokens"),

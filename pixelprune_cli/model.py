@@ -9,8 +9,12 @@ from .presets import Preset, resolve_preset
 
 
 def row_pixels(value, token_bytes: int) -> np.ndarray:
-    """A row's `pixels` as (kept, token_bytes) uint8, whether numpy, a list of bytes or nested lists."""
-    if isinstance(value, np.ndarray):
+    """A row's `pixels` as (kept, token_bytes) uint8, whether numpy, a list of bytes or nested lists.
+
+    A list of bytes (or a numpy array of them) is how readers give a Parquet
+    output's `pixels`, one value per kept token.
+    """
+    if isinstance(value, np.ndarray) and value.dtype != object:
         flat = value.astype(np.uint8, copy=False)
     elif len(value) and isinstance(value[0], (bytes, bytearray, memoryview)):
         flat = np.frombuffer(b"".join(bytes(v) for v in value), dtype=np.uint8)

@@ -326,10 +326,10 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     Same ids, rows, shard boundaries (`shard_rows` images per shard, one Ray
     task each: pick it so that there are several shards per CPU), manifest and
     errors.jsonl as the local sharded mode. Parquet shards by default (what
-    Ray and Spark users read); "arrow" shards are written several times
-    faster. Local Ray with `num_cpus` unless `ray_address` names a cluster,
-    whose nodes must all see `inputs` and `output_dir` at the same paths.
-    Returns the Summary the CLI prints.
+    Ray and Spark users read, and measured as fast to write as "arrow"
+    shards: README, "Beyond one machine"). Local Ray with `num_cpus` unless
+    `ray_address` names a cluster, whose nodes must all see `inputs` and
+    `output_dir` at the same paths. Returns the Summary the CLI prints.
     """
     from . import writer
     from .api import carried_fields, no_images_error, written_bytes

@@ -10,7 +10,8 @@ from typing import Iterator
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .schema import read_meta
+from .presets import resolve_preset
+from .schema import pixels_as_tokens, read_meta
 
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
@@ -167,7 +168,16 @@ _COLUMN_TYPES = {
 }
 
 
-def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
+def _binary_lists(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_binary(t.value_type)
+
+
+def _check_columns(schema: pa.Schema, columns: list[str] | None, name, parquet: bool = False) -> None:
+    """InputError unless schema has the columns wanted, of types a reader can use.
+
+    A Parquet output may store `pixels` as one binary per token (its own
+    layout, turned back into token lists as it is read).
+    """
     from .schema import CORE_COLUMNS
 
     wanted = columns or CORE_COLUMNS
@@ -177,7 +187,10 @@ def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
                          f"(columns: {', '.join(schema.names)})")
     for column in wanted:
         fits, kind = _COLUMN_TYPES.get(column, (None, None))
-        if fits is not None and not fits(schema.field(column).type):
+        type_ = schema.field(column).type
+        if parquet and column == "pixels" and _binary_lists(type_):
+            continue
+        if fits is not None and not fits(type_):
             raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 
 
@@ -200,13 +213,16 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             yield "standard input", batch
         return
     for file in _output_files(path):
-        _check_columns(_schema_of(file), columns, file)
+        parquet = file.suffix.lower() in PARQUET_SUFFIXES
+        _check_columns(_schema_of(file), columns, file, parquet)
         try:
-            if file.suffix.lower() in (".parquet", ".pq"):
+            if parquet:
                 import pyarrow.parquet as pq
 
-                for batch in pq.ParquetFile(str(file)).iter_batches(batch_size=64, columns=columns):
-                    yield file, batch
+                parquet = pq.ParquetFile(str(file))
+                token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+                for batch in parquet.iter_batches(batch_size=64, columns=columns):
+                    yield file, pixels_as_tokens(batch, token_bytes)  # restore, show and stats see one layout
                 continue
             with pa.memory_map(str(file)) as source:
                 try:
@@ -217,7 +233,7 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
                     batches = iter(pa.ipc.open_stream(source))
                 for batch in batches:
                     yield file, batch.select(columns) if columns else batch
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
 
 

@@ -2,6 +2,12 @@
 
 Column names and types are a public interface (README, "Output schema"); plain
 Arrow types only, so pyarrow, polars, duckdb and HF `datasets` all read it.
+
+Parquet files store `pixels` as list<binary>, one value of token_bytes per kept
+token, because Parquet has no 8-bit type: a list<fixed_size_list<uint8>>
+becomes one INT32 with repetition and definition levels per pixel byte, about
+ten times the Arrow IPC write time. Both layouts share one byte buffer, so
+converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ import pyarrow as pa
 from .errors import ConfigError
 
 META_KEY = b"pixelprune"
+# The Parquet layout of `pixels`, recorded in a Parquet output's metadata; a file
+# without this key holds list<fixed_size_list<uint8>> (Arrow outputs, and Parquet
+# outputs of pixelprune before 0.2.0).
+LAYOUT_KEY, BINARY_LAYOUT = "pixels_layout", "list<binary>"
 
 CORE_COLUMNS = (
     "id", "source_width", "source_height", "width", "height", "grid_thw",
@@ -123,3 +133,56 @@ def to_record_batch(coded: list, schema: pa.Schema) -> pa.RecordBatch:
         if f.name not in columns:  # carried columns: any Arrow type, built the general way
             columns[f.name] = pa.array([c.extra.get(f.name) for c in coded], type=f.type)
     return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def parquet_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema of a Parquet output: `pixels` as list<binary>, the layout named in the metadata."""
+    meta = {**read_meta(schema), LAYOUT_KEY: BINARY_LAYOUT}
+    pixels = schema.get_field_index("pixels")
+    return schema.set(pixels, pa.field("pixels", pa.list_(pa.binary()))).with_metadata(
+        {**schema.metadata, META_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def pixels_as_binary(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of the output schema in `parquet_schema`'s layout, over the same pixel bytes."""
+    column = batch.column("pixels")
+    tokens = column.flatten()  # fixed_size_list<uint8>: this batch's kept tokens
+    token_bytes = tokens.type.list_size
+    data = tokens.flatten()
+    ends = np.arange(len(tokens) + 1, dtype=np.int64) * token_bytes
+    if ends[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"a batch of {len(tokens):,} kept tokens is over the 2 GiB a binary column holds")
+    values = pa.Array.from_buffers(pa.binary(), len(tokens), [None, pa.py_buffer(ends.astype(np.int32)), _bytes_of(data)])
+    pixels = pa.ListArray.from_arrays(_rebased(column.offsets), values)
+    return pa.RecordBatch.from_arrays([pixels if f.name == "pixels" else batch.column(f.name) for f in schema],
+                                      schema=schema)
+
+
+def pixels_as_tokens(batch: pa.RecordBatch, token_bytes: int) -> pa.RecordBatch:
+    """A batch read from either layout, with `pixels` as list<fixed_size_list<uint8>>; no copy.
+
+    Raises ValueError if a binary value is not token_bytes long.
+    """
+    if "pixels" not in batch.schema.names or not pa.types.is_binary(batch.schema.field("pixels").type.value_type):
+        return batch
+    column = batch.column("pixels")
+    values = column.flatten()  # binary, one value per kept token
+    ends = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    if np.any(np.diff(ends) != token_bytes):
+        raise ValueError(f"pixels values are not all {token_bytes} bytes (one merged token each)")
+    data = values.buffers()[2].slice(int(ends[0]), int(ends[-1] - ends[0]))
+    tokens = pa.FixedSizeListArray.from_arrays(pa.Array.from_buffers(pa.uint8(), len(data), [None, data]), token_bytes)
+    pixels = pa.ListArray.from_arrays(_rebased(column.offsets), tokens)
+    index = batch.schema.get_field_index("pixels")
+    return batch.set_column(index, pa.field("pixels", pixels.type), pixels)
+
+
+def _bytes_of(values: pa.Array) -> pa.Buffer:
+    """The data buffer of a non-null uint8 array, cut to its slice."""
+    return values.buffers()[1].slice(values.offset, len(values))
+
+
+def _rebased(offsets: pa.Array) -> pa.Array:
+    """List offsets of a slice, shifted to start at 0 (the flattened values start there)."""
+    offsets = offsets.to_numpy()
+    return _numeric(offsets - offsets[0], pa.int32())

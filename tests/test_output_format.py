@@ -271,13 +271,123 @@ def test_duckdb_reads_the_same_values_from_arrow_and_parquet_outputs(folder_outp
         assert all(k == kept == p and n == tokens for _, tokens, kept, k, p, n in rows), source
 
 
-def test_parquet_output_has_the_same_rows(folder_output, workdir):
+@pytest.fixture(scope="module")
+def parquet_file(folder_output, workdir) -> Path:
+    """samples/ compressed to Parquet with the same config as folder_output."""
     target = workdir / "folder.parquet"
     api.compress([str(SAMPLES)], str(target), folder_output.config, run=RUN)
-    table = pq.read_table(target)
-    assert table.schema.equals(folder_output.table.schema, check_metadata=False)
-    assert read_meta(table.schema) == read_meta(folder_output.table.schema)
-    assert table.equals(folder_output.table)
+    return target
+
+
+@pytest.fixture(scope="module")
+def old_layout_parquet(folder_output, workdir) -> Path:
+    """A Parquet output as pixelprune wrote it before 0.2.0: the Arrow schema, pixels list<fixed_size_list>."""
+    target = workdir / "old-layout.parquet"
+    pq.write_table(folder_output.table, target)
+    return target
+
+
+def test_parquet_output_stores_each_kept_token_as_one_binary_value(folder_output, parquet_file):
+    table = pq.read_table(parquet_file)
+    token_bytes = folder_output.config.preset.token_bytes
+    expected = [(name, pa.list_(pa.binary()) if name == "pixels" else t) for name, t in core_fields(token_bytes)]
+    assert [(f.name, f.type) for f in table.schema] == expected
+    assert read_meta(table.schema) == {**read_meta(folder_output.table.schema), "pixels_layout": "list<binary>"}
+    assert read_meta(table.schema)["version"] == __version__
+    tokens = pc.list_flatten(table.column("pixels"))
+    assert pc.all(pc.equal(pc.binary_length(tokens), token_bytes)).as_py()
+    assert table.drop_columns(["pixels"]).equals(folder_output.table.drop_columns(["pixels"]))
+    for i in range(table.num_rows):  # token for token, the Arrow output's bytes
+        assert table.column("pixels")[i].as_py() == [bytes(t) for t in pixels_of(folder_output.table, i)]
+    metadata = pq.ParquetFile(parquet_file).metadata  # the measured writer options (README, "Performance")
+    for g in range(metadata.num_row_groups):
+        chunks = {metadata.row_group(g).column(c).path_in_schema: metadata.row_group(g).column(c)
+                  for c in range(metadata.num_columns)}
+        assert not chunks["pixels.list.element"].has_dictionary_page
+        assert not chunks["pixels.list.element"].is_stats_set and chunks["kept"].is_stats_set
+
+
+def test_pixelprune_reads_both_parquet_layouts_as_the_arrow_output(folder_output, parquet_file, old_layout_parquet):
+    from pixelprune_cli.readers import iter_output_batches
+
+    for path in (parquet_file, old_layout_parquet):
+        table = pa.Table.from_batches(list(iter_output_batches(str(path))))
+        assert table.schema.equals(folder_output.table.schema, check_metadata=False), path.name
+        assert table.equals(folder_output.table), path.name
+
+
+def parquet_rows_by_reader(path: Path, cache: Path) -> dict[str, list[dict]]:
+    """Every row of a Parquet output as pyarrow, polars, duckdb and HF datasets (plain and numpy) give it."""
+    import datasets
+    import duckdb
+    import polars as pl
+
+    relation = duckdb.sql(f"SELECT * FROM read_parquet('{path}')")
+    hf = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(cache))
+    return {
+        "pyarrow": pq.read_table(path).to_pylist(),
+        "polars": pl.read_parquet(path).to_dicts(),
+        "duckdb": [dict(zip(relation.columns, values)) for values in relation.fetchall()],
+        "datasets": list(hf),
+        "datasets numpy": list(hf.with_format("numpy")),
+    }
+
+
+def test_a_row_read_from_parquet_gives_bit_identical_model_inputs_to_the_arrow_row(folder_output, parquet_file, workdir):
+    arrow_meta, parquet_meta = read_meta(folder_output.table.schema), read_meta(pq.read_schema(parquet_file))
+    arrow_rows = {row["id"]: {**row, "pixels": pixels_of(folder_output.table, i)}
+                  for i, row in enumerate(small_rows(folder_output.table))}
+    first = folder_output.table.slice(0, 1).to_pylist()[0]  # one row in the README's list form too
+    arrow_rows[first["id"]] = first
+    for reader, rows in parquet_rows_by_reader(parquet_file, workdir / "hf-parquet-cache").items():
+        assert sorted(str(row["id"]) for row in rows) == sorted(arrow_rows), reader
+        for row in rows:
+            ours, theirs = model_inputs(row, parquet_meta), model_inputs(arrow_rows[str(row["id"])], arrow_meta)
+            for key in theirs:
+                assert ours[key].dtype == theirs[key].dtype and ours[key].shape == theirs[key].shape, (reader, key)
+                assert ours[key].tobytes() == theirs[key].tobytes(), (reader, row["id"], key)
+
+
+def restored_pngs(path: Path, out: Path) -> dict[str, bytes]:
+    api.restore(str(path), str(out))
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_restore_stats_and_show_read_parquet_outputs_as_the_arrow_output(folder_output, parquet_file,
+                                                                         old_layout_parquet, workdir):
+    from pixelprune_cli.show import read_output_row
+
+    def stats_rows(path):
+        return [(e.id, e.tokens, e.kept) for e in api.stats_of_output(str(path)).iter_entries()]
+
+    expected_pngs = restored_pngs(folder_output.path, workdir / "restored-arrow")
+    expected_stats = stats_rows(folder_output.path)
+    last = folder_output.table.num_rows - 1
+    expected_row, _ = read_output_row(str(folder_output.path), row=last)
+    show = ["show", "--row", str(last), "-o"]
+    drawn = CliRunner().invoke(main, [*show, str(workdir / "shown-arrow.png"), str(folder_output.path)])
+    assert drawn.exit_code == 0, drawn.output
+    assert len(expected_pngs) == len(expected_stats) == folder_output.table.num_rows
+    for path in (parquet_file, old_layout_parquet):
+        assert restored_pngs(path, workdir / f"restored-{path.stem}") == expected_pngs, path.name
+        assert stats_rows(path) == expected_stats, path.name
+        row, meta = read_output_row(str(path), row=last)
+        assert set(row) == set(expected_row)
+        assert all(np.array_equal(row[k], expected_row[k]) for k in row), path.name
+        drawn = CliRunner().invoke(main, [*show, str(workdir / f"shown-{path.stem}.png"), str(path)])
+        assert drawn.exit_code == 0, drawn.output
+        assert (workdir / f"shown-{path.stem}.png").read_bytes() == (workdir / "shown-arrow.png").read_bytes()
+
+
+def test_a_parquet_output_with_pixels_of_the_wrong_length_is_refused_in_one_line(folder_output, parquet_file, workdir):
+    table = pq.read_table(parquet_file)
+    cut = pa.array([[bytes(t)[:-1] for t in row] for row in table.column("pixels").to_pylist()], pa.list_(pa.binary()))
+    bad = workdir / "cut-tokens.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("pixels"), "pixels", cut), bad)
+    result = CliRunner().invoke(main, ["restore", str(bad), "-o", str(workdir / "restored-cut")])
+    assert result.exit_code == 2, result.output
+    assert "cut-tokens.parquet" in result.stderr and "not all 3072 bytes" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_stdout_is_an_arrow_ipc_stream_with_the_same_rows(folder_output, workdir):

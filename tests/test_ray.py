@@ -25,6 +25,7 @@ from pixelprune_cli import api  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
+from pixelprune_cli.readers import iter_output_batches  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
 from pixelprune_cli.pipeline import FailedImage  # noqa: E402
 from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
@@ -42,10 +43,15 @@ def ray_session():
         ray.shutdown()
 
 
+def read_output(path: Path) -> pa.Table:
+    """A Parquet output or shard folder as pixelprune reads it: pixels in the Arrow layout."""
+    return pa.Table.from_batches(list(iter_output_batches(str(path))))
+
+
 def read_shards(folder: Path) -> pa.Table:
     files = sorted(folder.glob("part-*.parquet"))
     assert files, f"no shards in {folder}"
-    return pa.concat_tables(pq.read_table(f) for f in files)
+    return pa.concat_tables(read_output(f) for f in files)
 
 
 def assert_same_rows(ours: pa.Table, local: pa.Table) -> None:
@@ -62,13 +68,14 @@ def test_ray_rows_equal_local_rows_on_samples_parquet(tmp_path):
     api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
     summary = compress_with_ray([str(SAMPLES_PARQUET)], str(tmp_path / "ray"), CONFIG, sources, shard_rows=3, progress=False)
 
-    local = pq.read_table(tmp_path / "local.parquet")
+    local = read_output(tmp_path / "local.parquet")
     ours = read_shards(tmp_path / "ray")
     assert ours.num_rows == local.num_rows == 10
     assert ours.column("id").to_pylist() == [f"samples.parquet#{i}" for i in range(10)]  # shards in input order
     assert_same_rows(ours, local)
     for shard in sorted((tmp_path / "ray").glob("part-*.parquet")):
-        assert read_meta(pq.read_schema(shard)) == read_meta(pq.read_schema(tmp_path / "local.parquet")) == CONFIG.to_meta()
+        assert (read_meta(pq.read_schema(shard)) == read_meta(pq.read_schema(tmp_path / "local.parquet"))
+                == {**CONFIG.to_meta(), "pixels_layout": "list<binary>"})
     assert (summary.written, summary.failed) == (10, 0)
     assert [e.id for e in summary.iter_entries()] == local.column("id").to_pylist()
 
@@ -154,8 +161,9 @@ def test_compress_dataset_returns_local_rows_and_reports_failures(tmp_path):
     rows = compress_dataset(ds, CONFIG, keep_columns=("name", "kind"), errors_path=tmp_path / "errors.jsonl")
 
     sources = SourceOptions(keep_columns=("name", "kind"))
-    api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
-    local = pq.read_table(tmp_path / "local.parquet")
+    api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.arrow"), CONFIG, sources, RUN)
+    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
+        local = pa.ipc.open_file(source).read_all()
     ours = pa.concat_tables(ray.get(rows.to_arrow_refs()))
     assert_same_rows(ours, local)
     assert read_meta(ours.schema) == read_meta(local.schema)
