@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import baselines  # noqa: E402
-import parquet_output  # noqa: E402
-from inputs import WORK, make_inputs  # noqa: E402
+import baselines
+import parquet_output
+from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
 
