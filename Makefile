@@ -11,6 +11,9 @@ PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= test
 PIXELPRUNE_FLAGS ?=
+# The hf extra needs torch: this exact version is a CPU wheel on the build
+# machines, installed before the extra so pip does not pull a CUDA build.
+TORCH ?= torch==2.13.0
 
 BIN := $(VENV)/bin
 comma := ,
@@ -19,7 +22,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench clean distclean
+.PHONY: help install demo test lint bench bench-model clean distclean
 
 help: ## List the targets.
 	@echo "usage: make TARGET [PYTHON=python3] [VENV=.venv] [EXTRAS=test] [PIXELPRUNE_FLAGS=...]"
@@ -33,6 +36,7 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 # them next to the sources (cache=True): `pixelprune warmup` fills that cache.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(filter hf,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pixelprune warmup
 	touch $@
@@ -56,6 +60,10 @@ lint: install ## Check style and likely bugs (ruff) and types (mypy), as configu
 
 bench: install ## Run the benchmarks in bench/ (ratios against baselines).
 	$(BIN)/python bench/run.py
+
+bench-model: ## Time the vision encoder + LLM prefill on pruned vs full inputs (installs the hf extra).
+	$(MAKE) install EXTRAS=test,hf
+	$(BIN)/python bench/model.py
 
 clean: ## Remove out/, build artefacts and caches (keeps samples/ and the venv).
 	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis bench/_work

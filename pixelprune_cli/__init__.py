@@ -1,7 +1,8 @@
 """pixelprune: drop pixel-redundant visual tokens of VLM images before the vision encoder.
 
 The public API is imported lazily so that `pixelprune --help` starts fast:
-`prune_tokens` (the coder), `model_inputs` (a row back to model inputs) and
+`prune_tokens` (the coder), `prune_image` (one image to one output row),
+`model_inputs` (a row back to model inputs) and
 `compress` / `stats` / `restore` (what the CLI commands do).
 """
 
@@ -9,6 +10,7 @@ __version__ = "0.2.0"
 
 _LAZY = {
     "prune_tokens": ("coder", "prune_tokens"),
+    "prune_image": ("pipeline", "prune_image"),
     "model_inputs": ("model", "model_inputs"),
     "compress": ("api", "compress"),
     "stats": ("api", "stats"),

@@ -20,24 +20,25 @@ import click
 
 from . import __version__
 from .errors import ConfigError, escape_controls
+from .formats import TABLE_FORMATS
+from .presets import DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
-PRESET_NAMES = ("qwen3-vl", "qwen2.5-vl", "qwen2-vl")
 
 
 def coder_options(fn):
     """Options that decide the tokens: preset, its overrides, method, metric, tau."""
     options = [
-        click.option("--preset", type=click.Choice(PRESET_NAMES), default="qwen3-vl", show_default=True,
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
                      help="Model whose image processor to reproduce."),
         click.option("--patch-size", type=click.IntRange(min=1), help="Override the preset's patch size."),
         click.option("--merge-size", type=click.IntRange(min=1), help="Override the preset's merge size."),
         click.option("--min-pixels", type=click.IntRange(min=1), help="Override the preset's min_pixels."),
         click.option("--max-pixels", type=click.IntRange(min=1), help="Override the preset's max_pixels."),
-        click.option("--method", type=click.Choice(["pred_2d", "raster", "serpentine"]), default="pred_2d",
+        click.option("--method", type=click.Choice(METHODS), default=METHODS[0],
                      show_default=True, help="Predictor: LOCO-I 2-D edge rule, or a 1-D scan."),
-        click.option("--metric", type=click.Choice(["max", "mae", "rmse"]), default="max", show_default=True,
+        click.option("--metric", type=click.Choice(METRICS), default=METRICS[0], show_default=True,
                      help="Per-token error measure for --tau."),
         click.option("--tau", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
                      help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
@@ -183,9 +184,8 @@ def _sources(image_column=None, keep_columns=(), hidden=False):
 
 def _run_options(workers, no_progress, **extra):
     from .api import RunOptions
-    from .parallel import default_workers
 
-    return RunOptions(workers=workers or default_workers(), progress=not no_progress, **extra)
+    return RunOptions(workers=workers, progress=not no_progress, **extra)
 
 
 def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
@@ -202,7 +202,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     if wrote and not as_json:
         click.echo(_written_line(summary, wrote), err=True)
     # A resumed output is one output: images that failed in the earlier run still failed.
-    failed, earlier = summary.failed, summary.extra.get("resumed_failed") or 0
+    failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
         return EXIT_OK
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
@@ -257,7 +257,7 @@ def main():
 @click.option("--fail-fast", is_flag=True, help="Stop at the first image that fails (exit 1, output not completed).")
 @click.option("--shard-size", type=click.IntRange(min=1),
               help="Images per shard with -o DIR/ [default: 10000; 1000 with --engine ray, one Ray task each].")
-@click.option("--shard-format", type=click.Choice(["arrow", "parquet"]),
+@click.option("--shard-format", type=click.Choice(list(TABLE_FORMATS)),
               help="File format of shards with -o DIR/ [default: arrow; parquet with --engine ray].")
 @click.option("--resume", is_flag=True, help="With -o DIR/: keep committed shards and redo the rest.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -279,39 +279,12 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     if output == "-" and sys.stdout.isatty():
         raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
-    config = _pop_config(coder)
-    sources = _sources(image_column, _columns(keep_columns), hidden)
-    if engine == "ray":
-        summary = _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast,
-                                   shard_size, shard_format, resume, ray_address, no_progress)
-    else:
-        if ray_address:
-            raise ConfigError("--ray-address needs --engine ray")
-        summary = api.compress(
-            list(inputs), output, config, sources, _run_options(workers, no_progress, fail_fast=fail_fast),
-            compression=compression, overwrite=overwrite, shard_size=shard_size or 10_000,
-            shard_format=shard_format or "arrow", resume=resume,
-        )
+    summary = api.compress(
+        list(inputs), output, _pop_config(coder), _sources(image_column, _columns(keep_columns), hidden),
+        _run_options(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
+        compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
+    )
     sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
-
-
-def _compress_on_ray(inputs, output, config, sources, workers, compression, overwrite, fail_fast, shard_size,
-                     shard_format, resume, ray_address, no_progress):
-    """compress --engine ray: the same per-image code and shard layout, run as Ray tasks."""
-    from .writer import is_shard_folder
-
-    if not is_shard_folder(output):
-        raise ConfigError("--engine ray writes shards: give a folder, -o DIR/")
-    if fail_fast:
-        raise ConfigError("--fail-fast is not supported with --engine ray")
-    try:
-        from .ray import DEFAULT_SHARD_ROWS, compress_with_ray
-    except ImportError as exc:
-        raise ConfigError(f"--engine ray needs Ray: pip install 'pixelprune[ray]' ({exc})") from None
-    return compress_with_ray(list(inputs), output, config, sources, ray_address=ray_address,
-                             shard_rows=shard_size or DEFAULT_SHARD_ROWS, num_cpus=workers, compression=compression,
-                             overwrite=overwrite, resume=resume, progress=not no_progress,
-                             shard_format=shard_format or "parquet")
 
 
 @main.command()

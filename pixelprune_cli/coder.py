@@ -23,8 +23,8 @@ import math
 import numpy as np
 from numba import njit
 
-METHODS = ("pred_2d", "raster", "serpentine")
-METRICS = ("max", "mae", "rmse")
+from .presets import METHODS, METRICS  # named there, so that the CLI lists them without importing Numba
+
 _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
 _METHOD_CODE = {name: i for i, name in enumerate(METHODS)}
 _WORD_DTYPES = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}

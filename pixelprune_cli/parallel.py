@@ -11,7 +11,10 @@ import os
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from .records import Sink
 
 
 def default_workers() -> int:
@@ -94,7 +97,7 @@ class BackgroundSink:
 
     _STOP = object()
 
-    def __init__(self, sink, depth: int = 4):
+    def __init__(self, sink: "Sink", depth: int = 4):
         import queue
         import threading
 
@@ -121,8 +124,7 @@ class BackgroundSink:
 
     def add_at(self, position: int, result) -> None:
         self._raise()
-        add = getattr(self.sink, "add_at", None)
-        self.queue.put((add, position, result) if add else (self.sink.add, result))
+        self.queue.put((self.sink.add_at, position, result))
 
     def commit(self) -> None:
         self._raise()

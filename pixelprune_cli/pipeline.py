@@ -6,6 +6,7 @@ worker threads and Ray all call the same code and produce the same rows.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from .parallel import DECODE_MEMORY
 from .preprocess import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, convert_rgb, decoded_bytes, load_image,
                          model_size, open_image, resize_for_model, resize_rgb)
 from .presets import Preset, resolve_preset
+from .records import CodedImage, FailedImage, Result
 
 
 @dataclass(frozen=True)
@@ -79,71 +81,22 @@ class CodingConfig:
         return meta
 
 
-@dataclass
-class CodedImage:
-    """One image's output row, as numpy arrays (the writer turns it into Arrow)."""
-
-    id: str
-    source_width: int
-    source_height: int
-    width: int
-    height: int
-    grid_thw: tuple[int, int, int]
-    tokens: int
-    kept: int
-    tau: float
-    kept_index: np.ndarray  # (kept,) int32
-    index_map: np.ndarray  # (tokens,) int32
-    pixels: np.ndarray  # (kept, merge^2 * 3 * patch^2) uint8
-    extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
-    seconds: float = 0.0
-    over_budget: bool = False  # --budget not reachable within max_tau
-    budget: "BudgetResult | None" = None  # the search behind tau, without its ref array
-
-    def as_row(self) -> dict:
-        """The row as `pyarrow.Table.to_pylist()` would give it."""
-        return {
-            "id": self.id,
-            "source_width": self.source_width,
-            "source_height": self.source_height,
-            "width": self.width,
-            "height": self.height,
-            "grid_thw": list(self.grid_thw),
-            "tokens": self.tokens,
-            "kept": self.kept,
-            "tau": self.tau,
-            "kept_index": self.kept_index.tolist(),
-            "index_map": self.index_map.tolist(),
-            "pixels": [bytes(row) for row in self.pixels],
-            **self.extra,
-        }
-
-
-@dataclass
-class FailedImage:
-    """An image that produced no row, with the stage that failed and why."""
-
-    id: str
-    stage: str
-    reason: str
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "stage": self.stage, "reason": self.reason}
+def token_refs(resized: np.ndarray, token_size: int, method: str, metric: str, tau: float,
+               budget: int | None = None, max_tau: float = 0.1) -> "tuple[np.ndarray, float, BudgetResult | None]":
+    """(ref, tau used, budget search without its ref) of a resized image: at `tau`, or with `budget`
+    at the smallest tau <= max_tau that fits (budget.code_with_budget). The one place both are chosen."""
+    if budget is None:
+        return code_refs(resized, token_size, method, metric, tau), tau, None
+    found = code_with_budget(resized, token_size, method, metric, budget, max_tau)
+    return found.ref, found.tau, found.without_ref()
 
 
 def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int], config: CodingConfig) -> CodedImage:
     """Code an already resized uint8 (H, W, 3) image."""
     preset = config.preset
     height, width, _ = resized.shape
-    tau, found = config.tau, None
-    if config.budget is None:
-        ref = code_refs(resized, preset.token_size, config.method, config.metric, config.tau)
-    else:
-        found = code_with_budget(resized, preset.token_size, config.method, config.metric,
+    ref, tau, found = token_refs(resized, preset.token_size, config.method, config.metric, config.tau,
                                  config.budget, config.max_tau)
-        ref, tau = found.ref, found.tau
-        found = found.without_ref()
     kept_index, index_map = layout(ref)
     pixels = gather_tokens(resized, kept_index, preset.patch_size, preset.merge_size)
     return CodedImage(
@@ -170,11 +123,12 @@ def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> 
     return code_array(image_id, resized, image.size, config)
 
 
-def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> "CodedImage | FailedImage":
+def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> Result:
     """Read, decode, resize and code one image; never raises for a bad image.
 
-    `read` is a zero-argument callable returning the image bytes (so the bytes
-    of a file are read in the worker that codes it).
+    `read(max_bytes)` returns the image bytes, or raises ReadFailure past
+    max_bytes (`sources.read_file`, `sources.held_bytes`), so the bytes of a
+    file are read in the worker that codes it.
     """
     start = time.perf_counter()
     stage = "read"
@@ -235,3 +189,38 @@ def warm_up() -> list[str]:
                     scatter_tokens(row.pixels, row.index_map, row.height, row.width, preset.patch_size, preset.merge_size)
         done.append(f"{name} ({ts} px tokens)")
     return done
+
+
+def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,
+                image_id: str | None = None) -> dict:
+    """One image to the row `compress` writes for it, for data loaders that prune on the fly.
+
+    image: a PIL image (as `datasets` yields it), a path, or the file's bytes;
+    paths and bytes are decoded as `compress` decodes them (EXIF orientation,
+    first frame). preset: a name, a Preset or an output's `pixelprune`
+    metadata. The id is the file name for a path and "" otherwise, unless
+    image_id is given. Raises ValueError naming the image and the stage that
+    failed. Needs numpy and Pillow only.
+    """
+    from pathlib import Path
+
+    from .sources import held_bytes, read_file
+
+    config = CodingConfig(resolve_preset(preset), method, metric, float(tau))
+    if isinstance(image, Image.Image):
+        label = image_id if image_id is not None else ""
+        try:
+            coded = code_image(image, config, label)
+        except ImageFailure as exc:
+            raise ValueError(f"{label or 'image'}: {exc.stage} failed: {exc.reason}") from None
+        return coded.as_row()
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        label, read = (image_id if image_id is not None else ""), held_bytes(bytes(image))
+    else:
+        path = Path(image)
+        label = image_id if image_id is not None else path.name
+        read = functools.partial(read_file, str(path))
+    result = process(label, read, config)
+    if isinstance(result, FailedImage):
+        raise ValueError(f"{label or 'image'}: {result.stage} failed: {result.reason}")
+    return result.as_row()

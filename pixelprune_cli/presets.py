@@ -59,6 +59,10 @@ PRESETS: dict[str, Preset] = {
     "qwen3-vl": Preset("qwen3-vl", 16, 2, 2, 65536, 16777216, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 DEFAULT_PRESET = "qwen3-vl"
+# The coder's predictors and per-token error measures (coder.py implements them);
+# kept in this light module so that the CLI lists them without importing Numba.
+METHODS = ("pred_2d", "raster", "serpentine")
+METRICS = ("max", "mae", "rmse")
 
 
 def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) -> Preset:

@@ -39,8 +39,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .errors import InputError, PixelpruneError, one_line
-from .pipeline import CodingConfig, FailedImage, process
+from .errors import ConfigError, PixelpruneError, one_line, option
+from .pipeline import CodingConfig, process
+from .records import FailedImage
 from .report import ImageEntry, Progress, Summary
 from .sources import Piece, SourceCounts, SourceOptions, column_values, piece_ids, piece_size, plan, read_piece
 from .writer import RowSink
@@ -263,15 +264,7 @@ def _summary_row(position: int, shard: int, result) -> dict:
     return {"position": position, "shard": shard, "id": result.id, "stage": None, "reason": None,
             "source_width": result.source_width, "source_height": result.source_height,
             "width": result.width, "height": result.height, "tokens": result.tokens, "kept": result.kept,
-            "tau": result.tau, "seconds": result.seconds, "over_budget": getattr(result, "over_budget", False)}
-
-
-class _ShardFile(RowSink):
-    """The local writer's batching (64 rows or 16 MB per batch), into one shard and its error log."""
-
-    def __init__(self, schema: pa.Schema, table, errors):
-        super().__init__(schema)
-        self.table, self.errors = table, errors
+            "tau": result.tau, "seconds": result.seconds, "over_budget": result.over_budget}
 
 
 class _WriteShards:
@@ -289,11 +282,12 @@ class _WriteShards:
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
-        from .writer import ErrorLog, TableFile, shard_checksums, shard_errors_name, shard_name
+        from .shards import shard_checksums, shard_errors_name, shard_name
+        from .writer import ErrorLog, TableFile
 
         table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
         errors = ErrorLog(self.folder / shard_errors_name(shard))
-        sink = _ShardFile(self.schema, table, errors)
+        sink = RowSink(self.schema, table, errors)  # the local writer's batching (64 rows or 16 MB per batch)
         summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:
             for piece in pieces:
@@ -316,94 +310,106 @@ class _WriteShards:
 
 # -- the driver --------------------------------------------------------------------------------
 
+class RayEngine:
+    """The "ray" engine of `api.compress`: one Ray task per shard, into a shard folder (engine.Engine)."""
+
+    shard_size = DEFAULT_SHARD_ROWS
+    shard_format = "parquet"  # what Ray and Spark users read; "arrow" shards are written several times faster
+
+    def check(self, output: str, run) -> None:
+        from .writer import is_shard_folder
+
+        if not is_shard_folder(output):
+            raise ConfigError(f"{option('engine', 'ray')} writes shards: give a folder, -o DIR/")
+        if run.fail_fast:
+            raise ConfigError(f"{option('fail_fast')} is not supported with {option('engine', 'ray')}")
+
+    def run(self, job, run, summary: Summary, counts: SourceCounts):
+        """Plan on the driver, write each missing shard in a Ray task, record it in the manifest as it lands.
+
+        Resume, the manifest and the folder's lock are the local ShardedSink's,
+        through its interface for engines that write whole shards
+        (`committed`, `shard_dir`, `record_shard`).
+        """
+        from .engine import no_images_error
+
+        shards = split_into_shards(list(plan(job.inputs, job.sources, counts)), job.shard_size)
+        if not shards:
+            raise no_images_error(job.inputs, counts)
+        sink = job.open_shard_folder(manifest_extra={"engine": "ray"})
+        try:  # the sink holds a lock on the folder: release it however this ends
+            summary.resumed = sink.resumed
+            summary.extra["engine"] = "ray"
+            done = sink.committed(lambda k: (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)))
+            todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in done}
+            if todo:
+                self._write(job, run, sink, shards, todo, _ShardOrder(summary, list(todo)))
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+        return sink
+
+    @staticmethod
+    def _write(job, run, sink, shards, todo: dict, in_order: "_ShardOrder") -> None:
+        ray = _import_ray()
+        started = connect(run.ray_address, run.workers)
+        bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known
+        try:
+            specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
+            ds = ray.data.from_items(specs, override_num_blocks=len(specs))
+            fn = _WriteShards(str(sink.shard_dir.resolve()), job.schema, job.config, job.sources.keep_columns,
+                              job.shard_size, job.compression, job.shard_format)
+            coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
+            seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}
+            try:
+                for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
+                    for row in batch.to_pylist():
+                        shard = row["shard"]
+                        in_order.add(shard, row["position"], _entry(row))
+                        seen[shard] += 1
+                        failed[shard] += row["stage"] is not None
+                        if row["ids_sha1"] is not None:
+                            hashes[shard] = row["ids_sha1"]
+                            checksums[shard] = json.loads(row["checksums"])
+                        bar.advance()
+                        if seen[shard] == todo[shard]:
+                            sink.record_shard(shard, seen[shard], failed[shard], hashes[shard], checksums[shard])
+                            in_order.shard_done(shard)
+            except PixelpruneError:
+                raise
+            except Exception as exc:
+                raise RayJobError(f"the Ray job failed: {one_line(exc)}; shards written so far are kept, "
+                                  "rerun with --resume to finish") from exc
+        finally:
+            bar.close()
+            if started:
+                ray.shutdown()
+
+
 def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig = CodingConfig(),
                       sources: SourceOptions = SourceOptions(), ray_address: str | None = None,
-                      shard_rows: int = DEFAULT_SHARD_ROWS, num_cpus: int | None = None,
+                      shard_size: int = DEFAULT_SHARD_ROWS, workers: int | None = None,
                       compression: str | None = None, overwrite: bool = False, resume: bool = False,
                       progress: bool = True, shard_format: str = "parquet") -> Summary:
-    """`api.compress(inputs, output_dir + "/", shard_format=...)`, with the shards coded on Ray.
+    """`api.compress(inputs, output_dir + "/", ..., run=RunOptions(engine="ray"))`: the shards coded on Ray.
 
-    Same ids, rows, shard boundaries (`shard_rows` images per shard, one Ray
+    Same ids, rows, shard boundaries (`shard_size` images per shard, one Ray
     task each: pick it so that there are several shards per CPU), manifest and
     errors.jsonl as the local sharded mode. Parquet shards by default (what
     Ray and Spark users read, and measured as fast to write as "arrow"
-    shards: README, "Beyond one machine"). Local Ray with `num_cpus` unless
-    `ray_address` names a cluster, whose nodes must all see `inputs` and
-    `output_dir` at the same paths. Returns the Summary the CLI prints.
+    shards: README, "Beyond one machine"). Local Ray with `workers` CPUs
+    (default: all) unless `ray_address` names a cluster, whose nodes must all
+    see `inputs` and `output_dir` at the same paths. Returns the Summary the
+    CLI prints.
     """
-    from . import writer
-    from .api import carried_fields, no_images_error, written_bytes
-    from .schema import output_schema
-    from .sources import check_inputs
+    from .api import RunOptions, compress
+    from .writer import is_shard_folder
 
-    check_inputs(inputs)
-    if shard_rows < 1:
-        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
-    if shard_format not in ("parquet", "arrow"):
-        raise ValueError(f"shard_format must be 'parquet' or 'arrow', got {shard_format!r}")
-    compression = writer.DEFAULT_COMPRESSION if compression is None else compression
-    meta = config.to_meta()
-    schema = output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources))
-    counts = SourceCounts()
-    shards = split_into_shards(list(plan(inputs, sources, counts)), shard_rows)
-    if not shards:
-        raise no_images_error(inputs, counts)
-    sink = writer.ShardedSink(output_dir, schema, meta, shard_rows, compression, shard_format, resume=resume,
-                              overwrite=overwrite, manifest_extra={"engine": "ray"})
-    try:  # the sink holds a lock on the folder: release it however this ends
-        summary = Summary(title="pixelprune compress", config=meta, output=output_dir)
-        summary.extra.update(sink.resumed)
-        summary.extra["engine"] = "ray"
-        for k in sink.done:  # resuming: the local writer checks that committed shards still hold the same images
-            position = k * shard_rows
-            for image_id in (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)):
-                sink.skips(position, image_id)
-                position += 1
-        sink.verify_resumed()  # before any work, as the local writer does before its first new shard
-        todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in sink.done}
-        in_order = _ShardOrder(summary, list(todo))
-        if todo:
-            ray = _import_ray()
-            started = connect(ray_address, num_cpus)
-            bar = Progress(progress, total=sum(todo.values()))  # the plan is in memory: the total is known
-            try:
-                specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
-                ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-                fn = _WriteShards(str(sink.dir.resolve()), schema, config, sources.keep_columns, shard_rows, compression, shard_format)
-                coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
-                seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}
-                try:
-                    for batch in coded.iter_batches(batch_format="pyarrow", batch_size=None):
-                        for row in batch.to_pylist():
-                            shard = row["shard"]
-                            in_order.add(shard, row["position"], _entry(row))
-                            seen[shard] += 1
-                            failed[shard] += row["stage"] is not None
-                            if row["ids_sha1"] is not None:
-                                hashes[shard] = row["ids_sha1"]
-                                checksums[shard] = json.loads(row["checksums"])
-                            bar.advance()
-                            if seen[shard] == todo[shard]:
-                                sink.record_shard(shard, seen[shard], failed[shard], hashes[shard], checksums[shard])
-                                in_order.shard_done(shard)
-                except PixelpruneError:
-                    raise
-                except Exception as exc:
-                    raise RayJobError(f"the Ray job failed: {one_line(exc)}; shards written so far are kept, "
-                                      "rerun with --resume to finish") from exc
-                sink.commit()
-            finally:
-                bar.close()
-                if started:
-                    ray.shutdown()
-        else:
-            sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
-    summary.take_skipped(counts)
-    summary.extra["bytes_written"] = written_bytes(output_dir)
-    return summary.finish()
+    folder = output_dir if is_shard_folder(output_dir) else str(output_dir).rstrip("/" + os.sep) + "/"
+    run = RunOptions(workers=workers, progress=progress, engine="ray", ray_address=ray_address)
+    return compress(inputs, folder, config, sources, run, compression=compression, overwrite=overwrite,
+                    shard_size=shard_size, shard_format=shard_format, resume=resume)
 
 
 class _ShardOrder:

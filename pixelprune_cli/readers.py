@@ -10,8 +10,8 @@ from typing import Iterator
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .presets import resolve_preset
-from .schema import pixels_as_tokens, read_meta
+from .formats import ARROW, PARQUET, TABLE_FORMATS, TableFormat, format_of
+from .schema import read_meta
 
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
@@ -35,13 +35,26 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
 def _output_files(path: str) -> list[Path]:
     p = Path(path)
     if p.is_dir():
-        from .writer import is_shard_file
-
-        files = sorted(f for f in p.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
+        files = _shard_files(p)
         if not files:
-            raise InputError(f"{path}: folder holds no part-*.arrow or part-*.parquet shards")
+            raise InputError(f"{path}: folder holds no {_SHARD_PATTERNS} shards")
         return files
     return [p]
+
+
+_SHARD_PATTERNS = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.values())
+
+
+def _shard_files(folder: Path) -> list[Path]:
+    """The shard files of a folder: only names the writer gives (part-NNNNN.arrow, ...), not any part-* file."""
+    from .shards import is_shard_file
+
+    return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
+
+
+def _format(file: Path) -> TableFormat:
+    """A file's format by suffix; a file named otherwise is tried as Arrow (what `-o -` saved to a file is)."""
+    return format_of(file) or ARROW
 
 
 def incomplete_note(path: str) -> str | None:
@@ -50,7 +63,7 @@ def incomplete_note(path: str) -> str | None:
     Such a folder reads fine, shard by shard, but holds only the committed
     shards; whoever reads it should know that before trusting the totals.
     """
-    from .writer import MANIFEST, SWAP
+    from .shards import MANIFEST, SWAP
 
     if (Path(path) / SWAP).is_dir():
         return (f"{path} is being replaced: a run that replaced it was stopped while moving its files in; "
@@ -70,32 +83,16 @@ def incomplete_note(path: str) -> str | None:
             f"-o {path} --resume`")
 
 
-ARROW_SUFFIXES = (".arrow", ".ipc", ".feather", ".arrows")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
 def _schema_of(path: Path) -> pa.Schema:
     """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
     from .sources import check_regular
 
     check_regular(str(path))  # opening a FIFO named x.arrow would block
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_schema(str(path))
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
+    fmt = _format(path)
     try:
-        with pa.memory_map(str(path)) as source:
-            try:
-                return pa.ipc.open_file(source).schema
-            except pa.ArrowInvalid:
-                source.seek(0)
-                return pa.ipc.open_stream(source).schema
+        return fmt.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Arrow file, truncated or not an Arrow IPC file or stream "
-                         f"({one_line(exc)})") from None
+        raise InputError(f"{path}: {fmt.unreadable} ({one_line(exc)})") from None
 
 
 def _meta_of(schema: pa.Schema, name) -> dict | None:
@@ -121,12 +118,12 @@ def compressed_meta(path: str) -> dict | None:
         return _meta_of(_stdin_stream().schema, "standard input")
     p = Path(path)
     if p.is_dir():
-        shards = sorted(list(p.glob("part-*.arrow")) + list(p.glob("part-*.parquet")))
-        from .writer import MANIFEST
+        shards = _shard_files(p)
+        from .shards import MANIFEST
 
         if not shards:
             if (p / MANIFEST).is_file():
-                raise InputError(f"{path}: has a {MANIFEST} but no part-*.arrow or part-*.parquet shards")
+                raise InputError(f"{path}: has a {MANIFEST} but no {_SHARD_PATTERNS} shards")
             return None
         try:
             return _meta_of(_schema_of(shards[0]), shards[0])
@@ -134,8 +131,7 @@ def compressed_meta(path: str) -> dict | None:
             if (p / MANIFEST).is_file():
                 raise
             return None  # a folder of images that happens to hold a part-* file
-    suffix = p.suffix.lower()
-    if suffix in ARROW_SUFFIXES or suffix in PARQUET_SUFFIXES:
+    if format_of(p) is not None:
         return _meta_of(_schema_of(p), path)
     return None
 
@@ -213,28 +209,33 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             yield "standard input", batch
         return
     for file in _output_files(path):
-        parquet = file.suffix.lower() in PARQUET_SUFFIXES
-        _check_columns(_schema_of(file), columns, file, parquet)
+        fmt = _format(file)
+        _check_columns(_schema_of(file), columns, file, parquet=fmt is PARQUET)
         try:
-            if parquet:
-                import pyarrow.parquet as pq
-
-                parquet = pq.ParquetFile(str(file))
-                token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
-                for batch in parquet.iter_batches(batch_size=64, columns=columns):
-                    yield file, pixels_as_tokens(batch, token_bytes)  # restore, show and stats see one layout
-                continue
-            with pa.memory_map(str(file)) as source:
-                try:
-                    reader = pa.ipc.open_file(source)
-                    batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-                except pa.ArrowInvalid:
-                    source.seek(0)
-                    batches = iter(pa.ipc.open_stream(source))
-                for batch in batches:
-                    yield file, batch.select(columns) if columns else batch
+            for batch in fmt.iter_batches(file, columns):
+                yield file, batch
         except (pa.ArrowInvalid, OSError, ValueError) as exc:
             raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
+
+
+def kept_pixels(batch: pa.RecordBatch, i: int):
+    """Row i's kept pixels as a (kept, token_bytes) uint8 numpy view, without Python lists."""
+    column = batch.column("pixels")
+    tokens = column.values  # FixedSizeListArray of all kept tokens in the batch
+    start, stop = column.offsets[i].as_py(), column.offsets[i + 1].as_py()
+    width = tokens.type.list_size
+    flat = tokens.values.to_numpy(zero_copy_only=False)
+    base = tokens.offset * width
+    return flat[base + start * width: base + stop * width].reshape(stop - start, width)
+
+
+def output_row(batch: pa.RecordBatch, i: int) -> dict:
+    """Row i of an output's record batch, with numpy arrays (pixels as (kept, token_bytes) uint8)."""
+    small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
+    small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
+    small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
+    small["pixels"] = kept_pixels(batch, i)
+    return small
 
 
 def output_rows(path: str) -> int | None:
@@ -247,14 +248,7 @@ def output_rows(path: str) -> int | None:
     total = 0
     try:
         for file in _output_files(path):
-            if file.suffix.lower() in (".parquet", ".pq"):
-                import pyarrow.parquet as pq
-
-                total += pq.ParquetFile(str(file)).metadata.num_rows
-                continue
-            with pa.memory_map(str(file)) as source:
-                reader = pa.ipc.open_file(source)  # a stream has no footer: ArrowInvalid, no total
-                total += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+            total += _format(file).count_rows(file)
     except Exception:
         return None
     return total

@@ -20,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .records import Resumed
+
 TABLE_ROWS_MAX = 40  # above this, `--table auto` shows totals and the best/worst images
 
 
@@ -148,6 +150,7 @@ class Summary:
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    resumed: Resumed | None = None  # a sharded output: what earlier runs committed (its failures decide the exit code too)
     groups: list[dict] = field(default_factory=list)
     tokens: int = 0
     kept: int = 0
@@ -225,6 +228,7 @@ class Summary:
             "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
             "output": self.output,
             "config": self.config,
+            **(self.resumed.as_extra() if self.resumed else {}),
             **self.extra,
             **({"groups": self.groups} if self.groups else {}),
         }
@@ -418,12 +422,13 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     sampled = summary.extra.get("sample")
     if sampled:
         console.print(describe_estimate(sampled))
-    if summary.extra.get("resumed_shards"):
-        console.print(f"resumed: {summary.extra['resumed_shards']} shards from an earlier run kept "
-                      f"({summary.extra['resumed_images']:,} images, {summary.extra['resumed_failed']:,} failed; "
+    resumed = summary.resumed
+    if resumed and resumed.shards:
+        console.print(f"resumed: {resumed.shards} shards from an earlier run kept "
+                      f"({resumed.images:,} images, {resumed.failed:,} failed; "
                       "the table shows this run)")
-    if summary.extra.get("damaged_shards"):
-        damaged = summary.extra["damaged_shards"]
+    if resumed and resumed.damaged:
+        damaged = resumed.damaged
         console.print(f"redone: {len(damaged)} committed shards failed their size or checksum check "
                       f"({', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''})")
     skipped = describe_skipped(summary)

@@ -8,12 +8,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-import pyarrow as pa
 
 from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
-from .readers import compressed_meta, incomplete_note, iter_output_batches
+from .readers import compressed_meta, incomplete_note, iter_output_batches, kept_pixels
 from .report import ImageEntry, Summary
 from .writer import output_errors, write_atomically
 
@@ -32,17 +31,6 @@ def file_name_for(image_id: str) -> str:
     if len(name) > _MAX_NAME:
         name = name[:180] + "~" + hashlib.sha1(image_id.encode()).hexdigest()[:16]
     return name + ".png"
-
-
-def row_pixels(batch: pa.RecordBatch, i: int) -> np.ndarray:
-    """Row i's kept pixels as a (kept, token_bytes) uint8 view, without Python lists."""
-    column = batch.column("pixels")
-    tokens = column.values  # FixedSizeListArray of all kept tokens in the batch
-    start, stop = column.offsets[i].as_py(), column.offsets[i + 1].as_py()
-    width = tokens.type.list_size
-    flat = tokens.values.to_numpy(zero_copy_only=False)
-    base = tokens.offset * width
-    return flat[base + start * width: base + stop * width].reshape(stop - start, width)
 
 
 def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray, index_map: np.ndarray,
@@ -121,7 +109,7 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
         seen.add(image_id)
         if os.path.lexists(file) and not overwrite:
             raise ConfigError(f"{file} already exists; pass {option('overwrite')} to replace it")
-        index_map, pixels = maps[i].values.to_numpy(), row_pixels(batch, i)
+        index_map, pixels = maps[i].values.to_numpy(), kept_pixels(batch, i)
         problem = row_problem(widths[i], heights[i], tokens[i], kept[i], kept_indexes[i].values.to_numpy(),
                               index_map, len(pixels), preset)
         if problem:

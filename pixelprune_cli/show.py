@@ -205,20 +205,15 @@ def overlay_for_image(pil_image: Image.Image, config, side_by_side: bool = False
     With `budget`, tau is searched as `compress --budget` does (budget.code_with_budget).
     The error heat map (third panel) appears for tau > 0, where restore can differ.
     """
-    from .budget import code_with_budget
-    from .coder import code_refs
+    from .pipeline import token_refs
     from .preprocess import resize_for_model
 
     preset = config.preset
     resized = resize_for_model(pil_image, preset)
     ts = preset.token_size
     note = None
-    if budget is None:
-        tau = config.tau
-        ref = code_refs(resized, ts, config.method, config.metric, tau)
-    else:
-        found = code_with_budget(resized, ts, config.method, config.metric, budget, max_tau)
-        ref, tau = found.ref, found.tau
+    ref, tau, found = token_refs(resized, ts, config.method, config.metric, config.tau, budget, max_tau)
+    if found is not None:
         note = f"budget {budget} tokens" + (f": over budget at max tau {max_tau:g}" if found.over_budget else "")
     kept = int(np.count_nonzero(ref == np.arange(ref.shape[0])))
     restored = errors = None
@@ -273,17 +268,6 @@ def overlay_for_row(row: dict, meta: dict, side_by_side: bool = False) -> Image.
     return render_overlay(image, ref, preset.token_size, caption, side_by_side, restored=image)
 
 
-def output_row(batch, i: int) -> dict:
-    """Row i of an output's record batch, with numpy arrays (pixels as (kept, token_bytes) uint8)."""
-    from .restore import row_pixels
-
-    small = {name: batch.column(name)[i].as_py() for name in ("id", "width", "height", "tokens", "kept", "tau")}
-    small["kept_index"] = batch.column("kept_index")[i].values.to_numpy(zero_copy_only=False)
-    small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
-    small["pixels"] = row_pixels(batch, i)
-    return small
-
-
 def read_output_row(path: str, image_id: str | None = None, row: int | None = None) -> tuple[dict, dict]:
     """(row, meta) of one row of a compressed output, found by id or by position (from 0).
 
@@ -291,7 +275,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     """
     from .errors import ConfigError, InputError
     from .presets import resolve_preset
-    from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches
+    from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches, output_row
     from .restore import row_problem
 
     if (image_id is None) == (row is None):
@@ -325,30 +309,22 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
 
 
 def read_table_image(path: str, row: int, image_column: str | None = None) -> Image.Image:
-    """Decode row `row` (from 0) of a Parquet image table, reading only the row group that holds it."""
-    import pyarrow.parquet as pq
+    """Decode row `row` (from 0) of a Parquet image table, as compress reads it (reading only the row group that holds it)."""
+    from dataclasses import replace
 
     from .errors import InputError
     from .preprocess import decode_image
-    from .sources import cell_reader, check_regular, find_image_column
+    from .records import FailedImage
+    from .sources import ParquetRows, SourceOptions, plan, read_piece
 
-    check_regular(path)
-    parquet = pq.ParquetFile(path)
-    column = find_image_column(parquet.schema_arrow, image_column, Path(path).name)
-    total = parquet.metadata.num_rows
+    table = next((p for p in plan([path], SourceOptions(image_column=image_column)) if isinstance(p, ParquetRows)), None)
+    total = 0 if table is None else table.stop
     if not 0 <= row < total:
         raise InputError(f"{path}: no row {row} (it has {total} rows, counted from 0)")
-    start = 0
-    for group in range(parquet.metadata.num_row_groups):
-        size = parquet.metadata.row_group(group).num_rows
-        if row < start + size:
-            cell = parquet.read_row_group(group, columns=[column]).column(0)[row - start].as_py()
-            break
-        start += size
-    read, problem = cell_reader(cell, Path(path).parent, f"{path}#{row}")
-    if problem:
-        raise InputError(f"{path}#{row}: {problem}")
-    return decode_image(read())
+    item = next(read_piece(replace(table, start=row, stop=row + 1)))
+    if isinstance(item, FailedImage):
+        raise InputError(f"{path}#{row}: {item.reason}")
+    return decode_image(item.read())
 
 
 def _thumbnail(image: np.ndarray, ref: np.ndarray, token_size: int, thumb: int) -> Image.Image:
@@ -410,29 +386,26 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     seeded uniform sample of that many is coded and shown (`sources.sample`),
     so a huge folder costs `max_images` decodes and tiles, not one per image.
     """
-    from .parallel import ordered_map
-    from .pipeline import FailedImage, process
-    from .sources import SourceOptions, plan, read_piece, sample
+    from .engine import RunOptions, coded_stream
+    from .records import FailedImage
+    from .sources import SourceCounts, SourceOptions, plan, sample
 
     sources = sources or SourceOptions()
     if max_images is None:
         pieces, total = plan(list(paths), sources), None  # streamed: the tiles are what is held
     else:
         pieces, total = sample(list(paths), sources, max_images)
-    items = (item for piece in pieces for item in read_piece(piece, sources.keep_columns))
     ts = config.preset.token_size
 
-    def tile(item):
-        coded = process(item.id, item.read, config, item.extra)
-        if isinstance(coded, FailedImage):
-            return coded
+    def tile(coded):
         row = {"index_map": coded.index_map, "kept_index": coded.kept_index, "pixels": coded.pixels,
                "width": coded.width, "height": coded.height}
         image, ref = row_image(row, config.to_meta())
         return _thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
 
     entries, failures = [], []
-    for result in ordered_map(tile, items, workers, passthrough=lambda item: isinstance(item, FailedImage)):
+    run = RunOptions(workers=workers, progress=False)
+    for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
         (failures if isinstance(result, FailedImage) else entries).append(result)
     if not entries:
         from .errors import InputError
@@ -452,7 +425,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
 
     from .errors import InputError
     from .presets import resolve_preset
-    from .readers import compressed_meta, iter_output_batches
+    from .readers import compressed_meta, iter_output_batches, output_row
 
     meta = compressed_meta(path)
     token_size = resolve_preset(meta).token_size
@@ -505,13 +478,14 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     InputError).
     """
     from .errors import ConfigError
+    from .formats import PARQUET, format_of
     from .preprocess import decode_image
     from .readers import compressed_meta
     from .sources import SourceOptions, read_file
 
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
-    is_table = p.suffix.lower() in (".parquet", ".pq")
+    is_table = format_of(p) is PARQUET
     if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")

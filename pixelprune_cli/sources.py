@@ -14,27 +14,17 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import InputError, ReadFailure, one_line
-from .pipeline import FailedImage
+from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
+from .records import FailedImage, Item
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
-
-
-@dataclass
-class Item:
-    """One image to code: its id, a zero-argument reader of its bytes, carried columns."""
-
-    id: str
-    read: Callable[..., bytes]  # read(max_bytes=DEFAULT_MAX_IMAGE_BYTES)
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

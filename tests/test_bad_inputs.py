@@ -31,7 +31,8 @@ from pixelprune_cli import sources
 from pixelprune_cli.cli import main
 from pixelprune_cli.errors import STAGES
 from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.restore import reconstruct, row_pixels
+from pixelprune_cli.readers import kept_pixels
+from pixelprune_cli.restore import reconstruct
 
 import badfiles as bad
 
@@ -102,7 +103,7 @@ class Run:
             ids = batch.column("id").to_pylist()
             if image_id in ids:
                 i = ids.index(image_id)
-                return reconstruct(batch.column("index_map")[i].values.to_numpy(), row_pixels(batch, i),
+                return reconstruct(batch.column("index_map")[i].values.to_numpy(), kept_pixels(batch, i),
                                    batch.column("width")[i].as_py(), batch.column("height")[i].as_py(), PRESET)
         raise AssertionError(f"{image_id} not in {self.ids}")
 

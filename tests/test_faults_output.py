@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pixelprune_cli import writer
+from pixelprune_cli import shards, writer
 
 import badfiles as bad
 from conftest import (
@@ -116,7 +116,7 @@ def test_overwrite_stopped_by_fail_fast_leaves_the_old_output_whole(old_output, 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_interrupted_overwrite_leaves_the_old_output_readable_in_full(old_output, slow_folder, tmp_path, when, signum):
     out, before = old_output
-    staging = out / writer.STAGING
+    staging = out / shards.STAGING
     options = ["--shard-size", 4, "--workers", 1, "--no-progress", "--table", "none"]
     proc = start(["compress", slow_folder, "-o", f"{out}/", *options, "--overwrite"], tmp_path)
     if when == "before any shard":
@@ -155,7 +155,7 @@ def test_a_swap_cut_short_is_flagged_to_readers_and_finished_by_the_next_run(old
     assert cli("compress", folder, "-o", f"{new}/", "--shard-size", 3)[0] == 0
     # The state a run killed while moving its committed replacement into place leaves:
     # the swap folder, two of whose files have already replaced the old ones.
-    swap = out / writer.SWAP
+    swap = out / shards.SWAP
     swap.mkdir()
     for p in new.iterdir():
         (swap / p.name).write_bytes(p.read_bytes())

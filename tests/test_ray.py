@@ -66,7 +66,7 @@ def assert_same_rows(ours: pa.Table, local: pa.Table) -> None:
 def test_ray_rows_equal_local_rows_on_samples_parquet(tmp_path):
     sources = SourceOptions(keep_columns=("name", "kind"))
     api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.parquet"), CONFIG, sources, RUN)
-    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(tmp_path / "ray"), CONFIG, sources, shard_rows=3, progress=False)
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(tmp_path / "ray"), CONFIG, sources, shard_size=3, progress=False)
 
     local = read_output(tmp_path / "local.parquet")
     ours = read_shards(tmp_path / "ray")
@@ -84,7 +84,7 @@ def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
     # Shard size 4 cuts samples.parquet (positions 5..14 of the folder) across three shards.
     api.compress([str(SAMPLES)], str(tmp_path / "local.arrow"), CONFIG, run=RUN)
     api.compress([str(SAMPLES)], str(tmp_path / "local") + "/", CONFIG, run=RUN, shard_size=4, shard_format="parquet")
-    summary = compress_with_ray([str(SAMPLES)], str(tmp_path / "ray"), CONFIG, shard_rows=4, progress=False)
+    summary = compress_with_ray([str(SAMPLES)], str(tmp_path / "ray"), CONFIG, shard_size=4, progress=False)
 
     with pa.memory_map(str(tmp_path / "local.arrow")) as source:
         single = pa.ipc.open_file(source).read_all()
@@ -105,7 +105,7 @@ def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
 def test_ray_ids_equal_local_ids_for_files_and_several_inputs(tmp_path, inputs):
     paths = [str(SAMPLES / name) for name in inputs]  # one input: ids are names; several: the paths as given
     api.compress(paths, str(tmp_path / "local.arrow"), CONFIG, run=RUN)
-    compress_with_ray(paths, str(tmp_path / "ray"), CONFIG, shard_rows=4, progress=False)
+    compress_with_ray(paths, str(tmp_path / "ray"), CONFIG, shard_size=4, progress=False)
     with pa.memory_map(str(tmp_path / "local.arrow")) as source:
         local = pa.ipc.open_file(source).read_all()
     ours = read_shards(tmp_path / "ray")
@@ -123,7 +123,7 @@ def test_bad_image_goes_to_errors_and_good_rows_are_written(tmp_path):
     cells = [png_bytes((200, 10, 10)), os.urandom(500), png_bytes((10, 10, 200))]
     pq.write_table(pa.table({"image": pa.array(cells, pa.binary())}), tmp_path / "mixed.parquet")
 
-    summary = compress_with_ray([str(tmp_path / "mixed.parquet")], str(tmp_path / "out"), CONFIG, shard_rows=2, progress=False)
+    summary = compress_with_ray([str(tmp_path / "mixed.parquet")], str(tmp_path / "out"), CONFIG, shard_size=2, progress=False)
 
     rows = read_shards(tmp_path / "out")
     assert rows.column("id").to_pylist() == ["mixed.parquet#0", "mixed.parquet#2"]
@@ -136,19 +136,19 @@ def test_bad_image_goes_to_errors_and_good_rows_are_written(tmp_path):
 
 def test_resume_rewrites_only_the_missing_shard(tmp_path):
     out = tmp_path / "out"
-    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, progress=False)
+    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, progress=False)
     first = {p.name: pq.read_table(p) for p in out.glob("part-*.parquet")}
     (out / "part-00001.parquet").unlink()
     kept_mtime = (out / "part-00000.parquet").stat().st_mtime_ns
 
-    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, resume=True, progress=False)
 
     assert [e.id for e in summary.iter_entries()] == [f"samples.parquet#{i}" for i in range(4, 8)]
-    assert summary.extra["resumed_shards"] == 2
+    assert summary.resumed.shards == 2
     assert (out / "part-00000.parquet").stat().st_mtime_ns == kept_mtime
     assert {p.name: pq.read_table(p) for p in out.glob("part-*.parquet")} == first
     with pytest.raises(ConfigError, match="inputs changed"):  # other inputs: refused before any work
-        compress_with_ray([str(SAMPLES)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
+        compress_with_ray([str(SAMPLES)], str(out), CONFIG, shard_size=4, resume=True, progress=False)
 
 
 def test_compress_dataset_returns_local_rows_and_reports_failures(tmp_path):
@@ -222,21 +222,21 @@ def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
 
 
 def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(tmp_path, monkeypatch):
-    from pixelprune_cli import writer
+    from pixelprune_cli import shards
 
     out = tmp_path / "out"
     api.compress([str(SAMPLES / "chart.png")], f"{out}/", CONFIG, run=RUN)  # an old local output, one arrow shard
     (out / "part-time notes.txt").write_text("mine")
     visible = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
     old, seen_meanwhile = visible(), []
-    real = writer.ShardedSink.record_shard
+    real = shards.ShardedSink.record_shard
 
     def record_shard(self, *args, **kwargs):  # as each Ray shard lands: what would a reader of out/ see?
         seen_meanwhile.append(visible())
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(writer.ShardedSink, "record_shard", record_shard)
-    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, overwrite=True, progress=False)
+    monkeypatch.setattr(shards.ShardedSink, "record_shard", record_shard)
+    compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, overwrite=True, progress=False)
     assert len(seen_meanwhile) == 3 and all(files == old for files in seen_meanwhile)
     assert (out / "part-time notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -247,7 +247,7 @@ def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(t
     data = bytearray((out / "part-00001.parquet").read_bytes())
     data[len(data) // 2] ^= 0x01  # a bit flip in a committed shard
     (out / "part-00001.parquet").write_bytes(bytes(data))
-    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_rows=4, resume=True, progress=False)
-    assert summary.extra["damaged_shards"] == ["part-00001.parquet"]
+    summary = compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, resume=True, progress=False)
+    assert summary.resumed.damaged == ("part-00001.parquet",)
     assert [e.id for e in summary.iter_entries()] == [f"samples.parquet#{i}" for i in range(4, 8)]
     assert read_shards(out).equals(whole)

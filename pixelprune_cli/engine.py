@@ -1,0 +1,239 @@
+"""Engines: where the per-image function runs. One interface, picked in one place.
+
+`api.compress` builds a Job (what to code, into which output and layout) and
+hands it to the engine `RunOptions.engine` names. An engine codes every input
+position into the job's sink, feeds the Summary in input order, and commits
+(or aborts and raises); the driver owns the checks before, and the skipped
+files and byte count after. Two engines:
+
+- "local" (here): worker threads in this process, results in input order
+  (`coded_stream`), any output (file, stream, shard folder).
+- "ray" (ray.py): one Ray task per shard, shard folders only.
+
+A new engine is a class with `check` and `run`, added to `engine_for`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from .errors import ConfigError, InputError, PixelpruneError, option
+from .parallel import BackgroundSink, default_workers, ordered_map
+from .pipeline import CodingConfig, process
+from .records import CodedImage, FailedImage, Sink
+from .report import ImageEntry, Progress, Summary
+from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .shards import ShardedSink
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what to produce): engine, workers, failure policy, progress."""
+
+    workers: int | None = None  # threads here, or a local Ray's CPUs; None: every core
+    fail_fast: bool = False
+    progress: bool = True
+    engine: str = "local"  # "local" (threads here) or "ray" (Ray Data tasks; a shard folder output)
+    ray_address: str | None = None  # with "ray": a cluster to join instead of starting a local Ray
+
+
+@dataclass(frozen=True)
+class Job:
+    """One compress run as every engine gets it: what to code, into which output, in which layout."""
+
+    inputs: list[str]
+    output: str
+    config: CodingConfig
+    sources: SourceOptions
+    schema: "pa.Schema"
+    compression: str
+    shard_size: int  # images per shard of a DIR/ output
+    shard_format: str  # formats.TABLE_FORMATS name of the shards
+    resume: bool = False
+    overwrite: bool = False
+
+    def open_sink(self) -> Sink:
+        """The output's sink, chosen from the output's name (the only place that chooses)."""
+        from . import writer
+
+        if self.output == "-":
+            return writer.StdoutSink(self.schema, self.compression)
+        if writer.is_shard_folder(self.output):
+            return self.open_shard_folder()
+        return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
+
+    def open_shard_folder(self, manifest_extra: dict | None = None) -> "ShardedSink":
+        from .shards import ShardedSink
+
+        return ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
+                                  self.shard_format, resume=self.resume, overwrite=self.overwrite,
+                                  manifest_extra=manifest_extra)
+
+
+class Engine(Protocol):
+    """Where the per-image function runs; see the module docstring."""
+
+    shard_size: int  # default images per shard
+    shard_format: str  # default shard format
+
+    def check(self, output: str, run: RunOptions) -> None:
+        """Refuse (ConfigError) options this engine cannot honour, before anything is touched."""
+        ...
+
+    def run(self, job: Job, run: RunOptions, summary: Summary, counts: SourceCounts) -> Sink:
+        """Code every input not already in the output into the job's sink, committed; returns the sink."""
+        ...
+
+
+def engine_for(run: RunOptions) -> Engine:
+    if run.engine == "local":
+        return LocalEngine()
+    if run.engine == "ray":
+        from .ray import RayEngine
+
+        return RayEngine()
+    raise ConfigError(f"unknown engine {run.engine!r}; choose local or ray")
+
+
+class ImageFailedFast(PixelpruneError):
+    """--fail-fast: the first failed image stops the run and no output is kept (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failed: FailedImage):
+        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by {option('fail_fast')}; the output was not completed)")
+
+
+def image_entry(coded: CodedImage) -> ImageEntry:
+    return ImageEntry(coded.id, (coded.source_width, coded.source_height), (coded.width, coded.height),
+                      coded.tokens, coded.kept, coded.seconds, coded.tau, coded.over_budget)
+
+
+def no_images_error(inputs: list[str], counts: SourceCounts) -> InputError:
+    skipped = ""
+    if counts.skipped_files:
+        names = counts.skipped.head(3) if counts.skipped is not None else []
+        skipped = (f" ({counts.skipped_files} {'file' if counts.skipped_files == 1 else 'files'} skipped: "
+                   + ", ".join(names) + (", ..." if counts.skipped_files > len(names) else "")
+                   + ("; hidden ones are included with --hidden" if counts.skipped_hidden else "") + ")")
+    return InputError(f"no images found in {', '.join(inputs)}{skipped}")
+
+
+class LocalEngine:
+    """Worker threads in this process; a writer thread behind them (parallel.BackgroundSink)."""
+
+    shard_size = 10_000
+    shard_format = "arrow"
+
+    def check(self, output: str, run: RunOptions) -> None:
+        if run.ray_address:
+            raise ConfigError(f"{option('ray_address')} needs {option('engine', 'ray')}")
+
+    def run(self, job: Job, run: RunOptions, summary: Summary, counts: SourceCounts) -> Sink:
+        sink = job.open_sink()
+        background = None
+        try:  # from here on the output's lock and files are ours to clean up however the run ends
+            summary.resumed = sink.resumed
+            background = BackgroundSink(sink)
+            progress = Progress(run.progress)
+            count_in_background(job.inputs, job.sources, progress)
+            try:
+                for position, result in coded_stream(job.inputs, job.config, job.sources, run, counts, sink.skipper()):
+                    if isinstance(result, FailedImage):
+                        summary.add_error(result.as_dict())
+                        if run.fail_fast:
+                            raise ImageFailedFast(result)
+                    else:
+                        summary.add_image(image_entry(result))
+                    background.add_at(position, result)
+                    progress.advance(position + 1)
+                if summary.images == 0 and not (summary.resumed and summary.resumed.shards):
+                    raise no_images_error(job.inputs, counts)
+                background.commit()
+            finally:
+                progress.close()
+        except BaseException:
+            if background is not None:
+                background.abort()
+            else:
+                sink.abort()
+            raise
+        return sink
+
+
+def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions, run: RunOptions,
+                 counts: SourceCounts, skip=None, pieces=None, then: Callable | None = None):
+    """(position, CodedImage | FailedImage) for every input, in input order.
+
+    Positions count every image enumerated; `skip(position, id)` leaves out
+    images (already in a committed shard) without reading them. `pieces`
+    replaces the plan of `inputs` (e.g. a sample of it). `then(coded)`, run in
+    the worker, replaces each CodedImage with what it returns (show's tiles).
+    """
+
+    def work(entry):
+        position, item = entry
+        result = process(item.id, item.read, config, item.extra)
+        return position, (then(result) if then is not None and isinstance(result, CodedImage) else result)
+
+    pieces = plan(inputs, sources, counts) if pieces is None else pieces
+    entries = _positioned_items(pieces, sources, skip)
+    return ordered_map(work, entries, run.workers or default_workers(), passthrough=lambda entry: isinstance(entry[1], FailedImage))
+
+
+def _positioned_items(pieces, sources: SourceOptions, skip):
+    """(position, Item | FailedImage) in plan order, minus the skipped positions.
+
+    Skipping works on the plan, before any read: a resumed run does not read
+    the image bytes of committed Parquet rows again, only their ids.
+    """
+    position = 0
+    for piece in pieces:
+        if skip is None:
+            runs = [(0, piece)]
+        else:
+            todo = [not skip(position + k, image_id) for k, image_id in enumerate(piece_ids(piece))]
+            runs = _runs_to_read(piece, todo)
+        for offset, part in runs:
+            for k, item in enumerate(read_piece(part, sources.keep_columns)):
+                yield position + offset + k, item
+        position += piece_size(piece)
+
+
+def _runs_to_read(piece, todo: list[bool]):
+    """(offset, piece) for each maximal run of positions still to do; only Parquet rows come in runs."""
+    if not isinstance(piece, ParquetRows):
+        return [(0, piece)] if todo[0] else []
+    runs, start = [], None
+    for k, needed in enumerate([*todo, False]):
+        if needed and start is None:
+            start = k
+        elif not needed and start is not None:
+            runs.append((start, replace(piece, start=piece.start + start, stop=piece.start + k)))
+            start = None
+    return runs
+
+
+def count_in_background(inputs: list[str], sources: SourceOptions, progress: Progress) -> None:
+    """Give the progress bar its total: the plan counted again on a side thread (listings and footers only).
+
+    The run itself streams the plan and does not wait; the bar shows `n/?`
+    until the count arrives (at once for a folder of hundreds). Planning
+    errors are left to the run, which raises them itself.
+    """
+    if not progress.active:
+        return
+    import threading
+
+    def count():
+        try:
+            progress.set_total(sum(piece_size(piece) for piece in plan(inputs, sources)))
+        except Exception:
+            pass
+
+    threading.Thread(target=count, name="pixelprune-count", daemon=True).start()

@@ -1,0 +1,162 @@
+"""The one registry of file formats: which suffixes pixelprune reads and writes, and how.
+
+Every command asks here: sources (which files are images, which are Parquet
+tables), writer (how a table file is opened for writing), readers and show
+(how an output file is read back). A new output format is one more entry in
+TABLE_FORMATS with its suffixes, a writer and the three readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .errors import ConfigError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+STDOUT = "-"  # as an output: an Arrow IPC stream on stdout
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """A table file format: its name (as --shard-format takes it), suffixes, and how to write and read it."""
+
+    name: str
+    suffixes: tuple[str, ...]  # the first one names shards (part-00000.arrow)
+    unreadable: str  # what a file of this name that cannot be read is not, for the one-line error
+    open_writer: Callable  # (binary handle, output schema, codec or None) -> an object with write_batch() and close()
+    read_schema: Callable  # (path) -> pa.Schema
+    iter_batches: Callable  # (path, columns or None) -> Iterator[pa.RecordBatch]
+    count_rows: Callable  # (path) -> rows, from the footer only
+
+    @property
+    def suffix(self) -> str:
+        return self.suffixes[0]
+
+
+def _arrow_writer(handle, schema, codec):
+    import pyarrow as pa
+
+    return pa.ipc.new_file(handle, schema, options=pa.ipc.IpcWriteOptions(compression=codec))
+
+
+def _arrow_schema(path: Path):
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        try:
+            return pa.ipc.open_file(source).schema
+        except pa.ArrowInvalid:  # an Arrow stream saved to a file (`compress -o - > out.arrows`)
+            source.seek(0)
+            return pa.ipc.open_stream(source).schema
+
+
+def _arrow_batches(path: Path, columns: list[str] | None) -> Iterator:
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        try:
+            reader = pa.ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        except pa.ArrowInvalid:
+            source.seek(0)
+            batches = iter(pa.ipc.open_stream(source))
+        for batch in batches:
+            yield batch.select(columns) if columns else batch
+
+
+def _arrow_rows(path: Path) -> int:
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)  # a stream has no footer: ArrowInvalid, no total
+        return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+
+
+class _ParquetWriter:
+    """A Parquet output in its own layout: `pixels` as one binary per token (schema.parquet_schema)."""
+
+    def __init__(self, handle, schema, codec):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .schema import parquet_schema
+
+        self.schema = parquet_schema(schema)
+        # Measured (README, "Performance"): dictionaries never pay on unique
+        # pixel tokens; statistics are kept for the flat columns only. A
+        # page cannot end inside a row, so an image's pixels are one page;
+        # version 2 pages are compressed in place, where version 1 pages
+        # keep a second copy of the largest one until the next row group.
+        flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+        self.writer = pq.ParquetWriter(handle, self.schema, compression=codec or "none",
+                                       use_dictionary=False, write_statistics=flat, data_page_version="2.0")
+
+    def write_batch(self, batch) -> None:
+        from .schema import pixels_as_binary
+
+        self.writer.write_batch(pixels_as_binary(batch, self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _parquet_schema(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(str(path))
+
+
+def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
+    """Batches with `pixels` as token lists, whichever layout the file has, so every reader sees one."""
+    import pyarrow.parquet as pq
+
+    from .presets import resolve_preset
+    from .schema import pixels_as_tokens, read_meta
+
+    parquet = pq.ParquetFile(str(path))
+    token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+    for batch in parquet.iter_batches(batch_size=64, columns=columns):
+        yield pixels_as_tokens(batch, token_bytes)
+
+
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(str(path)).metadata.num_rows
+
+
+ARROW = TableFormat("arrow", (".arrow", ".ipc", ".feather", ".arrows"),
+                    "not a readable Arrow file, truncated or not an Arrow IPC file or stream", _arrow_writer, _arrow_schema, _arrow_batches, _arrow_rows)
+PARQUET = TableFormat("parquet", (".parquet", ".pq"), "not a readable Parquet file", _ParquetWriter, _parquet_schema, _parquet_batches, _parquet_rows)
+TABLE_FORMATS = {f.name: f for f in (ARROW, PARQUET)}
+PARQUET_SUFFIXES = frozenset(PARQUET.suffixes)  # as an input: an image table (or an output, by its metadata)
+
+
+def format_of(path: str | Path) -> TableFormat | None:
+    """The table format a file name says, None when its suffix is none of ours."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f in TABLE_FORMATS.values() if suffix in f.suffixes), None)
+
+
+def known_outputs() -> str:
+    suffixes = ", ".join(s for f in TABLE_FORMATS.values() for s in f.suffixes)
+    return f"{suffixes}; - (an Arrow stream on stdout); or DIR/ (a folder of shards)"
+
+
+def output_format(path: str | Path) -> TableFormat:
+    """The format of an output file, from its name; ConfigError (exit code 2) for a suffix that is none of ours."""
+    fmt = format_of(path)
+    if fmt is None:
+        suffix = Path(path).suffix
+        what = f"unknown output suffix {suffix!r}" if suffix else "no output suffix"
+        raise ConfigError(f"{path}: {what}; known outputs: {known_outputs()}")
+    return fmt
+
+
+def table_format(name: str) -> TableFormat:
+    """A format by name (--shard-format); ValueError listing the known ones."""
+    if name not in TABLE_FORMATS:
+        raise ValueError(f"shard format must be one of {', '.join(TABLE_FORMATS)}, got {name!r}")
+    return TABLE_FORMATS[name]

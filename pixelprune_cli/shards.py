@@ -1,0 +1,392 @@
+"""A folder of shards (`-o DIR/`): part-NNNNN files, a manifest, resume, and replacing an output safely.
+
+Each shard of `shard_size` input positions is written as its own table file
+(writer.TableFile) and error log, committed, then listed in manifest.json with
+its size and SHA-256, so `--resume` keeps exactly the shards that are intact.
+`--overwrite` writes into a staging folder inside DIR and moves it into place
+only on commit; a lock file inside DIR keeps a second run off the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+
+from .errors import ConfigError, option
+from .formats import TABLE_FORMATS
+from .records import CodedImage, Resumed, Result
+from .writer import (AtomicFile, ErrorLog, RowSink, TableFile, TargetLock, compression_arg, file_checksum,
+                     output_errors, remove_stale_partials, write_atomically)
+
+MANIFEST = "manifest.json"
+ERRORS = "errors.jsonl"  # a shard folder's merged error report
+STAGING = ".pixelprune-staging"  # inside DIR: a replacing (--overwrite) run's output until it commits
+SWAP = ".pixelprune-swap"  # inside DIR: a committed replacement being moved into place
+LOCK = ".pixelprune-lock"  # inside DIR; beside a file output it is .NAME.pixelprune-lock
+_SHARD_FILE = re.compile(rf"part-\d{{5,}}\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")  # shard_name's names
+
+
+def shard_name(index: int, fmt: str = "arrow") -> str:
+    return f"part-{index:05d}.{fmt}"
+
+
+def shard_errors_name(index: int) -> str:
+    return f"part-{index:05d}.errors.jsonl"
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    """Configs match when everything but the tool version is equal."""
+    strip = lambda meta: {k: v for k, v in meta.items() if k != "version"}
+    return strip(a) == strip(b)
+
+
+def is_shard_file(name: str) -> bool:
+    """A name the shard writer gives its files: part-NNNNN.arrow, .parquet, .errors.jsonl (never `part-time notes.txt`)."""
+    return _SHARD_FILE.fullmatch(name) is not None
+
+
+def _is_folder_file(name: str) -> bool:
+    """Every file a shard folder's writer makes, inside DIR or its staging folder."""
+    return is_shard_file(name) or name in (MANIFEST, ERRORS)
+
+
+def _remove_own_folder(folder: Path) -> None:
+    """Empty a staging or swap folder of the files we write there, then remove it (left if anything else is inside)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for entry in folder.iterdir():
+        if _is_folder_file(entry.name) and not entry.is_dir():
+            entry.unlink()
+    remove_stale_partials(folder, _is_folder_file)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _columns(schema: pa.Schema) -> list[list[str]]:
+    """A schema's columns as the manifest records them: [name, Arrow type] (the metadata is `config`)."""
+    return [[f.name, str(f.type)] for f in schema]
+
+
+class ShardedSink(RowSink):
+    """Rows to DIR/part-NNNNN.arrow, `shard_size` input images per shard, plus manifest.json.
+
+    Shard k holds the images at input positions [k*shard_size, (k+1)*shard_size),
+    so shard boundaries depend only on the inputs and a resumed run redoes
+    exactly the shards that were not committed. Each shard and its
+    part-NNNNN.errors.jsonl are renamed into place, then the manifest is
+    rewritten (atomically) to list it with their sizes and SHA-256, which
+    `--resume` checks before keeping a shard. A completed run also writes
+    errors.jsonl with every failure.
+
+    A run that replaces an existing output (--overwrite) writes into
+    DIR/.pixelprune-staging instead, so the old output stays whole until the
+    new one is complete. Its commit renames the staging folder to
+    DIR/.pixelprune-swap (the commit point), then moves the new files over the
+    old ones, manifest last; a run killed during that move has it finished by
+    the next run on DIR. Only files with the writer's own names are ever
+    removed.
+    """
+
+    def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
+                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
+        super().__init__(schema)
+        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
+        self.folder = Path(folder)
+        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
+        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
+                       "columns": _columns(schema)}  # with `config`: everything that shapes the files
+        with output_errors(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self.lock = TargetLock(self.folder / LOCK, str(folder))
+        self.current: int | None = None
+        self.finished = False
+        try:
+            with output_errors(self.folder):
+                self._start(resume, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.done = {s["index"] for s in self.shards}
+        self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
+                               failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
+        self._seen: dict[int, "hashlib._Hash"] = {}
+        self._seen_count: dict[int, int] = {}
+        self._verified: set[int] = set()
+        self._ids = hashlib.sha1()
+        self.counts = {"images": 0, "written": 0, "failed": 0}
+
+    def _start(self, resume: bool, overwrite: bool) -> None:
+        """Choose where this run writes (DIR, or its staging folder) and which committed shards it keeps."""
+        self._finish_swap()  # a replacement a killed run had committed but not moved into place
+        staging = self.folder / STAGING
+        existing = self._read_manifest(self.folder) is not None or any(
+            is_shard_file(p.name) for p in self.folder.iterdir())
+        if resume and (staging / MANIFEST).is_file():
+            self.dir = staging  # finish the interrupted replacement; the old output stays as it is
+        elif resume or not existing:
+            self.dir = self.folder
+        elif not overwrite:
+            raise ConfigError(f"{self.folder} already holds a pixelprune output; pass {option('resume')} to finish it "
+                              f"or {option('overwrite')} to replace it")
+        else:
+            self.dir = staging
+        if self.dir != staging:
+            _remove_own_folder(staging)
+        manifest = self._read_manifest(self.dir) if resume else None
+        if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
+            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        self.shards, self.damaged = [], []
+        if manifest is not None:
+            self._check_same(manifest)
+            for record in manifest["shards"]:
+                (self.shards if self._intact(record) else self.damaged).append(record)
+            for record in self.damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
+                for name in (record.get("file"), record.get("errors")):
+                    if isinstance(name, str) and is_shard_file(name):
+                        (self.dir / name).unlink(missing_ok=True)
+            self.damaged = [r.get("file") for r in self.damaged]
+        if self.dir == staging:
+            if manifest is None:
+                _remove_own_folder(staging)
+            staging.mkdir(exist_ok=True)
+        remove_stale_partials(self.dir, _is_folder_file)
+        if not self.shards or self.damaged:
+            self._write_manifest(complete=False)  # resuming leaves intact files alone until a shard is done
+
+    def _check_same(self, manifest: dict) -> None:
+        """Refuse (ConfigError) to resume with options that would write different files."""
+        layout = {key: manifest.get(key) for key in self.layout}
+        layout["format"] = layout["format"] or "arrow"
+        if "compression" not in manifest and "columns" not in manifest:  # from an older version: its shards
+            layout.update(compression=self.layout["compression"], columns=self.layout["columns"])  # fail _intact
+        if not _same_config(manifest["config"], self.meta) or layout != self.layout:
+            changed = [k for k in self.layout if layout[k] != self.layout[k]]
+            raise ConfigError(
+                f"{self.folder} was written with a different configuration "
+                f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}"
+                + (f"; {', '.join(changed)} differ" if changed else "") + "); "
+                f"resume with the same options, or pass {option('overwrite')} to start again"
+            )
+
+    def _intact(self, record: dict) -> bool:
+        """A committed shard is kept only under its own names, with the size and SHA-256 the manifest holds."""
+        index = record.get("index")
+        if not isinstance(index, int) or index < 0:
+            return False
+        if record.get("file") != shard_name(index, self.fmt) or record.get("errors") != shard_errors_name(index):
+            return False  # a manifest never sends a read outside the folder
+        for name, size, digest in ((record["file"], record.get("bytes"), record.get("sha256")),
+                                   (record["errors"], record.get("errors_bytes"), record.get("errors_sha256"))):
+            path = self.dir / name
+            if size is None or path.is_symlink() or not path.is_file() or path.stat().st_size != size:
+                return False
+            if file_checksum(path) != (size, digest):
+                return False
+        return True
+
+    def _finish_swap(self) -> None:
+        """Move a committed replacement into place: its files over the old ones, the manifest last. Repeatable."""
+        swap = self.folder / SWAP
+        if not swap.is_dir() or swap.is_symlink():
+            return
+        try:
+            manifest = self._read_manifest(swap)
+        except ConfigError:  # cannot happen to a manifest we renamed there whole; leave the old output as it is
+            manifest = None
+        if manifest is not None:
+            names = (s.get(key) for s in manifest["shards"] for key in ("file", "errors"))
+            new = {MANIFEST, ERRORS, *(n for n in names if isinstance(n, str) and is_shard_file(n))}
+            for old in self.folder.iterdir():
+                if is_shard_file(old.name) and old.name not in new and not old.is_dir():
+                    old.unlink()
+            for name in sorted(new - {MANIFEST}) + [MANIFEST]:
+                if (swap / name).is_file():
+                    os.replace(swap / name, self.folder / name)
+        _remove_own_folder(swap)
+
+    # -- which inputs to skip on resume
+    def skipper(self) -> Callable[[int, str], bool] | None:
+        return self.skips if self.done else None
+
+    def skips(self, position: int, image_id: str) -> bool:
+        """True for inputs of committed shards, whose ids are hashed for `verify_resumed`.
+
+        Inputs come in order, so when shard k is opened every committed shard
+        before k has had all its ids seen; those after k (a shard missing in
+        the middle, or a folder a Ray run left) are checked later, at the
+        latest on commit.
+        """
+        shard = position // self.shard_size
+        if shard not in self.done:
+            return False
+        digest = self._seen.setdefault(shard, hashlib.sha1())
+        digest.update(image_id.encode() + b"\n")
+        self._seen_count[shard] = self._seen_count.get(shard, 0) + 1
+        return True
+
+    def verify_resumed(self, before: int | None = None) -> None:
+        """Refuse (ConfigError) when a committed shard's inputs changed; only shards before `before` if given."""
+        for record in self.shards:
+            k = record["index"]
+            if k in self._verified or (before is not None and k >= before):
+                continue
+            seen = self._seen.get(k)
+            if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
+                raise ConfigError(
+                    f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
+                    f"resume needs the same inputs, or pass {option('overwrite')} to start again"
+                )
+            self._verified.add(k)
+
+    def add_at(self, position: int, result: Result) -> None:
+        shard = position // self.shard_size
+        if shard != self.current:
+            self._close_shard()
+            self.verify_resumed(before=shard)
+            self._open_shard(shard)
+        self._ids.update(result.id.encode() + b"\n")
+        self.counts["images"] += 1
+        self.counts["written" if isinstance(result, CodedImage) else "failed"] += 1
+        self.add(result)
+
+    # -- for engines that write whole shards themselves (ray.py): where, which, and recording them
+    @property
+    def shard_dir(self) -> Path:
+        """The folder this run writes shard files into (DIR itself, or its staging folder when replacing)."""
+        return self.dir
+
+    def committed(self, shard_ids: Callable[[int], Iterable[str]]) -> set[int]:
+        """Indices of the shards already committed, once each one's ids are checked against `shard_ids(k)`.
+
+        Raises ConfigError when the inputs of a committed shard changed, as
+        the local mode does before its first new shard.
+        """
+        for k in sorted(self.done):
+            for offset, image_id in enumerate(shard_ids(k)):
+                self.skips(k * self.shard_size + offset, image_id)
+        self.verify_resumed()
+        return set(self.done)
+
+    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict | None = None) -> None:
+        """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
+        if checksums is None:
+            checksums = shard_checksums(self.dir, index, self.fmt)
+        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
+                            "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
+                            **checksums})
+        self.done.add(index)
+        self._verified.add(index)  # written in this run: nothing to check against
+        self._write_manifest(complete=False)
+
+    def _open_shard(self, index: int) -> None:
+        table = TableFile(self.dir / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
+        try:
+            self.errors = ErrorLog(self.dir / shard_errors_name(index))
+        except BaseException:
+            table.abort()
+            raise
+        self.table, self.current = table, index
+        self.counts = {"images": 0, "written": 0, "failed": 0}
+        self._ids = hashlib.sha1()
+
+    def _close_shard(self) -> None:
+        if self.current is None:
+            return
+        self.flush()
+        self.table.commit()
+        self.errors.commit()
+        index, self.current = self.current, None
+        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest())
+
+    def commit(self) -> None:
+        self._close_shard()
+        self.verify_resumed()
+        with output_errors(self.folder):
+            merged = AtomicFile(self.dir / ERRORS, "wb")
+            try:
+                for shard in sorted(self.shards, key=lambda s: s["index"]):
+                    merged.handle.write((self.dir / shard["errors"]).read_bytes())
+            except BaseException:
+                merged.abort()
+                raise
+            merged.commit()
+            self._write_manifest(complete=True)
+            if self.dir != self.folder:
+                os.rename(self.dir, self.folder / SWAP)  # the commit point of a replacement
+                self._finish_swap()
+            else:
+                listed = {n for s in self.shards for n in (s["file"], s["errors"])}
+                for old in self.folder.iterdir():  # shards a torn earlier run left, not part of this output
+                    if is_shard_file(old.name) and old.name not in listed and not old.is_dir():
+                        old.unlink()
+                remove_stale_partials(self.folder, _is_folder_file)
+        self.finished = True
+        self.lock.release()
+
+    def abort(self) -> None:
+        """Drop the shard in progress; committed shards stay for --resume (a replacing run's in its staging folder)."""
+        if self.finished:
+            return
+        try:
+            if self.current is not None:
+                self.table.abort()
+                self.errors.abort()
+                self.current = None
+            if self.dir != self.folder and not self.shards:
+                _remove_own_folder(self.dir)  # a replacement that committed nothing leaves no trace
+        except OSError:
+            pass
+        finally:
+            self.lock.release()
+
+    @staticmethod
+    def _read_manifest(folder: Path) -> dict | None:
+        """The manifest in folder, None if there is none; ConfigError for a manifest.json that is not ours."""
+        path = folder / MANIFEST
+        if not os.path.lexists(path):
+            return None
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
+                and isinstance(manifest.get("shard_size"), int) and isinstance(manifest.get("shards"), list)
+                and all(isinstance(s, dict) for s in manifest["shards"])):
+            raise ConfigError(f"{path} is not a pixelprune manifest; pixelprune replaces only its own files: "
+                              "move it, or write elsewhere")
+        return manifest
+
+    def _write_manifest(self, complete: bool) -> None:
+        shards = sorted(self.shards, key=lambda s: s["index"])
+        manifest = {
+            "config": self.meta,
+            **self.layout,
+            "complete": complete,
+            **self.manifest_extra,
+            "images": sum(s["images"] for s in shards),
+            "written": sum(s["written"] for s in shards),
+            "failed": sum(s["failed"] for s in shards),
+            "shards": shards,
+        }
+        write_atomically(self.dir / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
+
+
+def shard_checksums(folder: Path, index: int, fmt: str) -> dict:
+    """Size and SHA-256 of a committed shard and of its error log, as the manifest lists them."""
+    size, digest = file_checksum(Path(folder) / shard_name(index, fmt))
+    errors_size, errors_digest = file_checksum(Path(folder) / shard_errors_name(index))
+    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
+
+
+def _describe(meta: dict) -> str:
+    return ", ".join(f"{k}={meta.get(k)}" for k in ("preset", "method", "metric", "tau"))
+
+
