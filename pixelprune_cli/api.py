@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .engine import (ImageFailedFast, Job, RunOptions, coded_stream, count_in_background, engine_for, image_entry,
-                     no_images_error)
+from .engine import (
+    ImageFailedFast,
+    Job,
+    RunOptions,
+    coded_stream,
+    count_in_background,
+    engine_for,
+    image_entry,
+    no_images_error,
+)
 from .errors import ConfigError, InputError, option
 from .formats import output_format
 from .pipeline import CodingConfig

@@ -51,7 +51,7 @@ class BudgetResult:
     examined: list[float] = field(default_factory=list)
     examined_kept: list[int] = field(default_factory=list)
 
-    def without_ref(self) -> "BudgetResult":
+    def without_ref(self) -> BudgetResult:
         """The same result without the ref array: what to keep per image for `budget_report`."""
         return replace(self, ref=np.empty(0, dtype=np.int32))
 

@@ -8,9 +8,9 @@ TABLE_FORMATS with its suffixes, a writer and the three readers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import ConfigError
 

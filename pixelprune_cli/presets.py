@@ -65,7 +65,7 @@ METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
 
 
-def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) -> Preset:
+def resolve_preset(preset: str | dict | Preset = DEFAULT_PRESET, **overrides) -> Preset:
     """Return a Preset from a name, an output file's `pixelprune` metadata dict, or a Preset.
 
     Keyword overrides (patch_size, merge_size, min_pixels, max_pixels) that are

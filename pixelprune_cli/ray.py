@@ -80,7 +80,7 @@ class RayJobError(PixelpruneError):
 def _import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise PixelpruneError("--engine ray needs Ray Data: pip install 'pixelprune[ray]'") from None
     return ray
@@ -351,7 +351,7 @@ class RayEngine:
         return sink
 
     @staticmethod
-    def _write(job, run, sink, shards, todo: dict, in_order: "_ShardOrder") -> None:
+    def _write(job, run, sink, shards, todo: dict, in_order: _ShardOrder) -> None:
         ray = _import_ray()
         started = connect(run.ray_address, run.workers)
         bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 
 from .errors import InputError, one_line
 from .formats import ARROW, PARQUET, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
-
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once

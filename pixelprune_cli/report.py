@@ -15,8 +15,8 @@ import pickle
 import sys
 import time
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class SpooledList:
         if self.spool is None:
             import tempfile
 
-            self.spool = tempfile.TemporaryFile()
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (open for the list's life, read back many times)
             for held in self.items:
                 pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
             self.items = []
@@ -179,7 +179,7 @@ class Summary:
         """Every error record, in memory: for small runs and tests (reports stream `error_log`)."""
         return list(self.error_log)
 
-    def finish(self) -> "Summary":
+    def finish(self) -> Summary:
         self.seconds = time.perf_counter() - self.started
         return self
 
@@ -343,9 +343,9 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     leaves them.
     """
     from rich.cells import cell_len
+    from rich.table import Table
 
     from .errors import escape_controls
-    from rich.table import Table
 
     console = _console(to_stderr)
     count = summary.written
@@ -564,7 +564,7 @@ def format_bytes(size: int) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
@@ -581,7 +581,8 @@ class Progress:
         self.bar = None
         self.total, self.unit = total, unit
         if enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),

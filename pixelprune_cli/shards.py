@@ -13,16 +13,26 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pyarrow as pa
 
 from .errors import ConfigError, option
 from .formats import TABLE_FORMATS
-from .records import CodedImage, Resumed, Result
-from .writer import (AtomicFile, ErrorLog, RowSink, TableFile, TargetLock, compression_arg, file_checksum,
-                     output_errors, remove_stale_partials, write_atomically)
+from .records import CodedImage, Result, Resumed
+from .writer import (
+    AtomicFile,
+    ErrorLog,
+    RowSink,
+    TableFile,
+    TargetLock,
+    compression_arg,
+    file_checksum,
+    output_errors,
+    remove_stale_partials,
+    write_atomically,
+)
 
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"  # a shard folder's merged error report
@@ -42,7 +52,9 @@ def shard_errors_name(index: int) -> str:
 
 def _same_config(a: dict, b: dict) -> bool:
     """Configs match when everything but the tool version is equal."""
-    strip = lambda meta: {k: v for k, v in meta.items() if k != "version"}
+    def strip(meta: dict) -> dict:
+        return {k: v for k, v in meta.items() if k != "version"}
+
     return strip(a) == strip(b)
 
 
@@ -117,7 +129,7 @@ class ShardedSink(RowSink):
         self.done = {s["index"] for s in self.shards}
         self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
                                failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
-        self._seen: dict[int, "hashlib._Hash"] = {}
+        self._seen: dict[int, hashlib._Hash] = {}
         self._seen_count: dict[int, int] = {}
         self._verified: set[int] = set()
         self._ids = hashlib.sha1()

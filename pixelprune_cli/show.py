@@ -11,8 +11,9 @@ token is marked, whatever its colour.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -38,7 +39,7 @@ def _font() -> ImageFont.ImageFont:
 
 
 def _line_height(font) -> int:
-    left, top, right, bottom = font.getbbox("Agjy|%")
+    _, _, _, bottom = font.getbbox("Agjy|%")
     return bottom + 3
 
 
@@ -414,7 +415,7 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     return contact_sheet(entries, columns, thumb), failures, total if total is not None else len(entries) + len(failures)
 
 
-def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> "Rendering":
+def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> Rendering:
     """A compressed output shown without --id/--row: its only row drawn whole, else a contact sheet of its rows.
 
     Rows stream by (a file, a shard folder, or a stream on stdin, which can be

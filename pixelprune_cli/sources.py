@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import InputError, ReadFailure, one_line
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
@@ -347,7 +347,7 @@ def piece_ids(piece: Piece) -> Iterator[str]:
     return piece.ids() if isinstance(piece, ParquetRows) else iter([piece.id])
 
 
-def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["Item | FailedImage"]:
+def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:
     """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
     if isinstance(piece, ImageFile):
         yield Item(piece.id, partial(read_file, piece.path))
@@ -357,7 +357,7 @@ def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["It
         yield piece
 
 
-def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
     """One image cell as an item to code, or a read failure when the cell holds no image."""
     try:
         reader, problem = cell_reader(cell, base_dir, image_id)
@@ -388,7 +388,7 @@ def column_values(batch, name: str) -> list:
         return values
 
 
-def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
     """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
     bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
     if bad:  # its bad value is not carried
@@ -396,7 +396,7 @@ def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | Failed
     return cell_item(image_id, cell, base_dir, extra)
 
 
-def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
+def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
     base_dir, row = Path(piece.path).parent, piece.start
     try:
         for start, stop, batches in _parquet_batches(piece, keep_columns):
@@ -476,7 +476,7 @@ def sample(paths: list[str], options: SourceOptions = SourceOptions(), size: int
     return [one for _, one in sorted(chosen, key=lambda c: c[0])], position
 
 
-def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator["Item | FailedImage"]:
+def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Item | FailedImage]:
     """Every input image as an item (or a failure), in `plan` order; raises InputError for unusable paths."""
     for piece in plan(paths, options, counts):
         yield from read_piece(piece, options.keep_columns)

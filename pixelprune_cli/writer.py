@@ -14,15 +14,15 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 from .formats import output_format, table_format
-from .records import CodedImage, Resumed, Result
+from .records import CodedImage, Result, Resumed
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -258,7 +258,7 @@ class RowSink:
     BATCH_BYTES = 16 << 20  # ... or fewer, once their pixels reach this size (a short tail to wait for at the end)
     resumed: Resumed | None = None  # only a shard folder keeps what an earlier run committed
 
-    def __init__(self, schema: pa.Schema, table: "TableFile | None" = None, errors: "ErrorLog | None" = None):
+    def __init__(self, schema: pa.Schema, table: TableFile | None = None, errors: ErrorLog | None = None):
         self.schema = schema
         self.table, self.errors = table, errors
         self.pending: list[CodedImage] = []
