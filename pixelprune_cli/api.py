@@ -170,6 +170,8 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     from .readers import compressed_meta, incomplete_note, iter_output_batches
 
     meta = compressed_meta(path)
+    if meta is None:
+        raise InputError(f"{path}: not a pixelprune output")
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
     note = incomplete_note(path)
     if note:

@@ -116,7 +116,10 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
     from .schema import pixels_as_tokens, read_meta
 
     parquet = pq.ParquetFile(str(path))
-    token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+    meta = read_meta(parquet.schema_arrow)
+    if meta is None:  # the readers turn this into a one-line error naming the file
+        raise ValueError("no pixelprune metadata")
+    token_bytes = resolve_preset(meta).token_bytes
     for batch in parquet.iter_batches(batch_size=64, columns=columns):
         yield pixels_as_tokens(batch, token_bytes)
 

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .records import Sink
@@ -64,7 +64,7 @@ def _done(value) -> Future:
     return future
 
 
-def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callable[[object], bool], window: int | None = None) -> Iterator:
+def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callable[[Any], bool], window: int | None = None) -> Iterator:
     """fn(item) for each item, in order; items for which passthrough(item) is true are yielded as they are."""
     if workers <= 1:
         for item in items:

@@ -201,7 +201,7 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
         yield batch
 
 
-def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
+def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tuple[str | Path, pa.RecordBatch]]:
     if path == STDIN:
         _check_columns(_stdin_stream().schema, columns, "standard input")
         for batch in _stdin_batches(columns):

@@ -94,7 +94,7 @@ class Resumed:
 
     def as_extra(self) -> dict:
         """The summary's JSON keys for it."""
-        extra = {"resumed_shards": self.shards, "resumed_images": self.images, "resumed_failed": self.failed}
+        extra: dict[str, int | list[str]] = {"resumed_shards": self.shards, "resumed_images": self.images, "resumed_failed": self.failed}
         if self.damaged:
             extra["damaged_shards"] = list(self.damaged)
         return extra

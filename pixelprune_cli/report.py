@@ -15,8 +15,9 @@ import pickle
 import sys
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class SpooledList:
     def __init__(self, in_memory: int = 10_000):
         self.in_memory = in_memory
         self.items: list = []
-        self.spool = None
+        self.spool: IO[bytes] | None = None
         self.count = 0
 
     def append(self, item) -> None:
@@ -102,7 +103,7 @@ class SpooledList:
         return self.count
 
     def head(self, n: int) -> list:
-        out = []
+        out: list = []
         for item in self:
             if len(out) == n:
                 break
@@ -114,7 +115,9 @@ class _Extremes:
     """The `n` entries with the smallest `saved` and the `n` with the largest, ties in input order (as a stable sort)."""
 
     def __init__(self, n: int = 5):
-        self.n, self.least, self.most, self.position = n, [], [], 0
+        self.n, self.position = n, 0
+        self.least: list[tuple] = []  # (negated key, entry): a max-heap of the smallest keys
+        self.most: list[tuple] = []  # (key, entry): a min-heap of the largest keys
 
     def add(self, entry: ImageEntry) -> None:
         key = (entry.saved, self.position)
@@ -352,6 +355,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     if mode == "auto":
         mode = "all" if count <= TABLE_ROWS_MAX else "summary"
     caption = None
+    shown: Iterable[ImageEntry]
     if mode == "none":
         shown = []
     elif mode == "summary" and count > 10:

@@ -18,11 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError, ReadFailure, one_line
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
+
+if TYPE_CHECKING:
+    from .report import SpooledList
 
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
 
@@ -34,7 +38,7 @@ class SourceCounts:
     skipped_files: int = 0
     skipped_hidden: int = 0  # of skipped_files: hidden files and folders (a folder counts once)
     parquet_files: int = 0
-    skipped: object = None  # report.SpooledList of the skipped paths, made on the first one
+    skipped: SpooledList | None = None  # the skipped paths, spooled past 10,000; made on the first one
 
     def skip(self, name: str, hidden: bool = False) -> None:
         if self.skipped is None:

@@ -291,11 +291,17 @@ class RowSink:
             self._write(to_record_batch(self.pending, self.schema))
             self.pending, self.pending_bytes = [], 0
 
+    def _parts(self) -> tuple[TableFile, ErrorLog]:
+        """The open table and error log: a sink has them from opening its file (or shard) until it commits."""
+        if self.table is None or self.errors is None:
+            raise RuntimeError("no output table is open")
+        return self.table, self.errors
+
     def _write(self, batch: pa.RecordBatch) -> None:
-        self.table.write(batch)
+        self._parts()[0].write(batch)
 
     def _error(self, record: dict) -> None:
-        self.errors.add(record)
+        self._parts()[1].add(record)
 
 
 class FileSink(RowSink):
@@ -318,8 +324,9 @@ class FileSink(RowSink):
 
     def commit(self) -> None:
         self.flush()
-        self.table.commit()
-        self.errors.commit()
+        table, errors = self._parts()
+        table.commit()
+        errors.commit()
         self.lock.release()
 
     def abort(self) -> None:
