@@ -70,12 +70,29 @@ def _create_new(path: Path) -> int:
         return os.open(path, flags, 0o666)
 
 
+# Temporary files of this process not yet renamed into place or removed, in creation order.
+# A signal turned into an exception can land between creating one and the `try` meant to
+# remove it; the command line's interrupt handler calls remove_uncommitted() as its last step.
+_UNCOMMITTED: dict[Path, None] = {}
+
+
+def remove_uncommitted() -> None:
+    """Delete every temporary file this process created and neither committed nor removed."""
+    for temp in list(_UNCOMMITTED):
+        try:
+            temp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        _UNCOMMITTED.pop(temp, None)
+
+
 class AtomicFile:
     """A file under a temporary name until commit() renames it into place."""
 
     def __init__(self, target: Path, mode: str = "wb"):
         self.target = Path(target)
         self.temp = _temp_path(self.target)
+        _UNCOMMITTED[self.temp] = None  # listed before it exists: see remove_uncommitted
         with output_errors(self.target):
             fd = _create_new(self.temp)
         self.handle = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
@@ -90,6 +107,7 @@ class AtomicFile:
         except BaseException:
             self.abort()
             raise
+        _UNCOMMITTED.pop(self.temp, None)
 
     def abort(self) -> None:
         """Remove the temporary file; never raises, so a failed write cannot leave it behind."""
@@ -101,6 +119,7 @@ class AtomicFile:
         finally:
             try:
                 self.temp.unlink(missing_ok=True)
+                _UNCOMMITTED.pop(self.temp, None)
             except OSError:
                 pass
 

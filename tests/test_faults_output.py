@@ -400,6 +400,42 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
     assert 3 <= len(assert_whole_pngs(restored)) < 24
 
 
+# A signal lands between two bytecodes: here, right after a temporary file was created and before
+# the code that would remove it on failure has been entered. The CLI must still leave nothing.
+SIGNAL_AFTER_CREATE = """
+import sys
+from pixelprune_cli import cli, writer
+create, calls, when = writer._create_new, [], int(sys.argv.pop(1))
+def create_then_signalled(path):
+    fd = create(path)
+    calls.append(path)
+    if len(calls) == when:
+        raise cli.Terminated()
+    return fd
+writer._create_new = create_then_signalled
+sys.argv[0] = "pixelprune"
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("when", [1, 2, 4])
+@pytest.mark.parametrize("command", ["restore", "compress"])
+def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(small_output, tmp_path, command, when):
+    target = tmp_path / ("restored" if command == "restore" else "again.arrow")
+    source = small_output if command == "restore" else small_folder(mkdir(tmp_path / "again"), 5)
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_CREATE, str(when), command, str(source), "-o",
+                           str(target), "--table", "none"], capture_output=True, text=True, timeout=120)
+    if command == "compress" and when > 2:  # a file output makes two temporaries (rows, errors): it completed
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if command == "restore":
+        assert len(assert_whole_pngs(target)) == when - 1
+    else:
+        assert [n for n in os.listdir(tmp_path) if n.startswith(".") or n.startswith("again.arrow")] == []
+
+
 def test_restore_overwrite_replaces_a_planted_symlink_instead_of_writing_through_it(small_output, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
