@@ -66,7 +66,7 @@ bench-model: ## Time the vision encoder + LLM prefill on pruned vs full inputs (
 	$(BIN)/python bench/model.py
 
 clean: ## Remove out/, build artefacts and caches (keeps samples/ and the venv).
-	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis bench/_work
+	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache bench/_work
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venv too.
