@@ -507,3 +507,28 @@ def test_kernel_matches_oracle_on_sample_images(path):
     kept, index_map = coder.layout(coder.prune_tokens(image, 32)[1].ravel())
     pixels = coder.gather_tokens(image, kept, 16, 2)
     np.testing.assert_array_equal(coder.scatter_tokens(pixels, index_map, h, w, 16, 2), image)
+
+
+def test_kernels_see_read_only_inputs_whoever_owns_the_buffer():
+    """Writable API arrays and read-only decoded/Arrow buffers reach the kernels as one signature.
+
+    Numba types a writable and a read-only array differently, so without the
+    read-only views `pixelprune warmup` would have to compile both variants.
+    """
+    rng = np.random.default_rng(12)
+    image = palette_grid(rng, 3, 4, 4, 3, noise=2, noisy_share=0.5)
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    for array in (image, frozen):
+        for method in METHODS:
+            for metric, tau in (("max", 0.0), ("max", 0.05), ("mae", 0.05)):
+                ref = coder.code_refs(array, 4, method, metric, tau)
+        kept, index_map = coder.layout(ref)
+        pixels = coder.gather_tokens(array, kept, 2, 2)
+        coder.scatter_tokens(pixels, index_map, 12, 16, 2, 2)
+    inputs = {coder._exact_neighbours: 1, coder._neighbour_max_diffs: 1, coder._code_pred_2d: 1, coder._code_scan: 1,
+              coder._layout: 1, coder._gather: 2, coder._scatter: 2}  # leading arguments only read
+    for kernel, n_inputs in inputs.items():
+        assert kernel.signatures, kernel
+        for signature in kernel.signatures:
+            assert not any(arg.mutable for arg in signature[:n_inputs]), (kernel, signature)
