@@ -502,7 +502,7 @@ def test_kernel_matches_oracle_on_sample_images(path):
         pytest.skip(f"{path.name} is smaller than one 32x32 token")
     image = np.ascontiguousarray(image[:h, :w])
     for tau in (0.0, 0.05):
-        keep, ref = assert_same(image, 32, "pred_2d", "max", tau)
+        _, ref = assert_same(image, 32, "pred_2d", "max", tau)
         assert recon_errors(image, ref, 32, "max").max() <= tau
     kept, index_map = coder.layout(coder.prune_tokens(image, 32)[1].ravel())
     pixels = coder.gather_tokens(image, kept, 16, 2)
