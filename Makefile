@@ -22,7 +22,7 @@ comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench bench-model clean distclean
+.PHONY: help install demo test lint bench bench-model clean distclean
 
 help: ## List the targets.
 	@echo "usage: make TARGET [PYTHON=python3] [VENV=.venv] [EXTRAS=test] [PIXELPRUNE_FLAGS=...]"
@@ -54,6 +54,10 @@ demo: install ## Compress the ten sample images to out/samples.arrow and summari
 test: install ## Run the test suite (the command README and .ci/run use).
 	$(BIN)/python -m pytest -q
 
+lint: install ## Check style and likely bugs (ruff) and types (mypy), as configured in pyproject.toml.
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 bench: install ## Run the benchmarks in bench/ (ratios against baselines).
 	$(BIN)/python bench/run.py
 
@@ -62,7 +66,7 @@ bench-model: ## Time the vision encoder + LLM prefill on pruned vs full inputs (
 	$(BIN)/python bench/model.py
 
 clean: ## Remove out/, build artefacts and caches (keeps samples/ and the venv).
-	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis bench/_work
+	rm -rf out/ build/ dist/ *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache bench/_work
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venv too.

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inputs import make_inputs  # noqa: E402
-from parquet_output import OUT, RAY_COPIES, RAY_SHARD, ray_input  # noqa: E402
+from inputs import make_inputs
+from parquet_output import OUT, RAY_COPIES, RAY_SHARD, ray_input
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inputs import WORK, make_inputs  # noqa: E402
+from inputs import WORK, make_inputs
 
 
 def run_compress(made: dict, times: int) -> None:

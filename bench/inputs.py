@@ -298,7 +298,7 @@ def make_inputs() -> dict:
     if not (_stamp_ok(stamp) and all(p.exists() for p in [*files, *coder.values(), small])):
         for old in FOLDER.glob("*.png"):
             old.unlink()
-        for (name, draw), path in zip(FOLDER_SPECS, files):
+        for (_, draw), path in zip(FOLDER_SPECS, files):
             path.write_bytes(_png(draw()))
         for name, draw in CODER_SPECS.items():
             coder[name].write_bytes(_png(draw()))

@@ -37,11 +37,12 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration  # noqa: E402
 
-import hf_models  # noqa: E402
-from inputs import FOLDER_SPECS, WORK, make_inputs  # noqa: E402
 from pixelprune_cli import prune_image  # noqa: E402
 from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
 from pixelprune_cli.presets import resolve_preset  # noqa: E402
+
+import hf_models  # noqa: E402
+from inputs import FOLDER_SPECS, WORK, make_inputs  # noqa: E402
 
 VIT = dict(hidden_size=1024, num_heads=16, intermediate_size=4096, out_hidden_size=2048, patch_size=16,
            spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=2304)

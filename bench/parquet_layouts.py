@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inputs import WORK, make_inputs  # noqa: E402
+from inputs import WORK, make_inputs
 
 OUT = WORK / "layouts"
 

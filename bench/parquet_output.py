@@ -117,7 +117,8 @@ def ray_input(files: list[Path]) -> Path:
 def ray_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[list, dict]:
     """Rows for target 8: `--engine ray` with Parquet shards against Arrow shards, one Ray for all runs."""
     try:
-        import ray  # noqa: F401
+        import ray
+
         from pixelprune_cli.ray import compress_with_ray, connect
     except ImportError:
         return [row_type(8, "--engine ray: not measured (make install EXTRAS=test,ray)", "-", "-", None,

@@ -1,4 +1,4 @@
-"""`make bench`: every performance target of issue 5, measured side by side in one run.
+"""`make bench`: every performance target (README, "Performance"), measured side by side in one run.
 
 Each row times pixelprune ("ours") and its baseline in the same process,
 interleaved round by round (so a burst of load from elsewhere hits both), and
@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import baselines  # noqa: E402
-import parquet_output  # noqa: E402
-from inputs import WORK, make_inputs  # noqa: E402
+import baselines
+import parquet_output
+from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
 

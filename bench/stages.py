@@ -27,11 +27,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inputs import make_inputs  # noqa: E402
-from pixelprune_cli.coder import code_refs, gather_tokens, layout  # noqa: E402
-from pixelprune_cli.pipeline import CodingConfig, code_array  # noqa: E402
-from pixelprune_cli.preprocess import decode_image, smart_resize, to_rgb  # noqa: E402
-from pixelprune_cli.schema import output_schema, to_record_batch  # noqa: E402
+from pixelprune_cli.coder import code_refs, gather_tokens, layout
+from pixelprune_cli.pipeline import CodingConfig, code_array
+from pixelprune_cli.preprocess import decode_image, smart_resize, to_rgb
+from pixelprune_cli.schema import output_schema, to_record_batch
+
+from inputs import make_inputs
 
 
 def best(fn, items, workers=1, rounds=3) -> float:

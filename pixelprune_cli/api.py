@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .engine import (ImageFailedFast, Job, RunOptions, coded_stream, count_in_background, engine_for, image_entry,
-                     no_images_error)
+from .engine import (
+    ImageFailedFast,
+    Job,
+    RunOptions,
+    coded_stream,
+    count_in_background,
+    engine_for,
+    image_entry,
+    no_images_error,
+)
 from .errors import ConfigError, InputError, option
 from .formats import output_format
 from .pipeline import CodingConfig
@@ -162,6 +170,8 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     from .readers import compressed_meta, incomplete_note, iter_output_batches
 
     meta = compressed_meta(path)
+    if meta is None:
+        raise InputError(f"{path}: not a pixelprune output")
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
     note = incomplete_note(path)
     if note:

@@ -51,7 +51,7 @@ class BudgetResult:
     examined: list[float] = field(default_factory=list)
     examined_kept: list[int] = field(default_factory=list)
 
-    def without_ref(self) -> "BudgetResult":
+    def without_ref(self) -> BudgetResult:
         """The same result without the ref array: what to keep per image for `budget_report`."""
         return replace(self, ref=np.empty(0, dtype=np.int32))
 
@@ -152,19 +152,20 @@ class BudgetTally:
         quantile that falls among them is None ("above max_tau").
         """
         needed = np.frombuffer(self.needed, dtype=np.float64) if self.images else np.empty(0)
+        tau_needed: dict[str, float | None] = {}
         report = {
             "images": self.images,
             "budget": self.budget,
             "fit_at_tau_0": int(self.fit_at_zero),
             "fit_within_max_tau": int(self.fit_within),
             "over_budget": self.images - int(self.fit_within),
-            "tau_needed": {},
+            "tau_needed": tau_needed,
             "codings_mean": self.codings_sum / self.images if self.images else 0.0,
             "codings_max": int(self.codings_max),
         }
         for q in quantiles:
             value = float(np.quantile(needed, q, method="inverted_cdf")) if self.images else None
-            report["tau_needed"][f"p{q * 100:g}"] = None if value is None or math.isinf(value) else value
+            tau_needed[f"p{q * 100:g}"] = None if value is None or math.isinf(value) else value
         return report
 
 

@@ -48,7 +48,7 @@ def error_limit(metric: str, tau: float, n: int) -> int:
     top = {"max": 255, "mae": 255 * n, "rmse": 65025 * n}[metric]
     tau = min(tau, 1.0)  # every error is <= 1; also keeps the products below finite
     guess = {"max": tau * 255.0, "mae": tau * n * 255.0, "rmse": tau * tau * n * 65025.0}[metric]
-    limit = min(top, max(0, int(math.floor(guess))))
+    limit = min(top, max(0, math.floor(guess)))
     while limit < top and token_error(metric, limit + 1, n) <= tau:
         limit += 1
     while limit > 0 and token_error(metric, limit, n) > tau:
@@ -300,7 +300,7 @@ def _code_scan(img, ts, th, tw, metric, limit, serpentine, d_left, d_up, ref):
             else:
                 same = False
             r = ref[prev]
-            if same or (limit > 0 or not serpentine and jj == 0) and _token_diff(img, p, r, tw, ts, metric, limit) <= limit:
+            if same or ((limit > 0 or (not serpentine and jj == 0)) and _token_diff(img, p, r, tw, ts, metric, limit) <= limit):
                 ref[p] = r
             else:
                 ref[p] = p

@@ -15,8 +15,9 @@ A new engine is a class with `check` and `run`, added to `engine_for`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import ConfigError, InputError, PixelpruneError, option
 from .parallel import BackgroundSink, default_workers, ordered_map
@@ -50,7 +51,7 @@ class Job:
     output: str
     config: CodingConfig
     sources: SourceOptions
-    schema: "pa.Schema"
+    schema: pa.Schema
     compression: str
     shard_size: int  # images per shard of a DIR/ output
     shard_format: str  # formats.TABLE_FORMATS name of the shards
@@ -67,7 +68,7 @@ class Job:
             return self.open_shard_folder()
         return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
 
-    def open_shard_folder(self, manifest_extra: dict | None = None) -> "ShardedSink":
+    def open_shard_folder(self, manifest_extra: dict | None = None) -> ShardedSink:
         from .shards import ShardedSink
 
         return ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,

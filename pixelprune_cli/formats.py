@@ -8,9 +8,9 @@ TABLE_FORMATS with its suffixes, a writer and the three readers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .errors import ConfigError
 
@@ -116,7 +116,10 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
     from .schema import pixels_as_tokens, read_meta
 
     parquet = pq.ParquetFile(str(path))
-    token_bytes = resolve_preset(read_meta(parquet.schema_arrow)).token_bytes
+    meta = read_meta(parquet.schema_arrow)
+    if meta is None:  # the readers turn this into a one-line error naming the file
+        raise ValueError("no pixelprune metadata")
+    token_bytes = resolve_preset(meta).token_bytes
     for batch in parquet.iter_batches(batch_size=64, columns=columns):
         yield pixels_as_tokens(batch, token_bytes)
 

@@ -23,7 +23,7 @@ def row_pixels(value, token_bytes: int) -> np.ndarray:
     return flat.reshape(-1, token_bytes)
 
 
-def model_inputs(row: dict, preset: "str | dict | Preset" = "qwen3-vl") -> dict:
+def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl") -> dict:
     """One output row as model inputs: the processor's rows of the kept tokens only.
 
     row: a dict as `pyarrow.Table.to_pylist()` or HF `datasets` yields it.

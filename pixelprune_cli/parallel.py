@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .records import Sink
@@ -63,7 +64,7 @@ def _done(value) -> Future:
     return future
 
 
-def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callable[[object], bool], window: int | None = None) -> Iterator:
+def ordered_map(fn: Callable, items: Iterable, workers: int, passthrough: Callable[[Any], bool], window: int | None = None) -> Iterator:
     """fn(item) for each item, in order; items for which passthrough(item) is true are yielded as they are."""
     if workers <= 1:
         for item in items:
@@ -97,13 +98,13 @@ class BackgroundSink:
 
     _STOP = object()
 
-    def __init__(self, sink: "Sink", depth: int = 4):
+    def __init__(self, sink: Sink, depth: int = 4):
         import queue
         import threading
 
         self.sink = sink
         self.failure: BaseException | None = None
-        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.thread = threading.Thread(target=self._run, name="pixelprune-writer", daemon=True)
         self.thread.start()
 

@@ -18,8 +18,17 @@ from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ConfigError, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
-from .preprocess import (DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, convert_rgb, decoded_bytes, load_image,
-                         model_size, open_image, resize_for_model, resize_rgb)
+from .preprocess import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    convert_rgb,
+    decoded_bytes,
+    load_image,
+    model_size,
+    open_image,
+    resize_for_model,
+    resize_rgb,
+)
 from .presets import Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
 
@@ -82,7 +91,7 @@ class CodingConfig:
 
 
 def token_refs(resized: np.ndarray, token_size: int, method: str, metric: str, tau: float,
-               budget: int | None = None, max_tau: float = 0.1) -> "tuple[np.ndarray, float, BudgetResult | None]":
+               budget: int | None = None, max_tau: float = 0.1) -> tuple[np.ndarray, float, BudgetResult | None]:
     """(ref, tau used, budget search without its ref) of a resized image: at `tau`, or with `budget`
     at the smallest tau <= max_tau that fits (budget.code_with_budget). The one place both are chosen."""
     if budget is None:

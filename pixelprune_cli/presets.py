@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ConfigError
 
@@ -27,8 +28,8 @@ class Preset:
     temporal_patch_size: int
     min_pixels: int
     max_pixels: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
+    image_mean: tuple[float, ...]  # one per RGB channel
+    image_std: tuple[float, ...]
 
     @property
     def token_size(self) -> int:
@@ -65,7 +66,7 @@ METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
 
 
-def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) -> Preset:
+def resolve_preset(preset: str | dict | Preset = DEFAULT_PRESET, **overrides) -> Preset:
     """Return a Preset from a name, an output file's `pixelprune` metadata dict, or a Preset.
 
     Keyword overrides (patch_size, merge_size, min_pixels, max_pixels) that are
@@ -89,7 +90,7 @@ def resolve_preset(preset: "str | dict | Preset" = DEFAULT_PRESET, **overrides) 
             base = PRESETS[preset]
         except KeyError:
             raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}") from None
-    changes = {k: int(v) for k, v in overrides.items() if v is not None}
+    changes: dict[str, Any] = {k: int(v) for k, v in overrides.items() if v is not None}
     for key, value in changes.items():
         if value < 1:
             raise ConfigError(f"{key.replace('_', '-')} must be at least 1, got {value}")

@@ -43,7 +43,17 @@ from .errors import ConfigError, PixelpruneError, one_line, option
 from .pipeline import CodingConfig, process
 from .records import FailedImage
 from .report import ImageEntry, Progress, Summary
-from .sources import Piece, SourceCounts, SourceOptions, column_values, piece_ids, piece_size, plan, read_piece
+from .sources import (
+    ParquetRows,
+    Piece,
+    SourceCounts,
+    SourceOptions,
+    column_values,
+    piece_ids,
+    piece_size,
+    plan,
+    read_piece,
+)
 from .writer import RowSink
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
@@ -80,7 +90,7 @@ class RayJobError(PixelpruneError):
 def _import_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise PixelpruneError("--engine ray needs Ray Data: pip install 'pixelprune[ray]'") from None
     return ray
@@ -237,6 +247,7 @@ def split_into_shards(pieces: list[Piece], shard_rows: int) -> list[list[Piece]]
     room = shard_rows
     for piece in pieces:
         while piece_size(piece) > room:  # only Parquet row runs are longer than 1
+            assert isinstance(piece, ParquetRows)
             head = replace(piece, stop=piece.start + room)
             shards[-1].append(head)
             piece = replace(piece, start=head.stop)
@@ -351,7 +362,7 @@ class RayEngine:
         return sink
 
     @staticmethod
-    def _write(job, run, sink, shards, todo: dict, in_order: "_ShardOrder") -> None:
+    def _write(job, run, sink, shards, todo: dict, in_order: _ShardOrder) -> None:
         ray = _import_ray()
         started = connect(run.ray_address, run.workers)
         bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known

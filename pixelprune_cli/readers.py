@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 
 from .errors import InputError, one_line
 from .formats import ARROW, PARQUET, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
-
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
@@ -202,7 +201,7 @@ def iter_output_batches(path: str, columns: list[str] | None = None) -> Iterator
         yield batch
 
 
-def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
+def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tuple[str | Path, pa.RecordBatch]]:
     if path == STDIN:
         _check_columns(_stdin_stream().schema, columns, "standard input")
         for batch in _stdin_batches(columns):

@@ -8,8 +8,9 @@ before or after it, so data flows one way and each boundary has one type.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol, Union
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -45,7 +46,7 @@ class CodedImage:
     extra: dict = field(default_factory=dict)  # carried columns (--keep-columns)
     seconds: float = 0.0
     over_budget: bool = False  # --budget not reachable within max_tau
-    budget: "BudgetResult | None" = None  # the search behind tau, without its ref array
+    budget: BudgetResult | None = None  # the search behind tau, without its ref array
 
     def as_row(self) -> dict:
         """The row as `pyarrow.Table.to_pylist()` would give it."""
@@ -79,7 +80,7 @@ class FailedImage:
         return {"id": self.id, "stage": self.stage, "reason": self.reason}
 
 
-Result = Union[CodedImage, FailedImage]  # what coding one input position gives
+Result = CodedImage | FailedImage  # what coding one input position gives
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Resumed:
 
     def as_extra(self) -> dict:
         """The summary's JSON keys for it."""
-        extra = {"resumed_shards": self.shards, "resumed_images": self.images, "resumed_failed": self.failed}
+        extra: dict[str, int | list[str]] = {"resumed_shards": self.shards, "resumed_images": self.images, "resumed_failed": self.failed}
         if self.damaged:
             extra["damaged_shards"] = list(self.damaged)
         return extra

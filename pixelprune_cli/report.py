@@ -15,8 +15,9 @@ import pickle
 import sys
 import time
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import IO
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class SpooledList:
     def __init__(self, in_memory: int = 10_000):
         self.in_memory = in_memory
         self.items: list = []
-        self.spool = None
+        self.spool: IO[bytes] | None = None
         self.count = 0
 
     def append(self, item) -> None:
@@ -80,7 +81,7 @@ class SpooledList:
         if self.spool is None:
             import tempfile
 
-            self.spool = tempfile.TemporaryFile()
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (open for the list's life, read back many times)
             for held in self.items:
                 pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
             self.items = []
@@ -102,7 +103,7 @@ class SpooledList:
         return self.count
 
     def head(self, n: int) -> list:
-        out = []
+        out: list = []
         for item in self:
             if len(out) == n:
                 break
@@ -114,7 +115,9 @@ class _Extremes:
     """The `n` entries with the smallest `saved` and the `n` with the largest, ties in input order (as a stable sort)."""
 
     def __init__(self, n: int = 5):
-        self.n, self.least, self.most, self.position = n, [], [], 0
+        self.n, self.position = n, 0
+        self.least: list[tuple] = []  # (negated key, entry): a max-heap of the smallest keys
+        self.most: list[tuple] = []  # (key, entry): a min-heap of the largest keys
 
     def add(self, entry: ImageEntry) -> None:
         key = (entry.saved, self.position)
@@ -179,7 +182,7 @@ class Summary:
         """Every error record, in memory: for small runs and tests (reports stream `error_log`)."""
         return list(self.error_log)
 
-    def finish(self) -> "Summary":
+    def finish(self) -> Summary:
         self.seconds = time.perf_counter() - self.started
         return self
 
@@ -343,15 +346,16 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     leaves them.
     """
     from rich.cells import cell_len
+    from rich.table import Table
 
     from .errors import escape_controls
-    from rich.table import Table
 
     console = _console(to_stderr)
     count = summary.written
     if mode == "auto":
         mode = "all" if count <= TABLE_ROWS_MAX else "summary"
     caption = None
+    shown: Iterable[ImageEntry]
     if mode == "none":
         shown = []
     elif mode == "summary" and count > 10:
@@ -564,7 +568,7 @@ def format_bytes(size: int) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
@@ -581,7 +585,8 @@ class Progress:
         self.bar = None
         self.total, self.unit = total, unit
         if enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),

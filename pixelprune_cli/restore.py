@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -116,7 +117,7 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
             raise InputError(f"{path}: row {image_id!r}: {problem}")
         image = Image.fromarray(reconstruct(index_map, pixels, widths[i], heights[i], preset))
         # whole or not at all, and replacing (never writing through) a symlink at the name
-        write_atomically(file, lambda handle: image.save(handle, format="PNG", compress_level=1))
+        write_atomically(file, partial(image.save, format="PNG", compress_level=1))
         written += file.stat().st_size
         summary.add_image(ImageEntry(image_id, source, (widths[i], heights[i]), tokens[i], kept[i], None))
         bar.advance()

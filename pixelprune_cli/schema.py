@@ -137,7 +137,10 @@ def to_record_batch(coded: list, schema: pa.Schema) -> pa.RecordBatch:
 
 def parquet_schema(schema: pa.Schema) -> pa.Schema:
     """The schema of a Parquet output: `pixels` as list<binary>, the layout named in the metadata."""
-    meta = {**read_meta(schema), LAYOUT_KEY: BINARY_LAYOUT}
+    base = read_meta(schema)
+    if base is None:
+        raise ValueError("not an output schema: it has no pixelprune metadata")
+    meta = {**base, LAYOUT_KEY: BINARY_LAYOUT}
     pixels = schema.get_field_index("pixels")
     return schema.set(pixels, pa.field("pixels", pa.list_(pa.binary()))).with_metadata(
         {**schema.metadata, META_KEY: json.dumps(meta, sort_keys=True).encode()})

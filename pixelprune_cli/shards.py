@@ -13,16 +13,26 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import pyarrow as pa
 
 from .errors import ConfigError, option
 from .formats import TABLE_FORMATS
-from .records import CodedImage, Resumed, Result
-from .writer import (AtomicFile, ErrorLog, RowSink, TableFile, TargetLock, compression_arg, file_checksum,
-                     output_errors, remove_stale_partials, write_atomically)
+from .records import CodedImage, Result, Resumed
+from .writer import (
+    AtomicFile,
+    ErrorLog,
+    RowSink,
+    TableFile,
+    TargetLock,
+    compression_arg,
+    file_checksum,
+    output_errors,
+    remove_stale_partials,
+    write_atomically,
+)
 
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"  # a shard folder's merged error report
@@ -42,7 +52,9 @@ def shard_errors_name(index: int) -> str:
 
 def _same_config(a: dict, b: dict) -> bool:
     """Configs match when everything but the tool version is equal."""
-    strip = lambda meta: {k: v for k, v in meta.items() if k != "version"}
+    def strip(meta: dict) -> dict:
+        return {k: v for k, v in meta.items() if k != "version"}
+
     return strip(a) == strip(b)
 
 
@@ -117,7 +129,7 @@ class ShardedSink(RowSink):
         self.done = {s["index"] for s in self.shards}
         self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
                                failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
-        self._seen: dict[int, "hashlib._Hash"] = {}
+        self._seen: dict[int, hashlib._Hash] = {}
         self._seen_count: dict[int, int] = {}
         self._verified: set[int] = set()
         self._ids = hashlib.sha1()
@@ -143,16 +155,18 @@ class ShardedSink(RowSink):
         manifest = self._read_manifest(self.dir) if resume else None
         if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
             raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
-        self.shards, self.damaged = [], []
+        self.shards: list[dict] = []  # manifest records of the committed shards kept
+        self.damaged: list[str] = []  # file names of those that failed their check, redone
         if manifest is not None:
             self._check_same(manifest)
+            damaged: list[dict] = []
             for record in manifest["shards"]:
-                (self.shards if self._intact(record) else self.damaged).append(record)
-            for record in self.damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
+                (self.shards if self._intact(record) else damaged).append(record)
+            for record in damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
                 for name in (record.get("file"), record.get("errors")):
                     if isinstance(name, str) and is_shard_file(name):
                         (self.dir / name).unlink(missing_ok=True)
-            self.damaged = [r.get("file") for r in self.damaged]
+            self.damaged = [str(r.get("file")) for r in damaged]
         if self.dir == staging:
             if manifest is None:
                 _remove_own_folder(staging)
@@ -301,8 +315,9 @@ class ShardedSink(RowSink):
         if self.current is None:
             return
         self.flush()
-        self.table.commit()
-        self.errors.commit()
+        table, errors = self._parts()
+        table.commit()
+        errors.commit()
         index, self.current = self.current, None
         self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest())
 
@@ -337,8 +352,9 @@ class ShardedSink(RowSink):
             return
         try:
             if self.current is not None:
-                self.table.abort()
-                self.errors.abort()
+                table, errors = self._parts()
+                table.abort()
+                errors.abort()
                 self.current = None
             if self.dir != self.folder and not self.shards:
                 _remove_own_folder(self.dir)  # a replacement that committed nothing leaves no trace

@@ -11,8 +11,9 @@ token is marked, whatever its colour.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -30,7 +31,7 @@ BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (20, 20, 20)
 
 
-def _font() -> ImageFont.ImageFont:
+def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=13)
     except (TypeError, ImportError, OSError):  # Pillow without FreeType: the fixed bitmap font
@@ -38,7 +39,7 @@ def _font() -> ImageFont.ImageFont:
 
 
 def _line_height(font) -> int:
-    left, top, right, bottom = font.getbbox("Agjy|%")
+    _, _, _, bottom = font.getbbox("Agjy|%")
     return bottom + 3
 
 
@@ -290,6 +291,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
             ids = batch.column("id").to_pylist()
             i = ids.index(image_id) if image_id in ids else None
         else:
+            assert row is not None  # exactly one of image_id and row, checked above
             i = row - seen if seen <= row < seen + batch.num_rows else None
         seen += batch.num_rows
         if i is None:
@@ -319,7 +321,7 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
 
     table = next((p for p in plan([path], SourceOptions(image_column=image_column)) if isinstance(p, ParquetRows)), None)
     total = 0 if table is None else table.stop
-    if not 0 <= row < total:
+    if table is None or not 0 <= row < total:
         raise InputError(f"{path}: no row {row} (it has {total} rows, counted from 0)")
     item = next(read_piece(replace(table, start=row, stop=row + 1)))
     if isinstance(item, FailedImage):
@@ -388,9 +390,11 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     """
     from .engine import RunOptions, coded_stream
     from .records import FailedImage
-    from .sources import SourceCounts, SourceOptions, plan, sample
+    from .sources import Piece, SourceCounts, SourceOptions, plan, sample
 
     sources = sources or SourceOptions()
+    pieces: Iterable[Piece]
+    total: int | None
     if max_images is None:
         pieces, total = plan(list(paths), sources), None  # streamed: the tiles are what is held
     else:
@@ -403,7 +407,8 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         image, ref = row_image(row, config.to_meta())
         return _thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
 
-    entries, failures = [], []
+    entries: list[tuple] = []  # (thumbnail, id, kept fraction)
+    failures: list[FailedImage] = []
     run = RunOptions(workers=workers, progress=False)
     for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
         (failures if isinstance(result, FailedImage) else entries).append(result)
@@ -414,7 +419,7 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     return contact_sheet(entries, columns, thumb), failures, total if total is not None else len(entries) + len(failures)
 
 
-def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> "Rendering":
+def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> Rendering:
     """A compressed output shown without --id/--row: its only row drawn whole, else a contact sheet of its rows.
 
     Rows stream by (a file, a shard folder, or a stream on stdin, which can be
@@ -428,6 +433,8 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
     from .readers import compressed_meta, iter_output_batches, output_row
 
     meta = compressed_meta(path)
+    if meta is None:
+        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
     token_size = resolve_preset(meta).token_size
     rng = random.Random(0)
     tiles: list = []
@@ -448,6 +455,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
     if seen == 0:
         raise InputError(f"{path}: the output holds no rows to show")
     if seen == 1:
+        assert only is not None  # a sample of at least one keeps the first row
         return Rendering(overlay_for_row(only, meta, side_by_side), [])
     note = f"a random sample of {len(tiles):,} of {seen:,} rows (--sample to change)" if len(tiles) < seen else None
     return Rendering(contact_sheet(tiles, thumb=thumb), [], note)
@@ -504,6 +512,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     if image_id is not None:
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
     if is_table:
+        assert row is not None  # a table without --row is a contact sheet, above
         image = read_table_image(path, row, image_column)
         title = f"{p.name}#{row}"
     else:
@@ -512,5 +521,5 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
         image = decode_image(read_file(path, config.max_image_bytes), config.max_image_pixels)
         title = p.name
     picture = overlay_for_image(image, config, side_by_side, budget, max_tau, title)
-    found = picture.info.get(LARGEST_ERROR)
-    return Rendering(picture, [], None if found is None else describe_error(found[0], config.metric, found[1]))
+    largest = picture.info.get(LARGEST_ERROR)
+    return Rendering(picture, [], None if largest is None else describe_error(largest[0], config.metric, largest[1]))

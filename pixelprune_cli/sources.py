@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from .errors import InputError, ReadFailure, one_line
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
+
+if TYPE_CHECKING:
+    from .report import SpooledList
 
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
 
@@ -34,7 +38,7 @@ class SourceCounts:
     skipped_files: int = 0
     skipped_hidden: int = 0  # of skipped_files: hidden files and folders (a folder counts once)
     parquet_files: int = 0
-    skipped: object = None  # report.SpooledList of the skipped paths, made on the first one
+    skipped: SpooledList | None = None  # the skipped paths, spooled past 10,000; made on the first one
 
     def skip(self, name: str, hidden: bool = False) -> None:
         if self.skipped is None:
@@ -347,7 +351,7 @@ def piece_ids(piece: Piece) -> Iterator[str]:
     return piece.ids() if isinstance(piece, ParquetRows) else iter([piece.id])
 
 
-def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["Item | FailedImage"]:
+def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:
     """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
     if isinstance(piece, ImageFile):
         yield Item(piece.id, partial(read_file, piece.path))
@@ -357,7 +361,7 @@ def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator["It
         yield piece
 
 
-def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
     """One image cell as an item to code, or a read failure when the cell holds no image."""
     try:
         reader, problem = cell_reader(cell, base_dir, image_id)
@@ -388,7 +392,7 @@ def column_values(batch, name: str) -> list:
         return values
 
 
-def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | FailedImage":
+def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
     """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
     bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
     if bad:  # its bad value is not carried
@@ -396,7 +400,7 @@ def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> "Item | Failed
     return cell_item(image_id, cell, base_dir, extra)
 
 
-def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator["Item | FailedImage"]:
+def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
     base_dir, row = Path(piece.path).parent, piece.start
     try:
         for start, stop, batches in _parquet_batches(piece, keep_columns):
@@ -476,7 +480,7 @@ def sample(paths: list[str], options: SourceOptions = SourceOptions(), size: int
     return [one for _, one in sorted(chosen, key=lambda c: c[0])], position
 
 
-def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator["Item | FailedImage"]:
+def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Item | FailedImage]:
     """Every input image as an item (or a failure), in `plan` order; raises InputError for unusable paths."""
     for piece in plan(paths, options, counts):
         yield from read_piece(piece, options.keep_columns)

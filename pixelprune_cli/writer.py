@@ -14,15 +14,15 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 from .formats import output_format, table_format
-from .records import CodedImage, Resumed, Result
+from .records import CodedImage, Result, Resumed
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -140,10 +140,17 @@ def write_atomically(path, write) -> None:
 
 
 def file_checksum(path: Path) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex) of a file: what a manifest records of each committed shard."""
+    """(size in bytes, SHA-256 hex) of a file: what a manifest records of each committed shard.
+
+    Read in 1 MiB blocks into one buffer (hashlib.file_digest does the same, but only from Python 3.11).
+    """
+    digest = hashlib.sha256()
+    block = bytearray(1 << 20)
+    view = memoryview(block)
     with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
-        return os.fstat(handle.fileno()).st_size, digest
+        while size := handle.readinto(block):
+            digest.update(view[:size])
+        return os.fstat(handle.fileno()).st_size, digest.hexdigest()
 
 
 class TargetLock:
@@ -270,7 +277,7 @@ class RowSink:
     BATCH_BYTES = 16 << 20  # ... or fewer, once their pixels reach this size (a short tail to wait for at the end)
     resumed: Resumed | None = None  # only a shard folder keeps what an earlier run committed
 
-    def __init__(self, schema: pa.Schema, table: "TableFile | None" = None, errors: "ErrorLog | None" = None):
+    def __init__(self, schema: pa.Schema, table: TableFile | None = None, errors: ErrorLog | None = None):
         self.schema = schema
         self.table, self.errors = table, errors
         self.pending: list[CodedImage] = []
@@ -303,11 +310,17 @@ class RowSink:
             self._write(to_record_batch(self.pending, self.schema))
             self.pending, self.pending_bytes = [], 0
 
+    def _parts(self) -> tuple[TableFile, ErrorLog]:
+        """The open table and error log: a sink has them from opening its file (or shard) until it commits."""
+        if self.table is None or self.errors is None:
+            raise RuntimeError("no output table is open")
+        return self.table, self.errors
+
     def _write(self, batch: pa.RecordBatch) -> None:
-        self.table.write(batch)
+        self._parts()[0].write(batch)
 
     def _error(self, record: dict) -> None:
-        self.errors.add(record)
+        self._parts()[1].add(record)
 
 
 class FileSink(RowSink):
@@ -330,8 +343,9 @@ class FileSink(RowSink):
 
     def commit(self) -> None:
         self.flush()
-        self.table.commit()
-        self.errors.commit()
+        table, errors = self._parts()
+        table.commit()
+        errors.commit()
         self.lock.release()
 
     def abort(self) -> None:

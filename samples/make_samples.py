@@ -18,6 +18,7 @@ Besides the image files it writes ``samples.parquet`` in the Hugging Face
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from pathlib import Path
 
@@ -363,7 +364,7 @@ def draw_slide() -> Image.Image:
     for label, y in boxes:
         d.rounded_rectangle((900, y, 1160, y + 80), radius=12, fill="white", outline=navy, width=3)
         text_center(d, 1030, y + 24, label, font(28), navy)
-    for (_, y), (_, y_next) in zip(boxes, boxes[1:]):
+    for (_, y), (_, y_next) in itertools.pairwise(boxes):
         d.line((1030, y + 80, 1030, y_next - 8), fill=accent, width=4)
         d.polygon([(1020, y_next - 14), (1040, y_next - 14), (1030, y_next)], fill=accent)
     d.line((60, 660, 1220, 660), fill=(200, 205, 212), width=1)

@@ -1,4 +1,4 @@
-"""The bad-input corpus of issue 4, generated into a folder on demand.
+"""The bad-input corpus, generated into a folder on demand.
 
 Nothing large is shipped or written: the decompression bomb is a hand-built
 PNG of a few hundred bytes whose header declares 50000x50000 pixels, and the

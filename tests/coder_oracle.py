@@ -9,6 +9,7 @@ kernels, so an agreement between the two means something.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -112,7 +113,7 @@ def prune_scan(image, ts, metric="max", tau=0.0, serpentine=False):
     c = _Coder(image, ts, metric, tau)
     order = scan_order(c.th, c.tw, serpentine)
     c.ref[order[0]] = order[0]
-    for prev, x in zip(order, order[1:]):
+    for prev, x in itertools.pairwise(order):
         c.decide(x, prev)
     return c.result()
 

@@ -1,4 +1,4 @@
-"""Bad input (issue 4): each bad image is one error entry, the run goes on, nothing is lost.
+"""Bad input: each bad image is one error entry, the run goes on, nothing is lost.
 
 Every test checks the invariant: images in = rows in the output file + entries
 in OUTPUT.errors.jsonl, and the --json summary says the same. Inputs come from
@@ -10,7 +10,6 @@ of the module (run with `pytest -s tests/test_bad_inputs.py` to see it).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -35,13 +34,9 @@ from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.readers import kept_pixels
 from pixelprune_cli.restore import reconstruct
 
-# Loaded by path so the corpus is found whether or not tests/ becomes a package.
-_spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
-bad = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bad)
+import badfiles as bad
 
 PRESET = PRESETS["qwen3-vl"]
-ROOT = Path(__file__).resolve().parent.parent
 
 # Single files that must fail: name -> (stage, pattern the one-line reason must match).
 FAILS = {
@@ -56,7 +51,7 @@ FAILS = {
 }
 WRITTEN = sorted(set(bad.file_cases()) - set(FAILS))
 
-SAID: dict[str, str] = {}  # input -> what the tool said (the table of the issue's note)
+SAID: dict[str, str] = {}  # input -> what the tool said (printed as a table at the end)
 
 
 def record(case: str, code: int, text: str) -> None:

@@ -7,8 +7,8 @@ as the qwen3-vl processor does. Restore errors are measured in plain numpy.
 
 from __future__ import annotations
 
+import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +18,8 @@ from pixelprune_cli.budget import BudgetResult, budget_report, candidate_limits,
 from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import SAMPLE_IMAGES, token_errors
+
 PRESET = PRESETS["qwen3-vl"]
 TS = PRESET.token_size
 N_VALUES = TS * TS * 3
@@ -43,8 +44,7 @@ def noisy_tokens(seed: int, th: int = 8, tw: int = 10) -> np.ndarray:
 
 
 def sample_images() -> dict[str, np.ndarray]:
-    paths = sorted(p for p in (ROOT / "samples").iterdir() if p.suffix in (".png", ".jpg"))
-    return {p.name: resize_for_model(decode_image(p.read_bytes()), PRESET) for p in paths}
+    return {p.name: resize_for_model(decode_image(p.read_bytes()), PRESET) for p in SAMPLE_IMAGES}
 
 
 SAMPLES = sample_images()
@@ -74,18 +74,6 @@ def restore(image: np.ndarray, ref: np.ndarray) -> np.ndarray:
     kept_index, index_map = coder.layout(ref)
     pixels = coder.gather_tokens(image, kept_index, PRESET.patch_size, PRESET.merge_size)
     return coder.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], PRESET.patch_size, PRESET.merge_size)
-
-
-def token_errors(original: np.ndarray, restored: np.ndarray, metric: str) -> np.ndarray:
-    """Per-token error in [0, 1] units, computed in numpy from the definitions in coder.py."""
-    h, w, _ = original.shape
-    d = original.astype(np.int64) - restored.astype(np.int64)
-    d = d.reshape(h // TS, TS, w // TS, TS, 3).transpose(0, 2, 1, 3, 4).reshape(-1, N_VALUES)
-    if metric == "max":
-        return np.abs(d).max(axis=1) / 255.0
-    if metric == "mae":
-        return np.abs(d).sum(axis=1) / (N_VALUES * 255.0)
-    return np.sqrt((d * d).sum(axis=1) / (N_VALUES * 65025.0))
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +128,7 @@ def test_ref_is_the_coding_at_the_tau_found(searches):
 def test_restore_stays_within_the_tau_found_also_as_stored_in_float32(searches):
     for (name, _, metric, _), (_, result) in searches.items():
         image = IMAGES[name]
-        errors = token_errors(image, restore(image, result.ref), metric)
+        errors = token_errors(image, restore(image, result.ref), TS, metric)
         assert errors.max() <= result.tau, (name, metric, errors.max(), result.tau)
         assert errors.max() <= float(np.float32(result.tau)), name
 
@@ -171,7 +159,7 @@ def test_search_equals_the_smallest_meeting_limit_of_a_full_scan_when_kept_falls
     for name, image in IMAGES.items():
         counts = [kept_count(coder.code_refs(image, TS, "pred_2d", "max", tau_for_limit("max", limit, N_VALUES)))
                   for limit in range(candidate_limits("max", 0.1, N_VALUES))]
-        if any(b > a for a, b in zip(counts, counts[1:])):
+        if any(b > a for a, b in itertools.pairwise(counts)):
             continue  # not monotone here; the boundary rule is checked by the tests above
         for budget in sorted(set(counts)):
             result = code_with_budget(image, TS, "pred_2d", "max", budget, 0.1)

@@ -8,7 +8,6 @@ terminals and pipes. Runs over samples/ are shared through module fixtures.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -29,8 +28,8 @@ import pixelprune_cli
 from pixelprune_cli.cli import main
 from pixelprune_cli.restore import file_name_for
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
+
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 SUMMARY_KEYS = {"images", "written", "failed", "tokens", "kept", "errors", "per_image"}
 
@@ -67,11 +66,6 @@ def sample_ids() -> list[str]:
     return ids
 
 
-def read_arrow(path: Path) -> pa.Table:
-    with pa.OSFile(str(path), "rb") as source:
-        return pa.ipc.open_file(source).read_all()
-
-
 def read_errors(output: Path) -> list[dict]:
     lines = Path(f"{output}.errors.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
@@ -86,7 +80,7 @@ def check_accounting(output: Path, inputs: int) -> tuple[pa.Table, list[dict]]:
 
 def check_summary(summary: dict, inputs: int) -> None:
     """The JSON summary adds up: counts, token totals and per-image entries agree."""
-    assert SUMMARY_KEYS <= summary.keys()
+    assert summary.keys() >= SUMMARY_KEYS
     assert summary["images"] == inputs
     assert summary["images"] == summary["written"] + summary["failed"]
     assert summary["failed"] == len(summary["errors"])
@@ -421,9 +415,8 @@ def test_no_color_runner_output_has_no_escape_codes(mixed_folder, tmp_path):
 def _run_in_terminal(args, env: dict) -> tuple[int, bytes]:
     """Run `python -m pixelprune_cli ARGS` with stdout and stderr on a pseudo-terminal."""
     pytest.importorskip("pty")
-    _spec = importlib.util.spec_from_file_location("terminal", Path(__file__).with_name("terminal.py"))
-    terminal = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(terminal)
+    import terminal
+
     try:
         code, output, _ = terminal.run_in_terminal(args, dict(env, COLUMNS="120", LINES="40"), columns=120)
     except OSError as exc:

@@ -7,9 +7,7 @@ are frequent; every tau of interest is tried for every method and metric.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +16,13 @@ from hypothesis import strategies as st
 
 from pixelprune_cli import coder
 
-# Loaded by path so the oracle is found whether or not tests/ becomes a package.
-_spec = importlib.util.spec_from_file_location("coder_oracle", Path(__file__).with_name("coder_oracle.py"))
-oracle = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(oracle)
+import coder_oracle as oracle
+from conftest import ROOT
 
 METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
 TAUS = (0.0, 0.02, 0.05, 0.1, 0.3)
 SHAPES = ((1, 1), (1, 5), (5, 1), (2, 2), (3, 4), (4, 3), (6, 7), (9, 11))
-ROOT = Path(__file__).resolve().parent.parent
-
 
 
 # ----------------------------------------------------------------- builders
@@ -508,7 +502,7 @@ def test_kernel_matches_oracle_on_sample_images(path):
         pytest.skip(f"{path.name} is smaller than one 32x32 token")
     image = np.ascontiguousarray(image[:h, :w])
     for tau in (0.0, 0.05):
-        keep, ref = assert_same(image, 32, "pred_2d", "max", tau)
+        _, ref = assert_same(image, 32, "pred_2d", "max", tau)
         assert recon_errors(image, ref, 32, "max").max() <= tau
     kept, index_map = coder.layout(coder.prune_tokens(image, 32)[1].ravel())
     pixels = coder.gather_tokens(image, kept, 16, 2)

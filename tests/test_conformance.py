@@ -12,12 +12,9 @@ checks that assumption against the processor itself.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,11 +32,7 @@ transformers = pytest.importorskip("transformers")
 from transformers import Qwen2VLImageProcessorPil  # noqa: E402
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize  # noqa: E402
 
-# Loaded by path (tests/ is not a package); registered so its dataclass can resolve its module.
-_spec = importlib.util.spec_from_file_location("pixelprune_test_images", Path(__file__).with_name("images.py"))
-images = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = images
-_spec.loader.exec_module(images)
+import images  # noqa: E402
 
 # The three presets as shipped, plus two with a small max_pixels so that the
 # floor branch of smart_resize runs for both token sizes (28 and 32) without

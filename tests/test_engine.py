@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
@@ -12,7 +10,8 @@ from pixelprune_cli.cli import main
 from pixelprune_cli.engine import LocalEngine, RunOptions
 from pixelprune_cli.errors import ConfigError
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from conftest import SAMPLES
+
 IMAGE = SAMPLES / "chart.png"
 
 

@@ -8,7 +8,6 @@ line naming the file and the reason: never a traceback, a hang or a lost image.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -16,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +25,11 @@ from click.testing import CliRunner
 
 from pixelprune_cli.cli import main
 
-_spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
-bad = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bad)
+import badfiles as bad
+from conftest import ROOT, read_arrow
+from conftest import cli as invoke
 
-ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "pixelprune_cli"]
-
-
-def invoke(*args) -> tuple[int, str, str]:
-    """Run the CLI in-process; an uncaught exception fails the test with its traceback."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        pytest.fail("uncaught exception:\n" + "".join(traceback.format_exception(*result.exc_info)))
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 def one_line_error(stderr: str, *needles: str) -> str:
@@ -68,8 +56,7 @@ def id_bytes(image_id: str) -> bytes:
 
 
 def read_ids(path: Path) -> list[str]:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all().column("id").to_pylist()
+    return read_arrow(path).column("id").to_pylist()
 
 
 # ------------------------------------------------- file names that are not UTF-8
@@ -534,7 +521,7 @@ def test_the_calls_own_limit_decides_whatever_pillows_guard_says(monkeypatch):
         Image.open(io.BytesIO(data))
     assert decode_image(data, max_image_pixels=10_000).size == (64, 64)  # ours allows it, for this call
     assert Image.MAX_IMAGE_PIXELS == 1000
-    with pytest.raises(DecodeFailure, match="over the limit|decompression bomb"):
+    with pytest.raises(DecodeFailure, match=r"over the limit|decompression bomb"):
         decode_image(data, max_image_pixels=2_000)
     assert Image.MAX_IMAGE_PIXELS == 1000
 
@@ -608,7 +595,7 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
         state["most"] = 0
         barrier = threading.Barrier(4)
 
-        def work(k):
+        def work(k, barrier=barrier):
             barrier.wait()  # all four start together
             return pipeline.process(f"img{k}", lambda max_bytes=0: data, config)
 

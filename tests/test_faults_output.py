@@ -10,49 +10,41 @@ skipped with the reason elsewhere), /dev/full for a full stdout.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import shards, writer
-from pixelprune_cli.cli import main
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bad = _load("badfiles")
-resume = _load("test_resume")  # its subprocess and snapshot helpers
-start, finish, wait_for, snapshot, manifest, one_line_error = (
-    resume.start, resume.finish, resume.wait_for, resume.snapshot, resume.manifest, resume.one_line_error)
-shard_rows, small_folder = resume.shard_rows, resume.small_folder
-
-SAMPLES = Path(__file__).parents[1] / "samples"
+import badfiles as bad
+from conftest import (
+    SAMPLES,
+    cli_result,
+    finish,
+    manifest,
+    one_line_error,
+    read_arrow,
+    run_process,
+    shard_rows,
+    small_folder,
+    snapshot,
+    start,
+    wait_for,
+)
+from conftest import cli as cli_text
 
 
 def cli(*args, stdin: bytes | None = None) -> tuple[int, bytes, str]:
     """The CLI in-process: (exit code, stdout bytes, stderr); any traceback fails the test."""
-    result = CliRunner().invoke(main, [str(a) for a in args], input=stdin)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        pytest.fail("uncaught exception:\n" + "".join(traceback.format_exception(*result.exc_info)))
-    assert "Traceback" not in result.stderr
+    result = cli_result(*args, stdin=stdin)
     return result.exit_code, result.stdout_bytes, result.stderr
 
 
@@ -117,7 +109,7 @@ def test_overwrite_stopped_by_fail_fast_leaves_the_old_output_whole(old_output, 
     assert code == 1, stderr
     assert tree(out).keys() >= before.keys()
     assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == before  # committed shards wait, hidden
-    assert resume.cli("stats", out, "--json")[0] == 0
+    assert cli_text("stats", out, "--json")[0] == 0
 
 
 @pytest.mark.parametrize("when", ["before any shard", "after shards were committed"])
@@ -138,7 +130,7 @@ def test_interrupted_overwrite_leaves_the_old_output_readable_in_full(old_output
     code = proc.wait(timeout=60)
     assert code == (143 if signum == signal.SIGTERM else -signal.SIGKILL)
     assert {k: v for k, v in tree(out).items() if not k.startswith(".")} == before
-    code, stdout, stderr = resume.cli("stats", out, "--json")
+    code, stdout, stderr = cli_text("stats", out, "--json")
     assert code == 0 and json.loads(stdout)["images"] == 5 and "warning" not in stderr
 
     if signum == signal.SIGTERM and when == "before any shard":
@@ -147,10 +139,10 @@ def test_interrupted_overwrite_leaves_the_old_output_readable_in_full(old_output
     else:  # --resume finishes the replacement (the staging folder holds what was committed)
         assert (staging / "manifest.json").exists()
         finish_with = "--resume"
-    code, _, stderr = resume.run(["compress", slow_folder, "-o", f"{out}/", *options, finish_with], tmp_path)
+    code, _, stderr = run_process(["compress", slow_folder, "-o", f"{out}/", *options, finish_with], tmp_path)
     assert code == 0, stderr
     full = tmp_path / "full"
-    assert resume.run(["compress", slow_folder, "-o", f"{full}/", *options], tmp_path)[0] == 0
+    assert run_process(["compress", slow_folder, "-o", f"{full}/", *options], tmp_path)[0] == 0
     assert shard_rows(out).equals(shard_rows(full))
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in full.iterdir())
     assert hidden_leftovers(out) == []
@@ -398,7 +390,10 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
     assert cli("compress", slow_folder, "-o", out, "--workers", 2)[0] == 0
     restored = tmp_path / "restored"
     proc = start(["restore", out, "-o", restored, "--table", "none"], tmp_path)
-    written = lambda: [n for n in os.listdir(restored) if not n.startswith(".")] if restored.is_dir() else []
+
+    def written() -> list[str]:
+        return [n for n in os.listdir(restored) if not n.startswith(".")] if restored.is_dir() else []
+
     wait_for(lambda: len(written()) >= 3, proc, "a few PNGs were written")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
@@ -560,13 +555,13 @@ def test_a_second_run_on_an_output_being_written_is_refused(slow_folder, tmp_pat
         (lambda: (target / "manifest.json").exists())
     wait_for(begun, first, "the first run opened its output")
     small = small_folder(mkdir(tmp_path / "small"), 2)
-    code, _, stderr = resume.run(["compress", small, "-o", arg, "--no-progress", *second], second_dir)
+    code, _, stderr = run_process(["compress", small, "-o", arg, "--no-progress", *second], second_dir)
     assert code == 2
     one_line_error(stderr, "being written by another run", f"pid {first.pid}")
     assert first.poll() is None  # the refusal did not wait for, or disturb, the first run
     code, _, stderr = finish(first, first_dir)
     assert code == 0, stderr
-    read = resume.read_arrow(target) if kind == "file" else shard_rows(target)
+    read = read_arrow(target) if kind == "file" else shard_rows(target)
     assert sorted(read.column("id").to_pylist()) == sorted(p.name for p in slower.iterdir())
     assert hidden_leftovers(tmp_path / "out" if kind == "folder" else tmp_path) == []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +13,8 @@ from pixelprune_cli.cli import main
 from pixelprune_cli.formats import TABLE_FORMATS, format_of
 from pixelprune_cli.readers import compressed_meta, iter_output_batches, output_rows
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from conftest import SAMPLES
+
 IMAGE = SAMPLES / "chart.png"
 
 

@@ -9,7 +9,6 @@ token, the same greedy continuation, and the full sequence's MRoPE ids.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +17,14 @@ pytest.importorskip("transformers", reason="the hf extra (torch, transformers) i
 
 from PIL import Image  # noqa: E402
 
-import hf_models as tiny  # noqa: E402
 from pixelprune_cli import api, prune_image  # noqa: E402
+from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
 from pixelprune_cli.presets import resolve_preset  # noqa: E402
-from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "samples"
+import hf_models as tiny  # noqa: E402
+from conftest import ROOT, SAMPLES  # noqa: E402
+
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 MAX_PIXELS = 160_000  # about 150-200 tokens a page: real pages, CPU-sized
 PROMPT = "<|im_start|>user <|vision_start|><|image_pad|><|vision_end|> {}<|im_end|><|im_start|>assistant"
@@ -169,7 +168,7 @@ def test_training_loss_on_pruned_inputs_backpropagates_to_the_vit():
 def test_prepare_inputs_refuses_a_placeholder_count_that_does_not_match_the_rows():
     preset = tiny.small_preset("qwen3_vl", MAX_PIXELS)
     row = prune_image(SAMPLES / "form.png", preset=preset)
-    with pytest.raises(ValueError, match="hold 2 image placeholders .* but 1 rows"):
+    with pytest.raises(ValueError, match=r"hold 2 image placeholders .* but 1 rows"):
         prepare_inputs(tiny.tokenizer(), BATCH_TEXTS[1], [row], preset.to_meta())
 
 

@@ -26,17 +26,12 @@ from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.schema import output_schema, read_meta
 from pixelprune_cli.sources import SourceOptions
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 META_KEYS = {"version", "preset", "patch_size", "merge_size", "temporal_patch_size", "min_pixels",
              "max_pixels", "image_mean", "image_std", "method", "metric", "tau"}
 RUN = api.RunOptions(workers=2, progress=False)
-
-
-def read_arrow(path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
 
 
 def small_rows(table: pa.Table) -> list[dict]:
@@ -377,7 +372,7 @@ def test_restore_stats_and_show_read_parquet_outputs_as_the_arrow_output(folder_
     for path in (parquet_file, old_layout_parquet):
         assert restored_pngs(path, workdir / f"restored-{path.stem}") == expected_pngs, path.name
         assert stats_rows(path) == expected_stats, path.name
-        row, meta = read_output_row(str(path), row=last)
+        row, _meta = read_output_row(str(path), row=last)
         assert set(row) == set(expected_row)
         assert all(np.array_equal(row[k], expected_row[k]) for k in row), path.name
         drawn = CliRunner().invoke(main, [*show, str(workdir / f"shown-{path.stem}.png"), str(path)])

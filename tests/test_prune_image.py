@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -14,15 +13,14 @@ from pixelprune_cli import api
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.presets import resolve_preset
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from conftest import SAMPLES, read_arrow
+
 RUN = api.RunOptions(workers=1, progress=False)
 
 
 def written_rows(files: list[Path], out: Path, config: CodingConfig) -> dict[str, dict]:
     api.compress([str(f) for f in files], str(out), config, run=RUN)
-    with pa.memory_map(str(out)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    return {row["id"]: row for row in table.to_pylist()}
+    return {row["id"]: row for row in read_arrow(out).to_pylist()}
 
 
 def assert_same_row(ours: dict, written: dict) -> None:

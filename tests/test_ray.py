@@ -23,15 +23,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray
 
 from pixelprune_cli import api  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
-from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
+from pixelprune_cli.pipeline import CodingConfig, FailedImage  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
 from pixelprune_cli.readers import iter_output_batches  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
-from pixelprune_cli.pipeline import FailedImage  # noqa: E402
 from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow  # noqa: E402
+
 RUN = api.RunOptions(workers=2, progress=False)
 CONFIG = CodingConfig()
 
@@ -87,8 +86,7 @@ def test_ray_shards_equal_local_sharded_output_on_samples_folder(tmp_path):
     api.compress([str(SAMPLES)], str(tmp_path / "local") + "/", CONFIG, run=RUN, shard_size=4, shard_format="parquet")
     summary = compress_with_ray([str(SAMPLES)], str(tmp_path / "ray"), CONFIG, shard_size=4, progress=False)
 
-    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
-        single = pa.ipc.open_file(source).read_all()
+    single = read_arrow(tmp_path / "local.arrow")
     assert_same_rows(read_shards(tmp_path / "ray"), single)
     local_shards = sorted(p.name for p in (tmp_path / "local").glob("part-*.parquet"))
     assert sorted(p.name for p in (tmp_path / "ray").glob("part-*.parquet")) == local_shards == [f"part-0000{i}.parquet" for i in range(5)]
@@ -107,8 +105,7 @@ def test_ray_ids_equal_local_ids_for_files_and_several_inputs(tmp_path, inputs):
     paths = [str(SAMPLES / name) for name in inputs]  # one input: ids are names; several: the paths as given
     api.compress(paths, str(tmp_path / "local.arrow"), CONFIG, run=RUN)
     compress_with_ray(paths, str(tmp_path / "ray"), CONFIG, shard_size=4, progress=False)
-    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
-        local = pa.ipc.open_file(source).read_all()
+    local = read_arrow(tmp_path / "local.arrow")
     ours = read_shards(tmp_path / "ray")
     assert ours.column("id").to_pylist() == local.column("id").to_pylist()
     assert_same_rows(ours, local)
@@ -163,8 +160,7 @@ def test_compress_dataset_returns_local_rows_and_reports_failures(tmp_path):
 
     sources = SourceOptions(keep_columns=("name", "kind"))
     api.compress([str(SAMPLES_PARQUET)], str(tmp_path / "local.arrow"), CONFIG, sources, RUN)
-    with pa.memory_map(str(tmp_path / "local.arrow")) as source:
-        local = pa.ipc.open_file(source).read_all()
+    local = read_arrow(tmp_path / "local.arrow")
     ours = pa.concat_tables(ray.get(rows.to_arrow_refs()))
     assert_same_rows(ours, local)
     assert read_meta(ours.schema) == read_meta(local.schema)
@@ -228,7 +224,10 @@ def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(t
     out = tmp_path / "out"
     api.compress([str(SAMPLES / "chart.png")], f"{out}/", CONFIG, run=RUN)  # an old local output, one arrow shard
     (out / "part-time notes.txt").write_text("mine")
-    visible = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+    def visible() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".")}
+
     old, seen_meanwhile = visible(), []
     real = shards.ShardedSink.record_shard
 

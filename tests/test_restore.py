@@ -26,14 +26,14 @@ from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.restore import file_name_for
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLE_IMAGES, SAMPLES, SAMPLES_PARQUET, token_errors
+
 RUN = api.RunOptions(workers=2, progress=False)
 
 
 def input_bytes() -> dict[str, bytes]:
     """Every image of samples/ by the id a folder compress gives it."""
-    found = {p.name: p.read_bytes() for p in sorted(SAMPLES.iterdir()) if p.suffix in (".png", ".jpg")}
+    found = {p.name: p.read_bytes() for p in SAMPLE_IMAGES}
     cells = pq.read_table(SAMPLES_PARQUET, columns=["image"]).column("image").to_pylist()
     found.update({f"samples.parquet#{i}": cell["bytes"] for i, cell in enumerate(cells)})
     return found
@@ -65,19 +65,6 @@ def restored(folder: Path, image_id: str) -> np.ndarray:
     with Image.open(folder / file_name_for(image_id)) as image:
         assert image.mode == "RGB"
         return np.asarray(image)
-
-
-def token_errors(restored_image: np.ndarray, original: np.ndarray, ts: int, metric: str) -> np.ndarray:
-    """Per merged token (row-major), the error of `metric` in [0, 1] units."""
-    h, w, _ = original.shape
-    d = restored_image.astype(np.int64) - original.astype(np.int64)
-    d = d.reshape(h // ts, ts, w // ts, ts, 3).transpose(0, 2, 1, 3, 4).reshape((h // ts) * (w // ts), -1)
-    n = d.shape[1]
-    if metric == "max":
-        return np.abs(d).max(axis=1) / 255.0
-    if metric == "mae":
-        return np.abs(d).sum(axis=1) / (n * 255.0)
-    return np.sqrt((d * d).sum(axis=1) / (n * 65025.0))
 
 
 # ------------------------------------------------------------- lossless at tau = 0

@@ -8,17 +8,7 @@ from hypothesis import strategies as st
 
 from pixelprune_cli import coder
 
-
-def token_errors(a: np.ndarray, b: np.ndarray, ts: int, metric: str) -> np.ndarray:
-    """Per-token error of b against a, in [0, 1] units, straight from the metric's definition."""
-    h, w, _ = a.shape
-    d = (a.astype(np.int64) - b.astype(np.int64)).reshape(h // ts, ts, w // ts, ts, 3).transpose(0, 2, 1, 3, 4)
-    d = d.reshape(h // ts, w // ts, -1)
-    if metric == "max":
-        return np.abs(d).max(-1) / 255.0
-    if metric == "mae":
-        return np.abs(d).sum(-1) / (d.shape[-1] * 255.0)
-    return np.sqrt((d * d).sum(-1) / (d.shape[-1] * 65025.0))
+from conftest import token_errors
 
 
 @st.composite

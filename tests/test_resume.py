@@ -1,4 +1,4 @@
-"""Interrupted runs (issue 4): outputs are atomic, shard folders resumable, nothing lost.
+"""Interrupted runs: outputs are atomic, shard folders resumable, nothing lost.
 
 Kills and signals go to a real `python -m pixelprune_cli` process; quick
 checks of refusals run in-process through click's CliRunner. "Untouched"
@@ -7,28 +7,34 @@ means every file beside the output has the same bytes and mtime as before.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import sources
-from pixelprune_cli.cli import main
 
-_spec = importlib.util.spec_from_file_location("badfiles", Path(__file__).with_name("badfiles.py"))
-bad = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bad)
+import badfiles as bad
+from conftest import (
+    cli,
+    finish,
+    manifest,
+    one_line_error,
+    read_arrow,
+    shard_rows,
+    small_folder,
+    snapshot,
+    start,
+    wait_for,
+)
+from conftest import run_process as run
 
 SLOW_SIDE = 1024  # decoding, resizing and coding one takes ~25 ms: a run lasts long enough to interrupt
 SLOW_IMAGES = 40
@@ -63,82 +69,8 @@ def many_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def start(args: list, cwd: Path) -> subprocess.Popen:
-    """`python -m pixelprune_cli ARGS` in the background; output goes to cwd/std{out,err}.txt."""
-    return subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *map(str, args)], cwd=cwd,
-                            stdout=open(cwd / "stdout.txt", "w"), stderr=open(cwd / "stderr.txt", "w"))
-
-
-def finish(proc: subprocess.Popen, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    code = proc.wait(timeout=timeout)
-    stdout, stderr = (cwd / "stdout.txt").read_text(), (cwd / "stderr.txt").read_text()
-    assert "Traceback" not in stdout + stderr, stderr
-    return code, stdout, stderr
-
-
-def run(args: list, cwd: Path, timeout: float = 60) -> tuple[int, str, str]:
-    return finish(start(args, cwd), cwd, timeout)
-
-
-def wait_for(condition, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
-    """Poll until condition() holds; the run must still be going when it does."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the run ended before it could be interrupted ({what})"
-
-
-def cli(*args) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr), failing on any uncaught exception."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        pytest.fail("uncaught exception:\n" + "".join(traceback.format_exception(*result.exc_info)))
-    assert "Traceback" not in result.stdout + result.stderr
-    return result.exit_code, result.stdout, result.stderr
-
-
-def manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
-
-
-def read_arrow(path: Path) -> pa.Table:
-    with pa.OSFile(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
-
-
-def shard_rows(folder: Path) -> pa.Table:
-    """Every row of a shard folder, sorted by id."""
-    tables = [read_arrow(p) for p in sorted(folder.glob("part-*.arrow"))]
-    return pa.concat_tables(tables).sort_by("id")
-
-
 def temporaries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob(".*.partial-*"))
-
-
-def snapshot(folder: Path) -> dict:
-    """name -> (bytes, mtime_ns) of every file in folder (hidden ones too)."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def one_line_error(stderr: str, *words: str) -> str:
-    message = stderr.strip()
-    assert "\n" not in message and message.startswith("pixelprune: "), message
-    for word in words:
-        assert word in message, message
-    return message
-
-
-def small_folder(root: Path, count: int, bad_at: int | None = None) -> Path:
-    """count small images img_000.png ...; a zero-byte one replaces position bad_at."""
-    folder = root / "in"
-    folder.mkdir()
-    for k in range(count):
-        data = b"" if k == bad_at else bad.png(seed=k)
-        (folder / f"img_{k:03d}.png").write_bytes(data)
-    return folder
 
 
 # ----------------------------------------------------------------- (a) SIGKILL, then --resume
@@ -212,7 +144,7 @@ def interrupted(tmp_path) -> tuple[Path, Path]:
 def test_resume_with_a_different_config_is_refused_and_touches_nothing(interrupted, change):
     folder, out = interrupted
     before = snapshot(out)
-    code, stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
+    code, _stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
     assert code == 2
     one_line_error(stderr, "different configuration", "--overwrite")
     assert snapshot(out) == before
@@ -299,7 +231,7 @@ def test_resume_after_the_inputs_changed_loses_or_duplicates_nothing(interrupted
     (folder / "img_003.png").write_bytes(bad.png(seed=3))
     (folder / "img_000a.png").write_bytes(bad.png(seed=50))  # sorts into the committed shard 0
     before = snapshot(out)
-    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
+    code, _, _stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--resume")
     if code == 2:  # refusing is fine, if nothing was touched
         assert snapshot(out) == before
         return
@@ -354,7 +286,7 @@ def test_interrupted_single_file_run_exits_cleanly_and_leaves_nothing(slow_folde
     time.sleep(0.1)  # into the images
     assert proc.poll() is None
     proc.send_signal(signum)
-    code, stdout, stderr = finish(proc, tmp_path)
+    code, _stdout, stderr = finish(proc, tmp_path)
     assert code == expected
     one_line_error(stderr, "interrupted")
     assert sorted(os.listdir(out_dir)) == []
@@ -395,7 +327,7 @@ def test_fail_fast_stops_at_the_first_bad_image_without_completing_the_output(tm
     folder = small_folder(tmp_path, 8, bad_at=2)
     out_dir = tmp_path / "o"
     out_dir.mkdir()
-    code, stdout, stderr = cli("compress", folder, "-o", out_dir / "out.arrow", "--fail-fast", "--workers", workers)
+    code, _stdout, stderr = cli("compress", folder, "-o", out_dir / "out.arrow", "--fail-fast", "--workers", workers)
     assert code == 1
     one_line_error(stderr, "img_002.png", "decode", "--fail-fast")
     assert sorted(os.listdir(out_dir)) == []
@@ -405,3 +337,16 @@ def test_fail_fast_in_a_shard_folder_keeps_only_committed_shards(interrupted):
     _, out = interrupted
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "part-00000.arrow", "part-00000.errors.jsonl"]
     assert read_arrow(out / "part-00000.arrow").column("id").to_pylist() == ["img_000.png", "img_001.png"]
+
+
+def test_shard_checksum_is_the_files_sha256_on_python_3_10_too(tmp_path, monkeypatch):
+    """The manifest's checksum without hashlib.file_digest, which Python 3.10 (our oldest) does not have."""
+    import hashlib
+
+    from pixelprune_cli import writer
+
+    data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 17, dtype=np.uint8).tobytes()
+    path = tmp_path / "part-00000.arrow"
+    path.write_bytes(data)
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)
+    assert writer.file_checksum(path) == (len(data), hashlib.sha256(data).hexdigest())

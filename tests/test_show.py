@@ -16,7 +16,8 @@ from pixelprune_cli.pipeline import CodingConfig, code_image
 from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 PRESET = PRESETS["qwen3-vl"]
 TS = PRESET.token_size
 TH, TW = 4, 5
@@ -86,7 +87,7 @@ def test_kept_tokens_are_unchanged_to_the_edge_without_the_grid(scene):
 
 
 def test_grid_is_faint_and_only_on_token_borders(scene):
-    image, ref = scene
+    image, _ref = scene
     keep_all = np.arange(TH * TW, dtype=np.int32)
     overlay = show.mark_dropped(image, keep_all, TS).astype(int)
     changed = (overlay != image).any(axis=2)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelprune_cli.cli import main
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from conftest import SAMPLES
 
 
 def run(*args):

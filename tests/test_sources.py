@@ -12,8 +12,7 @@ from pixelprune_cli import sources
 from pixelprune_cli.pipeline import FailedImage
 from pixelprune_cli.sources import ImageFile, ParquetRows
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-SAMPLES_PARQUET = SAMPLES / "samples.parquet"
+from conftest import SAMPLES_PARQUET
 
 
 def folder_of(tmp_path: Path, count: int) -> Path:

@@ -7,7 +7,6 @@ terminal itself.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -29,14 +28,12 @@ from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.report import ImageEntry, Summary, sample_estimate, shorten_middle
 
-_spec = importlib.util.spec_from_file_location("terminal", Path(__file__).with_name("terminal.py"))
-terminal = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(terminal)
+import terminal
+from conftest import ROOT as REPO
+from conftest import SAMPLE_IMAGES as IMAGES
+from conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-REPO = SAMPLES.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-IMAGES = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".png", ".jpg"))
 
 
 def run(args, code: int = 0, stdin: bytes | None = None):
@@ -105,8 +102,9 @@ def test_progress_total_of_a_parquet_table_comes_from_its_footer(tmp_path):
         def set_total(self, total):
             self.total = total
 
-    import pyarrow.parquet as pq
     import time
+
+    import pyarrow.parquet as pq
 
     progress = Recorder()
     api.count_in_background([str(SAMPLES / "samples.parquet")], SourceOptions(), progress)
