@@ -102,9 +102,9 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt as exc:
-            from .writer import remove_uncommitted
+            from .writer import release_everything_held
 
-            remove_uncommitted()  # a temporary file the signal caught before its cleanup was set up
+            release_everything_held()  # what the signal caught before its cleanup was set up
             click.echo("pixelprune: interrupted; nothing partial was left under the output name", err=True)
             _exit_now(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         except PixelpruneError as exc:  # converted where it happened, naming the file and the reason

@@ -29,6 +29,8 @@ from .writer import (
     TargetLock,
     compression_arg,
     file_checksum,
+    hold,
+    let_go,
     output_errors,
     remove_stale_partials,
     write_atomically,
@@ -120,10 +122,12 @@ class ShardedSink(RowSink):
         self.lock = TargetLock(self.folder / LOCK, str(folder))
         self.current: int | None = None
         self.finished = False
+        hold(self, self.abort)  # an interrupt before the caller's cleanup is set up still removes our staging
         try:
             with output_errors(self.folder):
                 self._start(resume, overwrite)
         except BaseException:
+            let_go(self)
             self.lock.release()
             raise
         self.done = {s["index"] for s in self.shards}
@@ -344,6 +348,7 @@ class ShardedSink(RowSink):
                         old.unlink()
                 remove_stale_partials(self.folder, _is_folder_file)
         self.finished = True
+        let_go(self)
         self.lock.release()
 
     def abort(self) -> None:
@@ -361,6 +366,7 @@ class ShardedSink(RowSink):
         except OSError:
             pass
         finally:
+            let_go(self)
             self.lock.release()
 
     @staticmethod

@@ -70,20 +70,30 @@ def _create_new(path: Path) -> int:
         return os.open(path, flags, 0o666)
 
 
-# Temporary files of this process not yet renamed into place or removed, in creation order.
-# A signal turned into an exception can land between creating one and the `try` meant to
-# remove it; the command line's interrupt handler calls remove_uncommitted() as its last step.
-_UNCOMMITTED: dict[Path, None] = {}
+# What this process holds and must give back if it is interrupted: temporary files not yet
+# renamed into place, locks, a shard folder's staging. A signal turned into an exception can
+# land between acquiring one and the `try` meant to release it, so each is listed here before
+# (or as soon as) it exists, and the command line's interrupt handler releases what is left.
+_HELD: dict[object, Callable[[], None]] = {}
 
 
-def remove_uncommitted() -> None:
-    """Delete every temporary file this process created and neither committed nor removed."""
-    for temp in list(_UNCOMMITTED):
+def hold(owner: object, release: Callable[[], None]) -> None:
+    """List `release` to run should the process be interrupted before `let_go(owner)`."""
+    _HELD[owner] = release
+
+
+def let_go(owner: object) -> None:
+    _HELD.pop(owner, None)
+
+
+def release_everything_held() -> None:
+    """Release what is still held, newest first (a sink before the lock it took); never raises."""
+    for owner, release in reversed(list(_HELD.items())):
         try:
-            temp.unlink(missing_ok=True)
-        except OSError:
+            release()
+        except Exception:
             pass
-        _UNCOMMITTED.pop(temp, None)
+        _HELD.pop(owner, None)
 
 
 class AtomicFile:
@@ -92,7 +102,7 @@ class AtomicFile:
     def __init__(self, target: Path, mode: str = "wb"):
         self.target = Path(target)
         self.temp = _temp_path(self.target)
-        _UNCOMMITTED[self.temp] = None  # listed before it exists: see remove_uncommitted
+        hold(self, lambda: self.temp.unlink(missing_ok=True))  # listed before it exists
         with output_errors(self.target):
             fd = _create_new(self.temp)
         self.handle = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
@@ -107,7 +117,7 @@ class AtomicFile:
         except BaseException:
             self.abort()
             raise
-        _UNCOMMITTED.pop(self.temp, None)
+        let_go(self)
 
     def abort(self) -> None:
         """Remove the temporary file; never raises, so a failed write cannot leave it behind."""
@@ -119,7 +129,7 @@ class AtomicFile:
         finally:
             try:
                 self.temp.unlink(missing_ok=True)
-                _UNCOMMITTED.pop(self.temp, None)
+                let_go(self)
             except OSError:
                 pass
 
@@ -192,9 +202,10 @@ class TargetLock:
         if not stat.S_ISREG(info.st_mode) or (info.st_size and not os.pread(fd, 11, 0).startswith(b"pixelprune ")):
             os.close(fd)
             raise ConfigError(f"{self.path} is in the way: it is not a pixelprune lock file; move it or write elsewhere")
+        self.fd: int | None = fd
+        hold(self, self.release)  # ours from here: an interrupt leaves no lock file behind
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pixelprune pid {os.getpid()}\n".encode(), 0)
-        self.fd: int | None = fd
 
     def release(self) -> None:
         if self.fd is None:
@@ -205,6 +216,7 @@ class TargetLock:
             pass
         os.close(self.fd)
         self.fd = None
+        let_go(self)
 
 
 class TableFile:

@@ -436,6 +436,32 @@ def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(small_o
         assert [n for n in os.listdir(tmp_path) if n.startswith(".") or n.startswith("again.arrow")] == []
 
 
+# The same, a step later: right after a lock or a shard folder's staging was set up.
+SIGNAL_AFTER_SETUP = """
+import sys
+from pixelprune_cli import cli, shards, writer
+cls = {"lock": writer.TargetLock, "sink": shards.ShardedSink}[sys.argv.pop(1)]
+set_up = cls.__init__
+def set_up_then_signalled(self, *args, **kwargs):
+    set_up(self, *args, **kwargs)
+    raise cli.Terminated()
+cls.__init__ = set_up_then_signalled
+sys.argv[0] = "pixelprune"
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("what", ["lock", "sink"])
+def test_a_signal_right_after_a_lock_or_staging_is_set_up_leaves_the_old_output_alone(old_output, tmp_path, what):
+    out, before = old_output
+    folder = small_folder(mkdir(tmp_path / "new"), 3)
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_SETUP, what, "compress", str(folder), "-o", f"{out}/",
+                           "--overwrite", "--table", "none"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert tree(out) == before  # nothing hidden either: no lock, no staging folder
+
+
 def test_restore_overwrite_replaces_a_planted_symlink_instead_of_writing_through_it(small_output, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
