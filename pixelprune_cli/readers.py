@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, one_line
@@ -235,6 +236,39 @@ def output_row(batch: pa.RecordBatch, i: int) -> dict:
     small["index_map"] = batch.column("index_map")[i].values.to_numpy(zero_copy_only=False)
     small["pixels"] = kept_pixels(batch, i)
     return small
+
+
+def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray, index_map: np.ndarray,
+                kept_rows: int, preset) -> str | None:
+    """Why a row's index columns cannot describe a coded image (None when they can).
+
+    Checked before any pixel is placed, so a hand-made or corrupted output
+    gives one line saying what is wrong rather than an error deep in numpy.
+    """
+    ts = preset.token_size
+    if width < ts or height < ts or width % ts or height % ts:
+        return f"size {width}x{height} is not a positive multiple of the token size {ts}"
+    if tokens != (width // ts) * (height // ts) or len(index_map) != tokens:
+        return f"{tokens} tokens and {len(index_map)} index_map entries for a {width}x{height} image of {ts} px tokens"
+    if not (len(kept_index) == kept == kept_rows):
+        return f"kept is {kept}, with {len(kept_index)} kept_index entries and {kept_rows} pixels rows"
+    if kept and (kept_index[0] < 0 or kept_index[-1] >= tokens or np.any(np.diff(kept_index) <= 0)):
+        return f"kept_index is not ascending within [0, {tokens})"
+    if tokens and (index_map.min() < 0 or index_map.max() >= kept):
+        return f"index_map points outside the {kept} kept tokens"
+    if np.any(index_map[kept_index] != np.arange(kept)):
+        return "index_map does not map each kept token to itself"
+    return None
+
+
+def checked_row(batch: pa.RecordBatch, i: int, preset, name) -> dict:
+    """output_row(batch, i), refused (InputError naming `name` and the row) unless it can describe an image."""
+    row = output_row(batch, i)
+    problem = row_problem(row["width"], row["height"], row["tokens"], row["kept"], row["kept_index"],
+                          row["index_map"], len(row["pixels"]), preset)
+    if problem:
+        raise InputError(f"{name}: row {row['id']!r}: {problem}")
+    return row
 
 
 def output_rows(path: str) -> int | None:

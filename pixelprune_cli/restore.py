@@ -13,7 +13,7 @@ import numpy as np
 from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
-from .readers import compressed_meta, incomplete_note, iter_output_batches, kept_pixels
+from .readers import checked_row, compressed_meta, incomplete_note, iter_output_batches
 from .report import ImageEntry, Summary
 from .writer import output_errors, write_atomically
 
@@ -32,29 +32,6 @@ def file_name_for(image_id: str) -> str:
     if len(name) > _MAX_NAME:
         name = name[:180] + "~" + hashlib.sha1(image_id.encode()).hexdigest()[:16]
     return name + ".png"
-
-
-def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray, index_map: np.ndarray,
-                kept_rows: int, preset) -> str | None:
-    """Why a row's index columns cannot describe a coded image (None when they can).
-
-    Checked before any pixel is placed, so a hand-made or corrupted output
-    gives one line saying what is wrong rather than an error deep in numpy.
-    """
-    ts = preset.token_size
-    if width < ts or height < ts or width % ts or height % ts:
-        return f"size {width}x{height} is not a positive multiple of the token size {ts}"
-    if tokens != (width // ts) * (height // ts) or len(index_map) != tokens:
-        return f"{tokens} tokens and {len(index_map)} index_map entries for a {width}x{height} image of {ts} px tokens"
-    if not (len(kept_index) == kept == kept_rows):
-        return f"kept is {kept}, with {len(kept_index)} kept_index entries and {kept_rows} pixels rows"
-    if kept and (kept_index[0] < 0 or kept_index[-1] >= tokens or np.any(np.diff(kept_index) <= 0)):
-        return f"kept_index is not ascending within [0, {tokens})"
-    if tokens and (index_map.min() < 0 or index_map.max() >= kept):
-        return f"index_map points outside the {kept} kept tokens"
-    if np.any(index_map[kept_index] != np.arange(kept)):
-        return "index_map does not map each kept token to itself"
-    return None
 
 
 def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, preset) -> np.ndarray:
@@ -97,12 +74,6 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
     written = 0
     ids = batch.column("id").to_pylist()
     sources = zip(batch.column("source_width").to_pylist(), batch.column("source_height").to_pylist())
-    widths = batch.column("width").to_pylist()
-    heights = batch.column("height").to_pylist()
-    tokens = batch.column("tokens").to_pylist()
-    kept = batch.column("kept").to_pylist()
-    maps = batch.column("index_map")
-    kept_indexes = batch.column("kept_index")
     for i, (image_id, source) in enumerate(zip(ids, sources)):
         file = target / file_name_for(image_id)
         if image_id in seen:
@@ -110,15 +81,12 @@ def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, p
         seen.add(image_id)
         if os.path.lexists(file) and not overwrite:
             raise ConfigError(f"{file} already exists; pass {option('overwrite')} to replace it")
-        index_map, pixels = maps[i].values.to_numpy(), kept_pixels(batch, i)
-        problem = row_problem(widths[i], heights[i], tokens[i], kept[i], kept_indexes[i].values.to_numpy(),
-                              index_map, len(pixels), preset)
-        if problem:
-            raise InputError(f"{path}: row {image_id!r}: {problem}")
-        image = Image.fromarray(reconstruct(index_map, pixels, widths[i], heights[i], preset))
+        row = checked_row(batch, i, preset, path)
+        size = (row["width"], row["height"])
+        image = Image.fromarray(reconstruct(row["index_map"], row["pixels"], *size, preset))
         # whole or not at all, and replacing (never writing through) a symlink at the name
         write_atomically(file, partial(image.save, format="PNG", compress_level=1))
         written += file.stat().st_size
-        summary.add_image(ImageEntry(image_id, source, (widths[i], heights[i]), tokens[i], kept[i], None))
+        summary.add_image(ImageEntry(image_id, source, size, row["tokens"], row["kept"], None))
         bar.advance()
     return written

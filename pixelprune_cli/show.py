@@ -276,8 +276,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     """
     from .errors import ConfigError, InputError
     from .presets import resolve_preset
-    from .readers import STDIN, compressed_meta, incomplete_note, iter_output_batches, output_row
-    from .restore import row_problem
+    from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches
 
     if (image_id is None) == (row is None):
         raise ConfigError("give exactly one of --id or --row")
@@ -296,11 +295,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         seen += batch.num_rows
         if i is None:
             continue
-        found = output_row(batch, i)
-        problem = row_problem(found["width"], found["height"], found["tokens"], found["kept"], found["kept_index"],
-                              found["index_map"], len(found["pixels"]), resolve_preset(meta))
-        if problem:
-            raise InputError(f"{path}: row {found['id']!r}: {problem}")
+        found = checked_row(batch, i, resolve_preset(meta), path)
         if path == STDIN:
             for _ in batches:  # read to the end: a stream that was cut short raises there
                 pass
@@ -430,12 +425,13 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
 
     from .errors import InputError
     from .presets import resolve_preset
-    from .readers import compressed_meta, iter_output_batches, output_row
+    from .readers import checked_row, compressed_meta, iter_output_batches
 
     meta = compressed_meta(path)
     if meta is None:
         raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
-    token_size = resolve_preset(meta).token_size
+    preset = resolve_preset(meta)
+    token_size = preset.token_size
     rng = random.Random(0)
     tiles: list = []
     only = None  # the first row, in full, while it is the only one
@@ -444,7 +440,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
         for i in range(batch.num_rows):
             slot = seen if sample is None or seen < sample else rng.randrange(seen + 1)
             if sample is None or slot < sample:
-                row = output_row(batch, i)
+                row = checked_row(batch, i, preset, path)
                 only = row if seen == 0 else None
                 image, ref = row_image(row, meta)
                 tile = (_thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]))

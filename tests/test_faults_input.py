@@ -336,7 +336,7 @@ def test_hostile_outputs_give_one_line_errors_for_stats_restore_and_show(tmp_pat
                   "tokens_as_text"},
         "restore": set(), "show": set(),
     }
-    must_fail["restore"] = must_fail["show"] = {*must_fail["stats"], "no_pixels", "kept_index_reversed",
+    must_fail["restore"] = must_fail["show"] = must_fail["contact sheet"] = {*must_fail["stats"], "no_pixels", "kept_index_reversed",
                                                  "kept_index_out_of_range", "index_map_out_of_range",
                                                  "width_not_token_multiple", "pixels_as_binary"}
     for name, path in hostile_outputs(tmp_path).items():
@@ -344,6 +344,7 @@ def test_hostile_outputs_give_one_line_errors_for_stats_restore_and_show(tmp_pat
             "stats": invoke("stats", path),
             "restore": invoke("restore", path, "-o", tmp_path / f"restored-{name}"),
             "show": invoke("show", path, "--row", "0", "-o", tmp_path / f"{name}.png"),
+            "contact sheet": invoke("show", path, "-o", tmp_path / f"{name}-sheet.png"),
         }
         for command, (code, _, err) in runs.items():
             if name in must_fail[command]:
