@@ -167,11 +167,9 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
 def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summary:
     """Summary of a compressed file, read from its small columns only."""
-    from .readers import compressed_meta, incomplete_note, iter_output_batches
+    from .readers import incomplete_note, iter_output_batches, output_meta
 
-    meta = compressed_meta(path)
-    if meta is None:
-        raise InputError(f"{path}: not a pixelprune output")
+    meta = output_meta(path)
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
     note = incomplete_note(path)
     if note:

@@ -107,6 +107,14 @@ def _meta_of(schema: pa.Schema, name) -> dict | None:
     return meta
 
 
+def output_meta(path: str) -> dict:
+    """The `pixelprune` metadata of an output that a command needs to read; InputError if path is not one."""
+    meta = compressed_meta(path)
+    if meta is None:
+        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
+    return meta
+
+
 def compressed_meta(path: str) -> dict | None:
     """The `pixelprune` metadata when path is a compressed output, else None (an image table or image).
 

@@ -13,7 +13,7 @@ import numpy as np
 from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
-from .readers import checked_row, compressed_meta, incomplete_note, iter_output_batches
+from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
 from .report import ImageEntry, Summary
 from .writer import output_errors, write_atomically
 
@@ -44,9 +44,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     from .readers import output_rows
     from .report import Progress
 
-    meta = compressed_meta(path)
-    if meta is None:
-        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
+    meta = output_meta(path)
     preset = resolve_preset(meta)
     target = Path(out_dir)
     with output_errors(target):

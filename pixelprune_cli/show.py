@@ -276,13 +276,11 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     """
     from .errors import ConfigError, InputError
     from .presets import resolve_preset
-    from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches
+    from .readers import STDIN, checked_row, incomplete_note, iter_output_batches, output_meta
 
     if (image_id is None) == (row is None):
         raise ConfigError("give exactly one of --id or --row")
-    meta = compressed_meta(path)
-    if meta is None:
-        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
+    meta = output_meta(path)
     seen = 0
     batches = iter_output_batches(path)
     for batch in batches:
@@ -425,11 +423,9 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
 
     from .errors import InputError
     from .presets import resolve_preset
-    from .readers import checked_row, compressed_meta, iter_output_batches
+    from .readers import checked_row, iter_output_batches, output_meta
 
-    meta = compressed_meta(path)
-    if meta is None:
-        raise InputError(f"{path}: not a pixelprune output (no 'pixelprune' schema metadata)")
+    meta = output_meta(path)
     preset = resolve_preset(meta)
     token_size = preset.token_size
     rng = random.Random(0)
