@@ -103,9 +103,25 @@ class _ParquetWriter:
 
 
 def _parquet_schema(path: Path):
+    """The schema readers see: `pixels` as token lists, as _parquet_batches yields them from either layout."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_schema(str(path))
+    from .presets import resolve_preset
+    from .schema import read_meta
+
+    schema = pq.read_schema(str(path))
+    if "pixels" not in schema.names:
+        return schema
+    pixels = schema.field("pixels").type
+    if not (pa.types.is_list(pixels) and pa.types.is_binary(pixels.value_type)):
+        return schema
+    try:
+        token_bytes = resolve_preset(read_meta(schema) or {}).token_bytes
+    except (KeyError, TypeError, ValueError):  # metadata the readers refuse on their own, naming the file
+        return schema
+    tokens = pa.list_(pa.list_(pa.uint8(), token_bytes))
+    return schema.set(schema.get_field_index("pixels"), pa.field("pixels", tokens))
 
 
 def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:

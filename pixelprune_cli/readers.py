@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .formats import ARROW, PARQUET, TABLE_FORMATS, TableFormat, format_of
+from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
@@ -172,16 +172,8 @@ _COLUMN_TYPES = {
 }
 
 
-def _binary_lists(t: pa.DataType) -> bool:
-    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_binary(t.value_type)
-
-
-def _check_columns(schema: pa.Schema, columns: list[str] | None, name, parquet: bool = False) -> None:
-    """InputError unless schema has the columns wanted, of types a reader can use.
-
-    A Parquet output may store `pixels` as one binary per token (its own
-    layout, turned back into token lists as it is read).
-    """
+def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
+    """InputError unless schema (as the format reads it) has the columns wanted, of types a reader can use."""
     from .schema import CORE_COLUMNS
 
     wanted = columns or CORE_COLUMNS
@@ -192,8 +184,6 @@ def _check_columns(schema: pa.Schema, columns: list[str] | None, name, parquet: 
     for column in wanted:
         fits, kind = _COLUMN_TYPES.get(column, (None, None))
         type_ = schema.field(column).type
-        if parquet and column == "pixels" and _binary_lists(type_):
-            continue
         if fits is not None and not fits(type_):
             raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 
@@ -218,7 +208,7 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
         return
     for file in _output_files(path):
         fmt = _format(file)
-        _check_columns(_schema_of(file), columns, file, parquet=fmt is PARQUET)
+        _check_columns(_schema_of(file), columns, file)
         try:
             for batch in fmt.iter_batches(file, columns):
                 yield file, batch
