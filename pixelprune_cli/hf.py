@@ -37,7 +37,7 @@ from transformers.vision_utils import (
     get_vision_window_index,
 )
 
-from .model import model_inputs
+from .model import checked_model_inputs, checked_model_row
 from .presets import resolve_preset
 
 IMAGE_TOKEN = "<|image_pad|>"
@@ -68,7 +68,9 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
         raise ValueError(f"the prompts hold {sum(placeholders)} image placeholders ({image_token}) "
                          f"but {len(rows)} rows were given")
 
-    images = [model_inputs(row, preset) for row in rows]
+    for k, row in enumerate(rows):  # before any is used: a bad row would silently misplace tokens
+        checked_model_row(row, preset, f"image {k} of {len(rows)} ({row.get('id', '')!r})")
+    images = [checked_model_inputs(row, preset) for row in rows]
     kept = [len(row["kept_index"]) for row in rows]
     expanded, next_image = [], 0
     for prompt, count in zip(texts, placeholders):

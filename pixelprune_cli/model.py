@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import one_line
 from .preprocess import normalisation_table
 from .presets import Preset, resolve_preset
 
@@ -23,6 +24,68 @@ def row_pixels(value, token_bytes: int) -> np.ndarray:
     return flat.reshape(-1, token_bytes)
 
 
+def row_problem_for_model(row: dict, preset: Preset) -> str | None:
+    """Why `row` cannot be read as an image coded with `preset` (None when it can).
+
+    The grid must be the row's size in the preset's patches, every `pixels`
+    value one token of the preset's size, and the index columns pass the
+    checks `stats` and `restore` make (readers.row_problem). Rows coded for
+    another preset fail here instead of being re-cut into tokens of the
+    wrong size.
+    """
+    from .readers import row_problem
+
+    missing = [key for key in ("grid_thw", "kept_index", "pixels") if row.get(key) is None]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} in the row"
+    p, ts = preset.patch_size, preset.token_size
+    grid = [int(v) for v in np.asarray(row["grid_thw"]).reshape(-1)]
+    if len(grid) != 3 or grid[0] != 1 or min(grid) < 1:
+        return f"grid_thw {grid} is not [1, rows, columns] of one image"
+    width, height = _given(row, "width", grid[2] * p), _given(row, "height", grid[1] * p)
+    if (grid[1] * p, grid[2] * p) != (height, width):
+        return (f"grid_thw {grid} is not the {width}x{height} image in patches of {p} px (preset {preset.name!r}); "
+                "was it coded for another preset? Pass its output's metadata")
+    kept_rows, wrong = _pixel_rows(row["pixels"], preset.token_bytes)
+    if wrong is not None:
+        return (f"pixels hold {wrong}, not whole {ts}x{ts} px tokens of {preset.token_bytes} bytes (preset "
+                f"{preset.name!r}); was the row coded for another preset? Pass its output's metadata")
+    kept_index = np.asarray(row["kept_index"], dtype=np.int64).reshape(-1)
+    index_map = None if row.get("index_map") is None else np.asarray(row["index_map"], dtype=np.int64).reshape(-1)
+    tokens, kept = _given(row, "tokens", (width // ts) * (height // ts)), _given(row, "kept", len(kept_index))
+    return row_problem(width, height, tokens, kept, kept_index, index_map, kept_rows, preset)
+
+
+def _given(row: dict, key: str, implied: int) -> int:
+    """row[key] as an int, or what the other columns imply when the row does not hold it."""
+    return implied if row.get(key) is None else int(row[key])
+
+
+def _pixel_rows(value, token_bytes: int) -> tuple[int, str | None]:
+    """(kept tokens in `pixels`, None), or (0, what is wrong) when a value is not one token of token_bytes.
+
+    Takes every form row_pixels takes: (kept, token_bytes) or flat uint8
+    arrays, lists of bytes (Parquet), lists of lists (Arrow to_pylist).
+    """
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        width = value.shape[-1] if value.ndim == 2 else token_bytes
+        if value.ndim > 2 or width != token_bytes or value.size % token_bytes:
+            return 0, f"an array of shape {value.shape}"
+        return value.size // token_bytes, None
+    wrong = next((len(v) for v in value if len(v) != token_bytes), None)
+    return (len(value), None) if wrong is None else (0, f"a value of {wrong} bytes")
+
+
+def checked_model_row(row: dict, preset: Preset, name: str) -> None:
+    """ValueError, one line naming the row as `name`, unless row_problem_for_model finds nothing."""
+    try:
+        problem = row_problem_for_model(row, preset)
+    except (TypeError, ValueError, OverflowError) as exc:  # values of the wrong kind: strings, nested lists
+        problem = f"not a pixelprune output row ({one_line(exc)})"
+    if problem:
+        raise ValueError(f"{name}: {problem}")
+
+
 def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl") -> dict:
     """One output row as model inputs: the processor's rows of the kept tokens only.
 
@@ -31,8 +94,16 @@ def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl") -> dict:
     Returns pixel_values float32 (kept*merge^2, 3*T*patch^2) with the temporal
     copy restored, image_grid_thw int64 (1, 3), and positions int32
     (kept*merge^2, 3): each row's (t, h, w) on the patch grid, for MRoPE ids.
+    Raises ValueError (one line) for a row that does not describe an image
+    coded with that preset (row_problem_for_model).
     """
     preset = resolve_preset(preset)
+    checked_model_row(row, preset, f"row {row.get('id', '')!r}")
+    return checked_model_inputs(row, preset)
+
+
+def checked_model_inputs(row: dict, preset: Preset) -> dict:
+    """model_inputs of a row already checked with checked_model_row."""
     m, p, t = preset.merge_size, preset.patch_size, preset.temporal_patch_size
     kept = row_pixels(row["pixels"], preset.token_bytes).reshape(-1, m * m, 3, p, p)
     table = normalisation_table(preset)  # (3, 256) float32, the processor's values

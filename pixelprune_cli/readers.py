@@ -236,22 +236,26 @@ def output_row(batch: pa.RecordBatch, i: int) -> dict:
     return small
 
 
-def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray, index_map: np.ndarray,
-                kept_rows: int, preset) -> str | None:
+def row_problem(width: int, height: int, tokens: int, kept: int, kept_index: np.ndarray,
+                index_map: np.ndarray | None, kept_rows: int, preset) -> str | None:
     """Why a row's index columns cannot describe a coded image (None when they can).
 
     Checked before any pixel is placed, so a hand-made or corrupted output
     gives one line saying what is wrong rather than an error deep in numpy.
+    index_map None (a row handed to the model without it) skips its checks.
     """
     ts = preset.token_size
     if width < ts or height < ts or width % ts or height % ts:
         return f"size {width}x{height} is not a positive multiple of the token size {ts}"
-    if tokens != (width // ts) * (height // ts) or len(index_map) != tokens:
-        return f"{tokens} tokens and {len(index_map)} index_map entries for a {width}x{height} image of {ts} px tokens"
+    if tokens != (width // ts) * (height // ts) or (index_map is not None and len(index_map) != tokens):
+        entries = "no" if index_map is None else len(index_map)
+        return f"{tokens} tokens and {entries} index_map entries for a {width}x{height} image of {ts} px tokens"
     if not (len(kept_index) == kept == kept_rows):
         return f"kept is {kept}, with {len(kept_index)} kept_index entries and {kept_rows} pixels rows"
     if kept and (kept_index[0] < 0 or kept_index[-1] >= tokens or np.any(np.diff(kept_index) <= 0)):
         return f"kept_index is not ascending within [0, {tokens})"
+    if index_map is None:
+        return None
     if tokens and (index_map.min() < 0 or index_map.max() >= kept):
         return f"index_map points outside the {kept} kept tokens"
     if np.any(index_map[kept_index] != np.arange(kept)):

@@ -182,6 +182,50 @@ def test_prepare_inputs_refuses_rows_coded_for_another_patch_size():
         prepare_inputs(Processor(), PROMPT.format("read"), [row], "qwen3-vl")
 
 
+def _moved(values, at, value):
+    values = list(values)
+    values[at] = value
+    return values
+
+
+# How a row can lie about its image, each as prepare_inputs took it silently (or with a raw IndexError) before.
+BAD_ROWS = {
+    "kept_index past the image": lambda r: {"kept_index": _moved(r["kept_index"], -1, r["tokens"])},
+    "kept_index far past the image": lambda r: {"kept_index": _moved(r["kept_index"], -1, 10**6)},
+    "kept_index negative": lambda r: {"kept_index": _moved(r["kept_index"], 0, -1)},
+    "kept_index unsorted": lambda r: {"kept_index": [r["kept_index"][1], r["kept_index"][0], *r["kept_index"][2:]]},
+    "kept_index duplicated": lambda r: {"kept_index": _moved(r["kept_index"], 1, r["kept_index"][0])},
+    "pixels one token short": lambda r: {"pixels": r["pixels"][:-1]},
+    "only the columns the model needs, kept_index past": lambda r: {
+        "kept_index": _moved(r["kept_index"], -1, r["tokens"]), "index_map": None, "width": None, "height": None,
+        "tokens": None, "kept": None},
+}
+
+
+@pytest.mark.parametrize("how", BAD_ROWS)
+def test_prepare_inputs_refuses_a_row_that_its_grid_cannot_hold(how):
+    preset = tiny.small_preset("qwen3_vl", MAX_PIXELS)
+    good = prune_image(SAMPLES / "form.png", preset=preset, image_id="form.png")
+    bad = {**good, **BAD_ROWS[how](good)}
+    with pytest.raises(ValueError) as refused:
+        prepare_inputs(tiny.tokenizer(), BATCH_TEXTS[1], [good, bad], preset.to_meta())
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("image 1 of 2 ('form.png'): "), message
+    prepare_inputs(tiny.tokenizer(), BATCH_TEXTS[1], [good, good], preset.to_meta())  # the good row passes
+
+
+def test_prepare_inputs_refuses_rows_coded_for_another_preset_than_the_metadata_says():
+    qwen2 = tiny.small_preset("qwen2_vl", MAX_PIXELS)
+    row = prune_image(SAMPLES / "form.png", preset=qwen2)
+    qwen3_meta = tiny.small_preset("qwen3_vl", MAX_PIXELS).to_meta()
+    with pytest.raises(ValueError, match=r"image 0 of 1 .*grid_thw .* patches of 16 px .*another preset"):
+        prepare_inputs(tiny.tokenizer(), PROMPT.format("read"), [row], qwen3_meta)
+    without_sizes = {key: row[key] for key in ("grid_thw", "kept_index", "pixels")}
+    without_sizes["grid_thw"] = [1, row["height"] // 16, row["width"] // 16]  # a grid that fits the wrong patches
+    with pytest.raises(ValueError, match=r"pixels hold a value of 2352 bytes, not whole 32x32 px tokens of 3072"):
+        prepare_inputs(tiny.tokenizer(), PROMPT.format("read"), [without_sizes], qwen3_meta)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_model_not_enabled_fails_on_pruned_inputs_instead_of_misreading_them(family):
     preset = tiny.small_preset(family, MAX_PIXELS)
