@@ -234,6 +234,32 @@ def _where_errors_are(summary, as_json: bool) -> str:
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
 
+CLOSED_AT_START: set[str] = set()  # the standard streams this process was started without ("stdout", ...)
+
+
+def reopen_closed_streams() -> None:
+    """Give every standard stream the process was started without (cron, systemd, `>&-`) /dev/null.
+
+    Else the next file opened takes the free descriptor 1 or 2, and whatever
+    writes there (ours or a library's) lands in it; and Python leaves
+    sys.stdout or sys.stderr None, which printing the report would trip on.
+    stdin stays None in Python, so reading `-` says it is closed.
+    """
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        CLOSED_AT_START.add(name)
+        if name != "stdin":
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115 (lives as long as the process)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pixelprune")
 def main():
@@ -245,6 +271,7 @@ def main():
     failed (the rest written), 2 usage error or nothing readable, 130/143
     interrupted, 141 stdout closed by its reader before everything was written.
     """
+    reopen_closed_streams()
 
 
 @main.command()
@@ -279,6 +306,9 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     """
     from . import api
 
+    if output == "-" and "stdout" in CLOSED_AT_START:
+        raise ConfigError("-o - writes to standard output, and it is closed (started with >&-); "
+                          "write a file (-o out.arrow) or give the run a stdout")
     if output == "-" and sys.stdout.isatty():
         raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")

@@ -20,9 +20,11 @@ _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): st
 
 def _stdin_stream() -> pa.RecordBatchStreamReader:
     global _stdin_reader
+    if sys.stdin is None:  # started with stdin closed (<&-)
+        raise InputError("standard input is closed; pipe an Arrow stream into it (pixelprune compress ... -o - | ...)")
     if _stdin_reader[0] is sys.stdin:
         return _stdin_reader[1]
-    if sys.stdin is None or sys.stdin.isatty():
+    if sys.stdin.isatty():
         raise InputError("standard input is a terminal; pipe an Arrow stream into it (pixelprune compress ... -o - | ...)")
     try:
         reader = pa.ipc.open_stream(sys.stdin.buffer)
