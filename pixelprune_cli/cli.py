@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import ConfigError, escape_controls
+from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
 from .presets import DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
@@ -83,7 +83,10 @@ def report_options(fn):
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
-    click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
+    try:
+        click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
+    except OSError:  # stderr on a full disk or gone: the exit code is all that is left to say it
+        pass
     sys.exit(code)
 
 
@@ -194,12 +197,23 @@ def _run_options(workers, no_progress, **extra):
 def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
     """Print the summary, then on stderr the warnings, what was written (`wrote`: rows or PNGs) and,
     for a run that did not fully succeed, why in one line. Returns the exit code."""
+    from .errors import OutputError, broken_pipe
     from .report import print_json, render_table
 
-    if as_json:
-        print_json(summary, to_stderr=to_stderr)
-    else:
-        render_table(summary, table, to_stderr=to_stderr)
+    stream = sys.stderr if to_stderr else sys.stdout
+    try:
+        if as_json:
+            print_json(summary, to_stderr=to_stderr)
+        else:
+            render_table(summary, table, to_stderr=to_stderr)
+        stream.flush()
+    except OSError as exc:  # stdout on a full disk or /dev/full: the output itself is whole
+        if broken_pipe(exc):
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # the rest of the buffer goes nowhere
+        written = f"; {_written_line(summary, wrote)}, in full" if wrote and summary.output != "-" else ""
+        raise OutputError(f"standard {'error' if to_stderr else 'output'}: the report could not be written "
+                          f"({one_line(exc)}){written}") from None
     if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
         click.echo(f"pixelprune: warning: {escape_controls(summary.extra['incomplete'])}", err=True)
     if wrote and not as_json:
@@ -260,6 +274,15 @@ def reopen_closed_streams() -> None:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115 (lives as long as the process)
 
 
+def escape_what_cannot_be_encoded() -> None:
+    """Write a character stdout or stderr cannot encode (an ASCII or Latin-1 locale, PYTHONIOENCODING)
+    as a visible escape (\\u2026), instead of failing the report after the output was written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pixelprune")
 def main():
@@ -272,6 +295,7 @@ def main():
     interrupted, 141 stdout closed by its reader before everything was written.
     """
     reopen_closed_streams()
+    escape_what_cannot_be_encoded()
 
 
 @main.command()

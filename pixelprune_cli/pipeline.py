@@ -7,6 +7,7 @@ worker threads and Ray all call the same code and produce the same rows.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from PIL import Image
 from . import __version__
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
-from .errors import ConfigError, ImageFailure, one_line, option
+from .errors import ConfigError, DecodeFailure, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
 from .preprocess import (
     DEFAULT_MAX_IMAGE_BYTES,
@@ -197,35 +198,69 @@ def warm_up() -> list[str]:
 
 
 def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,
-                image_id: str | None = None) -> dict:
+                image_id: str | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> dict:
     """One image to the row `compress` writes for it, for data loaders that prune on the fly.
 
     image: a PIL image (as `datasets` yields it), a path, or the file's bytes;
     paths and bytes are decoded as `compress` decodes them (EXIF orientation,
     first frame). preset: a name, a Preset or an output's `pixelprune`
     metadata. The id is the file name for a path and "" otherwise, unless
-    image_id is given. Raises ValueError naming the image and the stage that
-    failed. Needs numpy and Pillow only.
+    image_id is given. max_image_pixels and max_image_bytes are compress's
+    limits (refused from the header, before decoding; bytes read of a file).
+    Raises ValueError naming the image and the stage that failed, or the
+    argument that is wrong. Needs numpy and Pillow only.
     """
     from pathlib import Path
 
     from .sources import held_bytes, read_file
 
-    config = CodingConfig(resolve_preset(preset), method, metric, float(tau))
+    config = CodingConfig(resolve_preset(preset), method, metric, float(tau), max_image_pixels, max_image_bytes)
     if isinstance(image, Image.Image):
         label = image_id if image_id is not None else ""
         try:
-            coded = code_image(image, config, label)
+            coded = code_image(_loaded(image, max_image_pixels), config, label)
         except ImageFailure as exc:
-            raise ValueError(f"{label or 'image'}: {exc.stage} failed: {exc.reason}") from None
+            raise ValueError(f"{label or 'image'}: {exc.stage} failed: {_in_api_terms(exc.reason)}") from None
         return coded.as_row()
     if isinstance(image, (bytes, bytearray, memoryview)):
         label, read = (image_id if image_id is not None else ""), held_bytes(bytes(image))
-    else:
+    elif isinstance(image, (str, os.PathLike)):
         path = Path(image)
         label = image_id if image_id is not None else path.name
         read = functools.partial(read_file, str(path))
+    else:
+        raise ValueError(f"image must be a PIL image, a path or the file's bytes, not {type(image).__name__}"
+                         + (" (PIL.Image.fromarray makes an image of an array)" if isinstance(image, np.ndarray) else ""))
     result = process(label, read, config)
     if isinstance(result, FailedImage):
-        raise ValueError(f"{label or 'image'}: {result.stage} failed: {result.reason}")
+        raise ValueError(f"{label or 'image'}: {result.stage} failed: {_in_api_terms(result.reason)}")
     return result.as_row()
+
+
+def _loaded(image: Image.Image, max_image_pixels: int) -> Image.Image:
+    """A caller's PIL image with its pixels decoded; DecodeFailure for one over the limit or one that will not load.
+
+    An image from Image.open is only a header until load(): a truncated file,
+    or a plugin that raises, fails here as the image's decode error.
+    """
+    width, height = image.size
+    if width * height > max_image_pixels:
+        raise DecodeFailure(f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+                            f"{max_image_pixels:,} (max_image_pixels)")
+    try:
+        image.load()
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise DecodeFailure(f"cannot decode {image.format or 'image'} data ({one_line(exc)})") from None
+    return image
+
+
+# Per-image reasons name compress's flags (they land in error logs whichever way a run was started);
+# prune_image takes the same limits as parameters.
+_API_NAMES = {"--max-image-pixels": "max_image_pixels", "--max-image-bytes": "max_image_bytes"}
+
+
+def _in_api_terms(reason: str) -> str:
+    for flag, parameter in _API_NAMES.items():
+        reason = reason.replace(f"({flag})", f"({parameter})")
+    return reason

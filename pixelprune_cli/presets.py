@@ -8,6 +8,8 @@ with the same preset produce the same tokens.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,40 @@ METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
 
 
+def preset_from_meta(meta: dict) -> Preset:
+    """The Preset an output's `pixelprune` metadata describes; ConfigError (one line) for values no image can have.
+
+    Sizes must be whole numbers of at least 1 (a patch size of 0 would divide
+    by zero, 16.5 would silently become 16), the normalisation three finite
+    numbers per statistic with no zero deviation.
+    """
+    def whole(key: str, default: int | None = None) -> int:
+        value = meta.get(key, default)
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+        if not (math.isfinite(number) and number == int(number) >= 1):
+            raise ConfigError(f"preset {key} must be a whole number of at least 1, got {value!r}")
+        return int(number)
+
+    def three(key: str) -> tuple[float, ...]:
+        value = meta.get(key)
+        try:
+            values = tuple(float(v) for v in value)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            values = ()
+        if len(values) != 3 or not all(map(math.isfinite, values)) or (key == "image_std" and 0 in values):
+            raise ConfigError(f"preset {key} must be three finite numbers (one per RGB channel)"
+                              f"{', none of them 0' if key == 'image_std' else ''}, got {value!r}")
+        return values
+
+    preset = Preset(name=str(meta.get("preset", "custom")), patch_size=whole("patch_size"),
+                    merge_size=whole("merge_size"), temporal_patch_size=whole("temporal_patch_size", 2),
+                    min_pixels=whole("min_pixels"), max_pixels=whole("max_pixels"),
+                    image_mean=three("image_mean"), image_std=three("image_std"))
+    if preset.min_pixels > preset.max_pixels:
+        raise ConfigError(f"preset min_pixels {preset.min_pixels:,} is over its max_pixels {preset.max_pixels:,}")
+    return preset
+
+
 def resolve_preset(preset: str | dict | Preset = DEFAULT_PRESET, **overrides) -> Preset:
     """Return a Preset from a name, an output file's `pixelprune` metadata dict, or a Preset.
 
@@ -75,16 +111,7 @@ def resolve_preset(preset: str | dict | Preset = DEFAULT_PRESET, **overrides) ->
     if isinstance(preset, Preset):
         base = preset
     elif isinstance(preset, dict):
-        base = Preset(
-            name=str(preset.get("preset", "custom")),
-            patch_size=int(preset["patch_size"]),
-            merge_size=int(preset["merge_size"]),
-            temporal_patch_size=int(preset.get("temporal_patch_size", 2)),
-            min_pixels=int(preset["min_pixels"]),
-            max_pixels=int(preset["max_pixels"]),
-            image_mean=tuple(float(v) for v in preset["image_mean"]),
-            image_std=tuple(float(v) for v in preset["image_std"]),
-        )
+        base = preset_from_meta(preset)
     else:
         try:
             base = PRESETS[preset]

@@ -184,6 +184,8 @@ def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
         raise InputError(f"{name}: no column {', '.join(map(repr, missing))} in this output "
                          f"(columns: {', '.join(schema.names)})")
     for column in wanted:
+        if len(schema.get_all_field_indices(column)) > 1:  # as --keep-columns a,a wrote them in 0.2.0
+            raise InputError(f"{name}: column {column!r} appears more than once; no reader can tell them apart")
         fits, kind = _COLUMN_TYPES.get(column, (None, None))
         type_ = schema.field(column).type
         if fits is not None and not fits(type_):

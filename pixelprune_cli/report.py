@@ -275,7 +275,7 @@ def _size(wh: tuple[int, int]) -> str:
     return f"{wh[0]}x{wh[1]}"
 
 
-def shorten_middle(text: str, width: int) -> str:
+def shorten_middle(text: str, width: int, ellipsis: str = "\u2026") -> str:
     """text cut to `width` terminal cells by an ellipsis in the middle: both the folder and the file name stay readable.
 
     Widths are in cells, so ids in wide scripts (CJK: two cells a character) fit too.
@@ -284,8 +284,8 @@ def shorten_middle(text: str, width: int) -> str:
 
     if cell_len(text) <= width:
         return text
-    if width <= 1:
-        return "\u2026"[:width]
+    if width <= cell_len(ellipsis):
+        return ellipsis[:width]
 
     def fitting(chars, room: int) -> str:
         taken, used = [], 0
@@ -297,8 +297,19 @@ def shorten_middle(text: str, width: int) -> str:
         return "".join(taken)
 
     head = fitting(text, width // 2)
-    tail = fitting(reversed(text), width - 1 - cell_len(head))[::-1]
-    return head + "\u2026" + tail
+    tail = fitting(reversed(text), width - cell_len(ellipsis) - cell_len(head))[::-1]
+    return head + ellipsis + tail
+
+
+def encodable(text: str, encoding: str) -> str:
+    """text with each character `encoding` cannot write (an ASCII or Latin-1 stdout) as an escape (\\u0449).
+
+    Escaped before the table measures it, so its columns stay aligned.
+    """
+    try:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:  # an encoding Python does not know: the stream's own error handler decides
+        return text
 
 
 def _seconds(seconds: float | None) -> str:
@@ -371,8 +382,9 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     headers = ["id", "source", "resized", "tokens", "kept", "saved", *(("tau", "over") if budgeted else ()),
                *(("time",) if timed else ())]
     rows = []
+    ellipsis = encodable("\u2026", console.encoding).replace("\\u2026", "...")
     for e in shown:
-        rows.append([escape_controls(e.id), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
+        rows.append([encodable(escape_controls(e.id), console.encoding), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
                      *((f"{e.tau:.3g}", "over" if e.over_budget else "") if budgeted else ()),
                      *((_seconds(e.seconds),) if timed else ())])
     tokens, kept = summary.tokens, summary.kept
@@ -390,7 +402,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         table.add_column(name, justify="left" if k == 0 else "right", no_wrap=True, overflow="ellipsis",
                          min_width=id_width if k == 0 else None, max_width=id_width if k == 0 else None)
     for r in rows:
-        table.add_row(_text(shorten_middle(r[0], id_width)), *r[1:])
+        table.add_row(_text(shorten_middle(r[0], id_width, ellipsis)), *r[1:])
     if rows:
         table.add_section()
     table.add_row(*totals, style="bold")

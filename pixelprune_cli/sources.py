@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InputError, ReadFailure, one_line
+from .errors import ConfigError, InputError, ReadFailure, one_line, option
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
@@ -55,6 +55,12 @@ class SourceOptions:
     image_column: str | None = None
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
+
+    def __post_init__(self):
+        twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
+        if twice:  # an Arrow table may hold two columns of one name, but no reader can pick one of them
+            raise ConfigError(f"{option('keep_columns', list(self.keep_columns), ','.join(self.keep_columns))} "
+                              f"names {', '.join(map(repr, twice))} more than once; name each column once")
 
 
 def id_text(name: str) -> str:

@@ -7,13 +7,23 @@ choice) a user now gets.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
+from PIL import Image
 
-from conftest import SAMPLES, read_arrow
+from pixelprune_cli import prune_image
+from pixelprune_cli.errors import ConfigError
+from pixelprune_cli.presets import PRESETS
+from pixelprune_cli.sources import SourceOptions
+
+from conftest import SAMPLES, SAMPLES_PARQUET, cli, one_line_error, read_arrow
 
 CHART = SAMPLES / "chart.png"
 
@@ -51,3 +61,133 @@ def test_reading_a_closed_stdin_is_a_one_line_usage_error(tmp_path, command):
     code, stderr = run_with("<&-", command, tmp_path)
     assert code == 2
     assert stderr.strip().count("\n") == 0 and "standard input is closed" in stderr, stderr
+
+
+# ---------------------------------------------------------------- tracebacks where the README promises one line
+
+def run_env(args: list, cwd: Path, env: dict, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    """`python -m pixelprune_cli ARGS` with `env` added to the environment; no traceback on stderr."""
+    proc = subprocess.run([sys.executable, "-m", "pixelprune_cli", *map(str, args)], cwd=cwd, env={**os.environ, **env},
+                          stdout=stdout, stderr=subprocess.PIPE, timeout=120)
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
+    return proc
+
+
+def test_an_ascii_stdout_gets_escapes_for_names_it_cannot_encode_and_the_exit_code_stays_true(tmp_path):
+    long_name = "страница_" + "x" * 100 + ".png"  # non-Latin, and long enough to be shortened with an ellipsis
+    (tmp_path / long_name).write_bytes(CHART.read_bytes())
+    proc = run_env(["compress", long_name, "-o", "out.arrow"], tmp_path, {"PYTHONIOENCODING": "ascii", "COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.decode("ascii")  # nothing but ASCII was written
+    row = next(line for line in table.splitlines() if line.startswith("\\u0441"))  # с, escaped
+    assert "..." in row and len(row) <= 80, table
+    assert read_arrow(tmp_path / "out.arrow").column("id").to_pylist() == [long_name]
+
+
+@pytest.mark.parametrize("report", [[], ["--json"]])
+def test_a_report_to_a_full_stdout_is_one_line_and_the_output_stays_whole(tmp_path, report):
+    with open("/dev/full", "wb") as full:
+        proc = run_env(["compress", CHART, "-o", "out.arrow", *report], tmp_path, {}, stdout=full)
+    assert proc.returncode == 2
+    message = proc.stderr.decode().strip()
+    assert message.count("\n") == 0 and "standard output" in message and "No space left" in message, message
+    assert "out.arrow, in full" in message
+    assert read_arrow(tmp_path / "out.arrow").num_rows == 1
+
+
+def test_a_column_kept_twice_is_refused_and_an_output_holding_one_is_named(tmp_path):
+    code, _, stderr = cli("compress", SAMPLES_PARQUET, "-o", tmp_path / "out.arrow", "--keep-columns", "kind,kind")
+    assert code == 2
+    one_line_error(stderr, "--keep-columns kind,kind", "'kind' more than once")
+    assert not (tmp_path / "out.arrow").exists()
+    with pytest.raises(ConfigError, match=r"keep_columns=\['kind', 'kind'\]"):
+        SourceOptions(keep_columns=("kind", "kind"))
+    # a file as 0.2.0 wrote it: the column twice
+    assert cli("compress", SAMPLES_PARQUET, "-o", tmp_path / "once.arrow", "--keep-columns", "kind")[0] == 0
+    table = read_arrow(tmp_path / "once.arrow")
+    twice = table.append_column("kind", table.column("kind"))
+    with pa.OSFile(str(tmp_path / "twice.arrow"), "wb") as sink, pa.ipc.new_file(sink, twice.schema) as writer:
+        writer.write_table(twice)
+    code, _, stderr = cli("stats", tmp_path / "twice.arrow", "--group-by", "kind")
+    assert code == 2
+    one_line_error(stderr, "twice.arrow", "'kind' appears more than once")
+
+
+def with_meta(source: Path, target: Path, **changes) -> Path:
+    """A copy of an output with its `pixelprune` metadata changed."""
+    table = read_arrow(source)
+    meta = {**json.loads(table.schema.metadata[b"pixelprune"]), **changes}
+    table = table.replace_schema_metadata({b"pixelprune": json.dumps(meta).encode()})
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return target
+
+
+@pytest.fixture(scope="module")
+def chart_output(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("chart") / "good.arrow"
+    assert cli("compress", CHART, "-o", path)[0] == 0
+    return path
+
+
+@pytest.mark.parametrize("change", [{"patch_size": 0}, {"merge_size": -2}, {"min_pixels": -1}, {"patch_size": 16.5},
+                                    {"max_pixels": None}, {"image_std": [0.5, 0, 0.5]}])
+@pytest.mark.parametrize("command", [["restore", "-o", "restored"], ["show", "-o", "shown.png"], ["stats"]])
+def test_an_output_whose_metadata_no_image_can_have_is_refused_in_one_line(tmp_path, chart_output, change, command):
+    bad = with_meta(chart_output, tmp_path / "bad.arrow", **change)
+    code, _, stderr = cli(command[0], bad, *[tmp_path / a if a.startswith(("r", "s")) else a for a in command[1:]])
+    assert code == 2
+    key = next(iter(change))
+    one_line_error(stderr, "bad.arrow", "metadata is unusable", f"preset {key} must be")
+
+
+def truncated_png(tmp_path: Path) -> Path:
+    path = tmp_path / "cut.png"
+    data = CHART.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_prune_image_of_a_lazily_opened_truncated_image_is_a_decode_error(tmp_path):
+    with (Image.open(truncated_png(tmp_path)) as image,  # only the header is read here
+          pytest.raises(ValueError, match=r"^image: decode failed: cannot decode PNG data \(.*truncated")):
+        prune_image(image)
+
+
+def test_prune_image_of_an_image_whose_load_raises_is_a_decode_error():
+    class Broken(Image.Image):
+        def load(self):
+            raise RuntimeError("the plugin gave up")
+
+    image = Broken()
+    image._size = (64, 64)
+    with pytest.raises(ValueError, match=r"^page: decode failed: .*the plugin gave up"):
+        prune_image(image, image_id="page")
+
+
+@pytest.mark.parametrize("change,key", [({"patch_size": 0}, "patch_size"), ({"patch_size": 16.5}, "patch_size"),
+                                        ({"min_pixels": None}, "min_pixels")])
+def test_prune_image_refuses_preset_metadata_no_image_can_have_naming_the_value(change, key):
+    meta = {**PRESETS["qwen3-vl"].to_meta(), **change}
+    with pytest.raises(ValueError, match=rf"^preset {key} must be a whole number of at least 1, got"):
+        prune_image(CHART, preset=meta)
+    assert prune_image(CHART, preset={**meta, **PRESETS["qwen3-vl"].to_meta()})["tokens"] == 620  # the real one codes
+
+
+# ---------------------------------------------------------------- messages that mislead
+
+def test_prune_image_of_a_numpy_array_is_the_documented_value_error():
+    with pytest.raises(ValueError, match=r"a PIL image, a path or the file's bytes, not ndarray .*fromarray"):
+        prune_image(np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("form", ["path", "bytes", "pil"])
+def test_prune_image_takes_compress_limits_and_names_them_as_parameters(form):
+    image = {"path": CHART, "bytes": CHART.read_bytes(), "pil": Image.open(CHART)}[form]
+    with pytest.raises(ValueError, match=r"over the limit of 100,000 \(max_image_pixels\)$") as refused:
+        prune_image(image, max_image_pixels=100_000)  # chart.png is 1000x650
+    assert "--" not in str(refused.value)
+    if form != "pil":  # a PIL image is already read
+        with pytest.raises(ValueError, match=r"over the limit of 1,000 \(max_image_bytes\)$"):
+            prune_image(image, max_image_bytes=1000)
+    assert prune_image(image, max_image_pixels=650_000, max_image_bytes=CHART.stat().st_size)["tokens"] == 620
