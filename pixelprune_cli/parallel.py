@@ -99,13 +99,16 @@ class BackgroundSink:
     _STOP = object()
 
     def __init__(self, sink: Sink, depth: int = 4):
+        import contextvars
         import queue
         import threading
 
         self.sink = sink
         self.failure: BaseException | None = None
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
-        self.thread = threading.Thread(target=self._run, name="pixelprune-writer", daemon=True)
+        # In the caller's context, so that messages raised there name what the caller passed (errors.option).
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(target=context.run, args=(self._run,), name="pixelprune-writer", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:

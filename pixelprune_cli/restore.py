@@ -15,7 +15,7 @@ from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
 from .report import ImageEntry, Summary
-from .writer import output_errors, write_atomically
+from .writer import not_a_folder, output_errors, write_atomically
 
 _MAX_NAME = 200
 
@@ -47,6 +47,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     meta = output_meta(path)
     preset = resolve_preset(meta)
     target = Path(out_dir)
+    not_a_folder(out_dir, "the folder restore writes one PNG per row into")
     with output_errors(target):
         target.mkdir(parents=True, exist_ok=True)
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))

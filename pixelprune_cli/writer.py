@@ -458,9 +458,23 @@ def remove_stale_partials(folder: Path, ours) -> None:
             temp.unlink(missing_ok=True)
 
 
+def not_a_folder(folder: str | Path, what: str, hint: str = "") -> None:
+    """Refuse a folder output whose name an existing file (or a symlink to one) holds.
+
+    overwrite does not help: it replaces pixelprune's outputs, and never turns a file into a folder.
+    """
+    path = Path(str(folder).rstrip("/" + os.sep) or "/")
+    if os.path.lexists(path) and not path.is_dir():
+        raise ConfigError(f"{folder} names {what}, but {path} is a file (even {option('overwrite')} never replaces "
+                          f"a file with a folder); choose another name{hint}")
+
+
 def check_target(output: str, overwrite: bool) -> None:
     """Refuse to replace an existing output unless asked (exit code 2, nothing touched)."""
-    if output == "-" or is_shard_folder(output):
+    if output == "-":
+        return
+    if is_shard_folder(output):
+        not_a_folder(output, "a folder of shards", f", or -o {output.rstrip('/' + os.sep)} for one file")
         return
     path = Path(output)
     if os.path.lexists(path) and not overwrite:

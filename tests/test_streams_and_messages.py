@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pixelprune_cli import prune_image
+from pixelprune_cli import api, prune_image
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.sources import SourceOptions
@@ -191,3 +191,33 @@ def test_prune_image_takes_compress_limits_and_names_them_as_parameters(form):
         with pytest.raises(ValueError, match=r"over the limit of 1,000 \(max_image_bytes\)$"):
             prune_image(image, max_image_bytes=1000)
     assert prune_image(image, max_image_pixels=650_000, max_image_bytes=CHART.stat().st_size)["tokens"] == 620
+
+
+def test_an_existing_file_where_a_folder_output_goes_is_named_even_with_overwrite(tmp_path, chart_output):
+    (tmp_path / "taken").write_bytes(b"not ours")
+    code, _, stderr = cli("restore", chart_output, "-o", tmp_path / "taken", "--overwrite")
+    assert code == 2
+    message = one_line_error(stderr, "taken is a file", "never replaces a file with a folder")
+    assert "File exists" not in message
+    (tmp_path / "out.arrow").write_bytes(b"not ours either")
+    code, _, stderr = cli("compress", CHART, "-o", f"{tmp_path / 'out.arrow'}/", "--overwrite")
+    assert code == 2
+    message = one_line_error(stderr, "out.arrow/ names a folder of shards", "or -o ")
+    assert "File exists" not in message
+    assert (tmp_path / "taken").read_bytes() == b"not ours" and (tmp_path / "out.arrow").read_bytes() == b"not ours either"
+
+
+def test_a_resume_whose_inputs_changed_names_the_flag_on_the_command_line_and_the_parameter_in_python(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("chart.png", "form.png"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    out = f"{tmp_path / 'shards'}/"
+    assert cli("compress", folder, "-o", out, "--shard-size", "1")[0] == 0
+    (folder / "form.png").rename(folder / "other.png")  # the second shard's image is another now
+    code, _, stderr = cli("compress", folder, "-o", out, "--shard-size", "1", "--resume")
+    assert code == 2
+    message = one_line_error(stderr, "the inputs changed", "pass --overwrite")
+    assert "overwrite=True" not in message
+    with pytest.raises(ConfigError, match="pass overwrite=True"):
+        api.compress([str(folder)], out, shard_size=1, resume=True)
