@@ -23,7 +23,15 @@ from .formats import output_format
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
-from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, piece_size, plan
+from .sources import (
+    ParquetRows,
+    SourceCounts,
+    SourceOptions,
+    check_inputs,
+    image_column_known_before,
+    piece_size,
+    plan,
+)
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -67,6 +75,12 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
     return fields
 
 
+def with_image_column(meta: dict, inputs: list[str], sources: SourceOptions) -> dict:
+    """The output's metadata, naming the Parquet column the images came from when it is known before the run."""
+    column = image_column_known_before(inputs, sources)
+    return meta if column is None else {**meta, "image_column": column}
+
+
 def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),
              sources: SourceOptions = SourceOptions(), run: RunOptions = RunOptions(),
              compression: str | None = None, overwrite: bool = False,
@@ -93,11 +107,15 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     writer.check_target(output, overwrite)
     if resume and not writer.is_shard_folder(output):
         raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
+    for name, value in (("shard_size", shard_size), ("shard_format", shard_format)):
+        if value is not None and not writer.is_shard_folder(output):
+            raise ConfigError(f"{option(name, value)} shapes a folder of shards (an output ending in '/'), and "
+                              f"{output} is one {'stream' if output == '-' else 'file'}; drop it or write to a folder")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     shard_format = table_format(shard_format or engine.shard_format).name
-    meta = config.to_meta()
+    meta = with_image_column(config.to_meta(), inputs, sources)
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite)

@@ -69,9 +69,11 @@ class Job:
         return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
 
     def open_shard_folder(self, manifest_extra: dict | None = None) -> ShardedSink:
+        from .schema import read_meta
         from .shards import ShardedSink
 
-        return ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
+        meta = read_meta(self.schema) or self.config.to_meta()  # with the image column, when known
+        return ShardedSink(self.output, self.schema, meta, self.shard_size, self.compression,
                                   self.shard_format, resume=self.resume, overwrite=self.overwrite,
                                   manifest_extra=manifest_extra)
 

@@ -242,8 +242,10 @@ class Summary:
                 "skipped": list(self.skipped or [])}
 
     def take_skipped(self, counts) -> None:
-        """The skipped files a plan counted (a sources.SourceCounts)."""
+        """The skipped files a plan counted (a sources.SourceCounts), and the Parquet columns images came from."""
         self.skipped_files, self.skipped_hidden, self.skipped = counts.skipped_files, counts.skipped_hidden, counts.skipped
+        if counts.image_columns:
+            self.extra["image_columns"] = dict(counts.image_columns)
 
 
 def print_json(summary: Summary, to_stderr: bool = False) -> None:
@@ -447,6 +449,10 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         damaged = resumed.damaged
         console.print(f"redone: {len(damaged)} committed shards failed their size or checksum check "
                       f"({', '.join(map(str, damaged[:5]))}{', ...' if len(damaged) > 5 else ''})")
+    columns = summary.extra.get("image_columns")
+    if columns:
+        console.print(_text("images from Parquet column " + ", ".join(
+            f"{name!r} ({_plural(files, 'file')})" for name, files in columns.items())))
     skipped = describe_skipped(summary)
     if skipped:
         console.print(skipped)

@@ -53,9 +53,12 @@ def shard_errors_name(index: int) -> str:
 
 
 def _same_config(a: dict, b: dict) -> bool:
-    """Configs match when everything but the tool version is equal."""
+    """Configs match when everything but the tool version is equal (and the image column, which
+    outputs before 0.3.0 did not record: one absent from either side is not a difference)."""
+    unrecorded = {"image_column"} - (a.keys() & b.keys())
+
     def strip(meta: dict) -> dict:
-        return {k: v for k, v in meta.items() if k != "version"}
+        return {k: v for k, v in meta.items() if k != "version" and k not in unrecorded}
 
     return strip(a) == strip(b)
 

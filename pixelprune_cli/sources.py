@@ -15,7 +15,7 @@ import json
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ class SourceCounts:
     skipped_hidden: int = 0  # of skipped_files: hidden files and folders (a folder counts once)
     parquet_files: int = 0
     skipped: SpooledList | None = None  # the skipped paths, spooled past 10,000; made on the first one
+    image_columns: dict[str, int] = field(default_factory=dict)  # Parquet files read, by the column of their images
 
     def skip(self, name: str, hidden: bool = False) -> None:
         if self.skipped is None:
@@ -199,13 +200,39 @@ def find_image_column(schema, requested: str | None, name: str) -> str:
                     return column
         except (ValueError, AttributeError):
             pass
-    for f in schema:
-        if pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0:
-            return f.name
-    for f in schema:
-        if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
-            return f.name
-    raise InputError(f"{name}: no image column found (no HF Image feature, bytes struct or binary column); use --image-column")
+    candidates = [f.name for f in schema if (pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0)
+                  or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if len(candidates) > 1:  # `thumb` and `full`: which one is the image is the user's call, not the schema's order
+        raise InputError(f"{name}: {len(candidates)} columns could hold the images ({', '.join(candidates)}); "
+                         f"choose one with {option('image_column', 'NAME')}")
+    if candidates:
+        return candidates[0]
+    raise InputError(f"{name}: no image column found (no HF Image feature, bytes struct or binary column); "
+                     f"name it with {option('image_column', 'NAME')}")
+
+
+def image_column_known_before(inputs: list[str], options: SourceOptions) -> str | None:
+    """The image column of every Parquet input, when it is known before the run, for the output's metadata.
+
+    That is --image-column, or the one column that the Parquet files named as
+    inputs all use (a footer read each). None when there are folders, whose
+    Parquet files are found as the run goes (the report names their columns),
+    or no Parquet input, or files that differ or cannot be read (the run says why).
+    """
+    import pyarrow.parquet as pq
+
+    if options.image_column is not None:
+        return options.image_column
+    if any(os.path.isdir(p) for p in inputs):
+        return None
+    columns = set()
+    for path in inputs:
+        if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                columns.add(find_image_column(pq.read_schema(path), None, path))
+            except Exception:
+                return None
+    return columns.pop() if len(columns) == 1 else None
 
 
 def cell_reader(cell, base_dir: Path, label: str):
@@ -344,6 +371,7 @@ def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceC
         raise InputError(f"{name}: no column {', '.join(map(repr, missing))} to carry or group by "
                          f"(columns: {', '.join(parquet.schema_arrow.names)})")
     counts.parquet_files += 1
+    counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
         yield ParquetRows(os.path.abspath(path), name, column, 0, parquet.metadata.num_rows)
 

@@ -87,9 +87,12 @@ def expected_folder_ids() -> list[str]:
 class Output:
     """A compressed file, the config it was made with, and the carried columns."""
 
-    def __init__(self, path: Path, config: CodingConfig, keep_columns: tuple[str, ...] = ()):
+    def __init__(self, path: Path, config: CodingConfig, keep_columns: tuple[str, ...] = (),
+                 image_column: str | None = None):
         self.path, self.config, self.keep_columns = path, config, keep_columns
         self.table = read_arrow(path)
+        # the Parquet column the images came from, recorded when known before the run (not for folders)
+        self.meta = {**config.to_meta(), **({"image_column": image_column} if image_column else {})}
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def parquet_output(workdir) -> Output:
     config = CodingConfig(preset=PRESETS["qwen3-vl"])
     sources = SourceOptions(keep_columns=("name", "kind"))
     api.compress([str(SAMPLES_PARQUET)], str(workdir / "rows.arrow"), config, sources, run=RUN)
-    return Output(workdir / "rows.arrow", config, ("name", "kind"))
+    return Output(workdir / "rows.arrow", config, ("name", "kind"), "image")
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,7 @@ def cli_output(workdir) -> Output:
     ])
     assert result.exit_code == 0, result.output
     config = CodingConfig(preset=PRESETS["qwen2.5-vl"], method="serpentine", metric="rmse", tau=0.05)
-    return Output(target, config, ("kind",))
+    return Output(target, config, ("kind",), "image")
 
 
 @pytest.fixture(params=["folder_output", "parquet_output", "cli_output"])
@@ -138,7 +141,7 @@ def test_schema_is_exactly_the_documented_columns(output):
     expected = core_fields(output.config.preset.token_bytes)
     expected += [(c, source_schema.field(c).type) for c in output.keep_columns]
     assert [(f.name, f.type) for f in output.table.schema] == expected
-    built = output_schema(output.config.to_meta(), output.config.preset.token_bytes,
+    built = output_schema(output.meta, output.config.preset.token_bytes,
                           [source_schema.field(c) for c in output.keep_columns])
     assert output.table.schema.equals(built, check_metadata=True)
 
@@ -153,13 +156,14 @@ def test_metadata_records_the_coding_config(output):
     raw = output.table.schema.metadata[b"pixelprune"]
     meta = json.loads(raw)
     preset, config = output.config.preset, output.config
-    assert set(meta) == META_KEYS
+    column = {"image_column": "image"} if "image_column" in output.meta else {}  # Parquet inputs name it
+    assert set(meta) == META_KEYS | set(column)
     assert meta == {
         "version": __version__, "preset": preset.name, "patch_size": preset.patch_size,
         "merge_size": preset.merge_size, "temporal_patch_size": preset.temporal_patch_size,
         "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels,
         "image_mean": list(preset.image_mean), "image_std": list(preset.image_std),
-        "method": config.method, "metric": config.metric, "tau": config.tau,
+        "method": config.method, "metric": config.metric, "tau": config.tau, **column,
     }
     assert read_meta(output.table.schema) == meta
 

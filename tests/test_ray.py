@@ -75,7 +75,7 @@ def test_ray_rows_equal_local_rows_on_samples_parquet(tmp_path):
     assert_same_rows(ours, local)
     for shard in sorted((tmp_path / "ray").glob("part-*.parquet")):
         assert (read_meta(pq.read_schema(shard)) == read_meta(pq.read_schema(tmp_path / "local.parquet"))
-                == {**CONFIG.to_meta(), "pixels_layout": "list<binary>"})
+                == {**CONFIG.to_meta(), "image_column": "image", "pixels_layout": "list<binary>"})
     assert (summary.written, summary.failed) == (10, 0)
     assert [e.id for e in summary.iter_entries()] == local.column("id").to_pylist()
 

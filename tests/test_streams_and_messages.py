@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from pixelprune_cli import api, prune_image
-from pixelprune_cli.errors import ConfigError
+from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.sources import SourceOptions
 
@@ -221,3 +221,63 @@ def test_a_resume_whose_inputs_changed_names_the_flag_on_the_command_line_and_th
     assert "overwrite=True" not in message
     with pytest.raises(ConfigError, match="pass overwrite=True"):
         api.compress([str(folder)], out, shard_size=1, resume=True)
+
+
+# ---------------------------------------------------------------- ambiguity resolved silently
+
+@pytest.fixture(scope="module")
+def two_image_columns(tmp_path_factory) -> Path:
+    """A Parquet table of one row with two binary image columns: `thumb` (chart.png) and `full` (form.png)."""
+    import pyarrow.parquet as pq
+
+    path = tmp_path_factory.mktemp("two") / "two.parquet"
+    pq.write_table(pa.table({"thumb": [CHART.read_bytes()], "full": [(SAMPLES / "form.png").read_bytes()],
+                             "name": ["x"]}), path)
+    return path
+
+
+def test_a_table_with_two_image_columns_is_refused_until_one_is_chosen(tmp_path, two_image_columns):
+    code, _, stderr = cli("compress", two_image_columns, "-o", tmp_path / "out.arrow")
+    assert code == 2
+    one_line_error(stderr, "two.parquet", "2 columns could hold the images (thumb, full)", "--image-column")
+    assert not (tmp_path / "out.arrow").exists()
+    with pytest.raises(InputError, match=r"choose one with image_column='NAME'"):
+        api.stats([str(two_image_columns)])
+
+
+@pytest.mark.parametrize("column,tokens", [("thumb", 620), ("full", 775)])  # chart.png, form.png
+def test_the_chosen_image_column_is_coded_and_named_in_the_report_and_the_metadata(tmp_path, two_image_columns,
+                                                                                  column, tokens):
+    code, stdout, _ = cli("compress", two_image_columns, "-o", tmp_path / "out.arrow", "--image-column", column)
+    assert code == 0
+    assert f"images from Parquet column '{column}' (1 file)" in stdout
+    table = read_arrow(tmp_path / "out.arrow")
+    assert table.column("tokens").to_pylist() == [tokens]
+    assert json.loads(table.schema.metadata[b"pixelprune"])["image_column"] == column
+    code, stdout, _ = cli("stats", two_image_columns, "--image-column", column, "--json")
+    assert json.loads(stdout)["image_columns"] == {column: 1}
+    shards = f"{tmp_path / 'shards'}/"
+    assert cli("compress", two_image_columns, "-o", shards, "--image-column", column)[0] == 0
+    assert json.loads((tmp_path / "shards" / "manifest.json").read_text())["config"]["image_column"] == column
+
+
+@pytest.mark.parametrize("option,value", [("--shard-size", "5"), ("--shard-format", "parquet")])
+@pytest.mark.parametrize("output", ["out.arrow", "-"])
+def test_shard_options_with_a_single_file_output_are_refused(tmp_path, option, value, output):
+    target = output if output == "-" else tmp_path / output
+    code, stdout, stderr = cli("compress", CHART, "-o", target, option, value)
+    assert code == 2 and stdout == ""
+    one_line_error(stderr, f"{option} {value}", "folder of shards")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shard_folder_from_before_the_image_column_was_recorded_still_resumes(tmp_path):
+    shards = tmp_path / "shards"
+    assert cli("compress", SAMPLES_PARQUET, "-o", f"{shards}/", "--shard-size", "4", "--no-progress")[0] == 0
+    manifest = json.loads((shards / "manifest.json").read_text())
+    assert manifest["config"].pop("image_column") == "image"
+    manifest["complete"] = False
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    code, stdout, stderr = cli("compress", SAMPLES_PARQUET, "-o", f"{shards}/", "--shard-size", "4", "--resume", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["resumed_shards"] == 3
