@@ -415,7 +415,7 @@ def warmup():
 
 @main.command()
 @click.argument("path")
-@click.option("-o", "--output", required=True, help="PNG file to write.")
+@click.option("-o", "--output", required=True, help="Picture to write: .png, .jpg, .webp, .tif or .bmp (the suffix chooses).")
 @click.option("--id", "image_id", help="With a compressed output: the row with this id.")
 @click.option("--row", type=click.IntRange(min=0), help="Row number (from 0) of a compressed output or Parquet image table.")
 @click.option("--side-by-side", is_flag=True, help="Add the image restored from the kept tokens (and an error heat map when tau > 0).")
@@ -442,13 +442,14 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     from .parallel import default_workers
     from .writer import check_target, write_atomically
 
+    picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
     check_target(output, overwrite)
     config = _pop_config(coder)
     picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
                                                   budget=config.budget, max_tau=config.max_tau, image_column=image_column,
                                                   thumb=thumb, workers=workers or default_workers(), sample=sample or None,
-                                                  hidden=hidden)
-    write_atomically(output, lambda handle: picture.save(handle, format="PNG"))
+                                                  hidden=hidden, output=output)
+    write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
         click.echo(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"), err=True)
     click.echo(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")),

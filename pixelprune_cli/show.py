@@ -372,26 +372,34 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
 
 
 def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, columns: int | None = None,
-                             max_images: int | None = None, workers: int = 1, sources=None):
+                             max_images: int | None = None, workers: int = 1, sources=None, output: str | None = None,
+                             left_out: list[str] | None = None):
     """Lay images under `paths` (folders, files, Parquet tables) out by reduction, most reduced first.
 
     Returns (sheet, failures, total): failures are the pipeline.FailedImage
     records of shown images that could not be read or coded (they get no
-    tile); total is how many images the inputs hold. With `max_images`, a
-    seeded uniform sample of that many is coded and shown (`sources.sample`),
-    so a huge folder costs `max_images` decodes and tiles, not one per image.
+    tile); total is how many images the inputs hold. Pictures `show` drew are
+    left out, their ids appended to `left_out`: `output` (the file about to be
+    written) and any picture carrying our mark, since an output of ours is
+    never an input of the sheet. With `max_images`, a seeded uniform
+    sample of that many is coded and shown (`sources.sample`), so a huge
+    folder costs `max_images` decodes and tiles, not one per image.
     """
     from .engine import RunOptions, coded_stream
     from .records import FailedImage
     from .sources import Piece, SourceCounts, SourceOptions, plan, sample
 
     sources = sources or SourceOptions()
+    left_out = [] if left_out is None else left_out
+    listed = _without(plan(list(paths), sources), _same_file_as(output), left_out)
     pieces: Iterable[Piece]
     total: int | None
     if max_images is None:
-        pieces, total = plan(list(paths), sources), None  # streamed: the tiles are what is held
+        pieces, total = _without(listed, _drawn_by_us, left_out), None  # streamed: the tiles are what is held
     else:
-        pieces, total = sample(list(paths), sources, max_images)
+        chosen, total = sample(list(paths), sources, max_images, pieces=listed)
+        pieces = list(_without(chosen, _drawn_by_us, left_out))
+        total -= len(chosen) - len(pieces)
     ts = config.preset.token_size
 
     def tile(coded):
@@ -408,8 +416,90 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     if not entries:
         from .errors import InputError
 
-        raise InputError(f"no image could be shown from {', '.join(paths)}")
-    return contact_sheet(entries, columns, thumb), failures, total if total is not None else len(entries) + len(failures)
+        raise InputError(f"no image could be shown from {', '.join(paths)}"
+                         + (f" (left out, as pictures pixelprune show drew: {', '.join(left_out)})" if left_out else ""))
+    total = total if total is not None else len(entries) + len(failures)
+    return contact_sheet(entries, columns, thumb), failures, total
+
+
+# A text chunk (PNG) or comment (JPEG) in every picture `show` writes, so a later sheet of the folder leaves it out.
+MARK_KEY, MARK_VALUE = "pixelprune", "show"
+
+
+def _without(pieces, unwanted, left_out: list[str]):
+    for piece in pieces:
+        if unwanted(piece):
+            left_out.append(piece.id)
+        else:
+            yield piece
+
+
+def _same_file_as(output: str | None):
+    """A test for image pieces that are the file at `output` (the same inode, whatever the spelling or link)."""
+    import os
+
+    from .sources import ImageFile
+
+    try:
+        target = os.stat(output) if output else None
+    except OSError:  # not there yet: nothing listed can be it
+        target = None
+    suffix = Path(output).suffix.lower() if output else ""
+
+    def same(piece) -> bool:
+        if target is None or not isinstance(piece, ImageFile) or Path(piece.path).suffix.lower() != suffix:
+            return False
+        try:
+            found = os.stat(piece.path)
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+
+    return same
+
+
+def _drawn_by_us(piece) -> bool:
+    """An image file that carries the mark `show` writes (read from its header; never raises)."""
+    from .sources import ImageFile
+
+    if not isinstance(piece, ImageFile):
+        return False
+    try:
+        with Image.open(piece.path) as image:
+            mark = image.info.get(MARK_KEY) or image.info.get("comment")
+    except Exception:  # not an image, or unreadable: the run itself will say so
+        return False
+    return mark in (MARK_VALUE, f"{MARK_KEY} {MARK_VALUE}".encode())
+
+
+def picture_format(path: str) -> str:
+    """The Pillow format `show -o path` writes, from the suffix; ConfigError for one that is not a picture format."""
+    from .errors import ConfigError
+
+    Image.init()
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt not in PICTURE_FORMATS:
+        raise ConfigError(f"{path}: show writes a picture; name it {', '.join(PICTURE_SUFFIXES)} "
+                          f"(the suffix chooses the format)")
+    return fmt
+
+
+PICTURE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+
+
+def save_picture(picture: Image.Image, handle, fmt: str) -> None:
+    """Write a picture `show` drew in `fmt`, with our mark where the format has room for it (PNG, JPEG)."""
+    from PIL import PngImagePlugin
+
+    options: dict = {}
+    if fmt == "PNG":
+        text = PngImagePlugin.PngInfo()
+        text.add_text(MARK_KEY, MARK_VALUE)
+        options["pnginfo"] = text
+    elif fmt == "JPEG":
+        options.update(comment=f"{MARK_KEY} {MARK_VALUE}".encode(), quality=95)
+    picture.save(handle, format=fmt, **options)
 
 
 def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sample: int | None = None) -> Rendering:
@@ -466,7 +556,8 @@ SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not
 
 def render_path(path: str, config, image_id: str | None = None, row: int | None = None, side_by_side: bool = False,
                 budget: int | None = None, max_tau: float = 0.1, image_column: str | None = None,
-                thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE, hidden: bool = False) -> Rendering:
+                thumb: int = 256, workers: int = 1, sample: int | None = SHEET_SAMPLE, hidden: bool = False,
+                output: str | None = None) -> Rendering:
     """What `pixelprune show PATH` draws, chosen by what PATH is.
 
     folder, or Parquet image table without `row` -> contact sheet (of a
@@ -489,11 +580,16 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
-        sheet, failures, total = contact_sheet_for_folder([path], config, thumb=thumb, max_images=sample, workers=workers,
-                                                          sources=SourceOptions(image_column=image_column, hidden=hidden))
+        left_out: list[str] = []
+        sheet, failures, total = contact_sheet_for_folder(
+            [path], config, thumb=thumb, max_images=sample, workers=workers,
+            sources=SourceOptions(image_column=image_column, hidden=hidden), output=output, left_out=left_out)
         shown = total if sample is None else min(sample, total)
-        note = f"a random sample of {shown:,} of {total:,} images (--sample to change)" if shown < total else None
-        return Rendering(sheet, failures, note)
+        notes = [f"a random sample of {shown:,} of {total:,} images (--sample to change)"] if shown < total else []
+        if left_out:
+            notes.append(f"left out {len(left_out):,} picture{'s' if len(left_out) > 1 else ''} pixelprune show drew "
+                         f"({', '.join(left_out[:3])}{', ...' if len(left_out) > 3 else ''})")
+        return Rendering(sheet, failures, "; ".join(notes) or None)
     if is_output:
         if budget is not None:
             raise ConfigError("--budget codes images; a compressed output is already coded")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -489,19 +489,20 @@ def _group_batches(parquet, index: int, offset: int, columns: list[str], start: 
 
 
 def sample(paths: list[str], options: SourceOptions = SourceOptions(), size: int = 100, seed: int = 0,
-           counts: SourceCounts | None = None) -> tuple[list[Piece], int]:
+           counts: SourceCounts | None = None, pieces: Iterable[Piece] | None = None) -> tuple[list[Piece], int]:
     """(a uniform sample of `size` input positions as one-image pieces in input order, how many there are).
 
-    Reservoir sampling over the plan: every image is equally likely, the same
-    seed gives the same sample, and memory holds `size` pieces whatever the
-    input, since no image is read. With `size` or fewer images, all of them.
+    Reservoir sampling over the plan (or `pieces`, a plan of paths already
+    filtered): every image is equally likely, the same seed gives the same
+    sample, and memory holds `size` pieces whatever the input, since no image
+    is read. With `size` or fewer images, all of them.
     """
     import random
 
     rng = random.Random(seed)
     chosen: list[tuple[int, Piece]] = []
     position = 0
-    for piece in plan(paths, options, counts):
+    for piece in plan(paths, options, counts) if pieces is None else pieces:
         for k in range(piece_size(piece)):
             slot = position if position < size else rng.randrange(position + 1)
             if slot < size:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pixelprune_cli import api, prune_image
+from pixelprune_cli import api, prune_image, show
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.sources import SourceOptions
@@ -281,3 +281,44 @@ def test_a_shard_folder_from_before_the_image_column_was_recorded_still_resumes(
     code, stdout, stderr = cli("compress", SAMPLES_PARQUET, "-o", f"{shards}/", "--shard-size", "4", "--resume", "--json")
     assert code == 0, stderr
     assert json.loads(stdout)["resumed_shards"] == 3
+
+
+# ---------------------------------------------------------------- show writes what it was asked to
+
+@pytest.mark.parametrize("suffix,fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP")])
+def test_show_writes_the_format_its_suffix_names(tmp_path, suffix, fmt):
+    target = tmp_path / f"overlay{suffix}"
+    code, _, stderr = cli("show", CHART, "-o", target)
+    assert code == 0, stderr
+    with Image.open(target) as picture:
+        assert picture.format == fmt
+
+
+@pytest.mark.parametrize("name", ["sheet.arrow", "sheet.parquet", "sheet"])
+def test_show_refuses_a_suffix_that_is_no_picture_format_before_drawing(tmp_path, name):
+    code, _, stderr = cli("show", CHART, "-o", tmp_path / name)
+    assert code == 2
+    one_line_error(stderr, name, "show writes a picture", ".png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_contact_sheet_never_shows_a_picture_show_drew(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name in ("chart.png", "form.png"):
+        (folder / name).write_bytes((SAMPLES / name).read_bytes())
+    first = folder / "sheet.png"
+    assert cli("show", folder, "-o", first)[0] == 0
+    code, _, stderr = cli("show", folder, "-o", first, "--overwrite")  # its own target, listed in the folder
+    assert code == 0
+    assert "left out 1 picture pixelprune show drew (sheet.png)" in stderr
+    code, _, stderr = cli("show", folder, "-o", folder / "other.jpg", "--sample", "0")  # an earlier sheet, by its mark
+    assert code == 0
+    assert "left out 1 picture pixelprune show drew (sheet.png)" in stderr
+    tiles = {}
+    for name in ("sheet.png", "other.jpg"):
+        with Image.open(folder / name) as sheet:
+            tiles[name] = sheet.size
+    two_tiles = show.contact_tile_size(256)
+    assert tiles["sheet.png"] == (2 * two_tiles[0], two_tiles[1])  # two images, not three
+    assert tiles["other.jpg"] == tiles["sheet.png"]
