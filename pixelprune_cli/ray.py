@@ -164,8 +164,8 @@ class _CodeBatch:
                              "pass id_column= (a column of unique ids)")
         if self.image_column not in batch.column_names:
             raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
-        schema = output_schema(self.config.to_meta(), self.config.preset.token_bytes,
-                               [batch.schema.field(c) for c in self.keep_columns])
+        schema = output_schema({**self.config.to_meta(), "image_column": self.image_column},
+                               self.config.preset.token_bytes, [batch.schema.field(c) for c in self.keep_columns])
         kept = {c: column_values(batch, c) for c in self.keep_columns}
         extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
         ids = [str(i) for i in batch.column(id_column).to_pylist()]

@@ -339,9 +339,23 @@ def _console(to_stderr: bool):
     from rich.console import Console
 
     stream = sys.stderr if to_stderr else sys.stdout
-    # Not a terminal: 120 columns, unless COLUMNS says otherwise (rich reads it).
-    return Console(stderr=to_stderr, highlight=False,
-                   width=None if stream.isatty() or os.environ.get("COLUMNS") else 120)
+    return Console(stderr=to_stderr, highlight=False, width=console_width(stream.isatty()))
+
+
+SANE_COLUMNS = range(20, 4097)  # a COLUMNS outside this (0, -5, 10**8, "abc") is a mistake: read as 80
+
+
+def console_width(terminal: bool) -> int | None:
+    """Columns of the report: COLUMNS when it is sane, 80 when it is set but absurd; else the terminal's
+    own width (None: rich measures it), or 120 when the report goes to a file or a pipe."""
+    text = os.environ.get("COLUMNS")
+    if text is not None and text.strip():
+        try:
+            columns = int(text)
+        except ValueError:
+            columns = 0
+        return columns if columns in SANE_COLUMNS else 80
+    return None if terminal else 120
 
 
 def _table_style() -> dict:

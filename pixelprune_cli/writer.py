@@ -35,11 +35,43 @@ _BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
 
 
 def errors_path(output: str) -> Path:
-    return Path(str(output) + ".errors.jsonl")
+    path = Path(output)
+    return path.with_name(fitting_name(path.name, ".errors.jsonl"))
 
 
 def _temp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.partial-{os.getpid()}")
+    return target.with_name(f".{temp_stem(target.name)}.partial-{os.getpid()}")
+
+
+_PARTIAL_ROOM = ".partial-" + "9" * 10  # room for any pid, so a name is cut the same whatever pid wrote it
+
+
+def temp_stem(name: str) -> str:
+    """NAME in `.NAME.partial-PID`: the file's name, shortened when it is long (fitting_name)."""
+    return fitting_name(name, _PARTIAL_ROOM, ".")[1:-len(_PARTIAL_ROOM)]
+
+
+def lock_path(target: Path) -> Path:
+    """`.NAME.pixelprune-lock` beside the output NAME (NAME shortened as fitting_name does)."""
+    return target.with_name(fitting_name(target.name, ".pixelprune-lock", "."))
+
+
+NAME_MAX = 255  # bytes in one file name on Linux file systems (ext4, xfs, btrfs, tmpfs)
+
+
+def fitting_name(name: str, suffix: str, prefix: str = "") -> str:
+    """prefix + name + suffix, with name cut and given a SHA-1 tag when the whole would pass NAME_MAX bytes.
+
+    A legal 246-byte output name must not fail because its lock, temporary or
+    error-log name adds bytes. The tag (`~` and 16 hex digits of the full
+    name's hash) keeps two long names that share a beginning apart.
+    """
+    raw = os.fsencode(name)
+    room = NAME_MAX - len(os.fsencode(prefix + suffix))
+    if len(raw) <= room:
+        return prefix + name + suffix
+    tag = "~" + hashlib.sha1(raw).hexdigest()[:16]
+    return prefix + os.fsdecode(raw[:room - len(tag)]) + tag + suffix
 
 
 def compression_arg(compression: str | None):
@@ -341,11 +373,11 @@ class FileSink(RowSink):
     def __init__(self, target: str, schema: pa.Schema, compression: str | None, overwrite: bool = False):
         super().__init__(schema)
         self.target = Path(target)
-        self.lock = TargetLock(self.target.with_name(f".{self.target.name}.pixelprune-lock"), target)
+        self.lock = TargetLock(lock_path(self.target), target)
         try:
             if not overwrite and os.path.lexists(self.target):  # another run finished it since check_target
                 raise ConfigError(f"{target} already exists; pass {option('overwrite')} to replace it")
-            ours = {self.target.name, errors_path(target).name}
+            ours = {temp_stem(p.name) for p in (self.target, errors_path(target))}
             remove_stale_partials(self.target.parent, lambda name: name in ours)
             self.table = TableFile(self.target, schema, output_format(target).name, compression)
             self.errors = ErrorLog(errors_path(target))

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api, prune_image, show
+from pixelprune_cli.cli import main
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.sources import SourceOptions
@@ -322,3 +324,39 @@ def test_a_contact_sheet_never_shows_a_picture_show_drew(tmp_path):
     two_tiles = show.contact_tile_size(256)
     assert tiles["sheet.png"] == (2 * two_tiles[0], two_tiles[1])  # two images, not three
     assert tiles["other.jpg"] == tiles["sheet.png"]
+
+
+# ---------------------------------------------------------------- edge cases
+
+@pytest.mark.parametrize("columns", ["0", "-5", str(10**8), "abc"])
+def test_an_absurd_columns_is_read_as_80(tmp_path, columns):
+    image = tmp_path / ("scan_" + "x" * 120 + ".png")
+    image.write_bytes(CHART.read_bytes())
+    for args in (["stats", image], ["compress", image, "-o", tmp_path / "out.arrow", "--overwrite"]):
+        result = CliRunner().invoke(main, list(map(str, args)), env={"COLUMNS": columns})
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        row = next(line for line in lines if line.startswith("scan_"))
+        assert "\u2026" in row and len(row) <= 80, result.stdout  # shortened to fit 80 columns
+        assert any(line.startswith("total") for line in lines), result.stdout
+
+
+def test_a_legal_246_byte_output_name_is_written_with_its_lock_temporaries_and_error_log(tmp_path):
+    from pixelprune_cli.writer import errors_path, temp_stem
+
+    name = "n" * 240 + ".arrow"  # 246 bytes: legal, but .NAME.pixelprune-lock would be 263
+    stale = tmp_path / f".{temp_stem(name)}.partial-999999999"  # a killed run's temporary (no such pid)
+    stale.write_bytes(b"left behind")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    code, _, stderr = cli("compress", CHART, bad, "-o", tmp_path / name)
+    assert code == 1, stderr
+    log = errors_path(str(tmp_path / name))
+    assert f"see {log}" in stderr
+    assert read_arrow(tmp_path / name).num_rows == 1
+    assert json.loads(log.read_text())["id"].endswith("bad.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, log.name, "bad.png"])  # no lock, no partials
+    assert all(len(os.fsencode(p.name)) <= 255 for p in tmp_path.iterdir())
+    picture = "p" * 251 + ".png"
+    assert cli("show", CHART, "-o", tmp_path / picture)[0] == 0
+    assert (tmp_path / picture).exists()
