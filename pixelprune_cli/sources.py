@@ -121,6 +121,9 @@ def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
             if info.st_size > max_bytes:
                 raise ReadFailure(f"{shown} is {info.st_size:,} bytes, over the limit of {max_bytes:,} (--max-image-bytes)")
             data = handle.read(max_bytes + 1)
+            if len(data) < info.st_size:  # another process cut it while we read
+                raise ReadFailure(f"{shown} was truncated while it was read: {len(data):,} of the "
+                                  f"{info.st_size:,} bytes it had when opened")
     except OSError as exc:
         raise ReadFailure(f"cannot read {shown}: {exc.strerror or one_line(exc)}") from None
     except ValueError as exc:  # a NUL in a path from a Parquet cell
@@ -128,6 +131,28 @@ def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     if len(data) > max_bytes:
         raise ReadFailure(f"{shown} grew past the limit of {max_bytes:,} bytes (--max-image-bytes) while read")
     return data
+
+
+def read_listed_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """read_file of an image file the plan listed; one gone since then says so, not just "No such file".
+
+    A user reading the error log of a long run acts on these words: a file
+    deleted or moved while the run went on is not a broken symlink.
+    """
+    try:
+        return read_file(path, max_bytes)
+    except ReadFailure:
+        if not os.path.exists(path):
+            raise ReadFailure(gone_reason(path)) from None
+        raise
+
+
+def gone_reason(path) -> str:
+    """Why a listed path no longer leads to a file: a symlink whose target is gone (or loops), or it disappeared."""
+    shown = id_text(str(path))
+    if os.path.islink(path):
+        return f"broken or looping symlink {shown}"
+    return f"{shown} disappeared after it was listed (deleted or moved while the run went on)"
 
 
 def held_bytes(data: bytes) -> Callable[..., bytes]:
@@ -342,7 +367,7 @@ def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: Source
         elif suffix not in IMAGE_SUFFIXES:
             counts.skip(name)
         elif kind == "link" or not path.exists():
-            yield FailedImage(name, "read", f"broken or looping symlink {id_text(str(path))}")
+            yield FailedImage(name, "read", gone_reason(path))
         else:
             yield ImageFile(name, os.path.abspath(path))
 
@@ -388,7 +413,7 @@ def piece_ids(piece: Piece) -> Iterator[str]:
 def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:
     """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
     if isinstance(piece, ImageFile):
-        yield Item(piece.id, partial(read_file, piece.path))
+        yield Item(piece.id, partial(read_listed_file, piece.path))
     elif isinstance(piece, ParquetRows):
         yield from _parquet_items(piece, keep_columns)
     else:

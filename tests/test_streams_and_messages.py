@@ -21,9 +21,11 @@ from PIL import Image
 
 from pixelprune_cli import api, prune_image, show
 from pixelprune_cli.cli import main
-from pixelprune_cli.errors import ConfigError, InputError
+from pixelprune_cli.errors import ConfigError, InputError, ReadFailure
+from pixelprune_cli.pipeline import CodingConfig, process
 from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.sources import SourceOptions
+from pixelprune_cli.records import FailedImage
+from pixelprune_cli.sources import SourceOptions, plan, read_file, read_piece
 
 from conftest import SAMPLES, SAMPLES_PARQUET, cli, one_line_error, read_arrow
 
@@ -360,3 +362,49 @@ def test_a_legal_246_byte_output_name_is_written_with_its_lock_temporaries_and_e
     picture = "p" * 251 + ".png"
     assert cli("show", CHART, "-o", tmp_path / picture)[0] == 0
     assert (tmp_path / picture).exists()
+
+
+# ---------------------------------------------------------------- a file that goes away mid-run
+
+def two_images(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(CHART.read_bytes())
+    return folder
+
+
+def test_a_file_deleted_after_the_folder_was_listed_is_said_to_have_disappeared(tmp_path):
+    folder = two_images(tmp_path)
+    pieces = plan([str(folder)])
+    first = next(pieces)  # the folder is listed now
+    (folder / "b.png").unlink()
+    second = next(pieces)
+    assert first.id == "a.png" and isinstance(second, FailedImage)
+    assert second.reason.endswith("b.png disappeared after it was listed (deleted or moved while the run went on)")
+    assert "symlink" not in second.reason
+
+
+def test_a_file_deleted_after_it_was_planned_is_said_to_have_disappeared_when_read(tmp_path):
+    folder = two_images(tmp_path)
+    items = [next(read_piece(piece)) for piece in plan([str(folder)])]
+    (folder / "b.png").unlink()
+    result = process(items[1].id, items[1].read, CodingConfig())
+    assert isinstance(result, FailedImage) and result.stage == "read"
+    assert "b.png disappeared after it was listed" in result.reason and "symlink" not in result.reason
+    (folder / "a.png").unlink()
+    (folder / "a.png").symlink_to(folder / "gone.png")  # a symlink whose target is gone is still named as one
+    assert "broken or looping symlink" in process("a.png", items[0].read, CodingConfig()).reason
+
+
+def test_a_file_truncated_while_it_is_read_says_so(tmp_path, monkeypatch):
+    path = two_images(tmp_path) / "a.png"
+    real_fstat = os.fstat
+
+    def fstat_before_the_cut(fd):  # the size the file had when opened, before another process cut it
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], info.st_size + 1000, *info[7:])) if fd > 2 else info
+
+    monkeypatch.setattr(os, "fstat", fstat_before_the_cut)
+    with pytest.raises(ReadFailure, match=r"a.png was truncated while it was read: [\d,]+ of the [\d,]+ bytes"):
+        read_file(str(path))
