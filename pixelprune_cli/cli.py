@@ -210,7 +210,10 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     except OSError as exc:  # stdout on a full disk or /dev/full: the output itself is whole
         if broken_pipe(exc):
             raise
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # the rest of the buffer goes nowhere
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # the rest of the buffer goes nowhere
+        except (OSError, ValueError):  # a stream with no descriptor of its own
+            pass
         written = f"; {_written_line(summary, wrote)}, in full" if wrote and summary.output != "-" else ""
         raise OutputError(f"standard {'error' if to_stderr else 'output'}: the report could not be written "
                           f"({one_line(exc)}){written}") from None

@@ -398,7 +398,7 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
     headers = ["id", "source", "resized", "tokens", "kept", "saved", *(("tau", "over") if budgeted else ()),
                *(("time",) if timed else ())]
     rows = []
-    ellipsis = encodable("\u2026", console.encoding).replace("\\u2026", "...")
+    ellipsis = "\u2026" if encodable("\u2026", console.encoding) == "\u2026" else "..."
     for e in shown:
         rows.append([encodable(escape_controls(e.id), console.encoding), _size(e.source_size), _size(e.size), f"{e.tokens:,}", f"{e.kept:,}", f"{100 * e.saved:.1f}%",
                      *((f"{e.tau:.3g}", "over" if e.over_budget else "") if budgeted else ()),
