@@ -64,7 +64,8 @@ class CodingConfig:
             if not (0.0 <= self.max_tau <= 1.0):
                 raise ConfigError(f"max-tau must be between 0 and 1, got {self.max_tau}")
         if self.max_image_pixels < 1 or self.max_image_bytes < 1:
-            raise ConfigError("max-image-pixels and max-image-bytes must be at least 1")
+            raise ConfigError(f"{option('max_image_pixels', self.max_image_pixels)} and "
+                              f"{option('max_image_bytes', self.max_image_bytes)}: each must be at least 1")
         # smart_resize never gives less than one merged token, nor less than min_pixels: both must
         # stay within the image sizes that may be held, or a small image would be blown up past them.
         preset, side = self.preset, self.preset.token_size

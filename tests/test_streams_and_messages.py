@@ -195,6 +195,8 @@ def test_prune_image_takes_compress_limits_and_names_them_as_parameters(form):
         with pytest.raises(ValueError, match=r"over the limit of 1,000 \(max_image_bytes\)$"):
             prune_image(image, max_image_bytes=1000)
     assert prune_image(image, max_image_pixels=650_000, max_image_bytes=CHART.stat().st_size)["tokens"] == 620
+    with pytest.raises(ValueError, match=r"^max_image_pixels=0 and max_image_bytes=\d+: each must be at least 1"):
+        prune_image(image, max_image_pixels=0)
 
 
 def test_an_existing_file_where_a_folder_output_goes_is_named_even_with_overwrite(tmp_path, chart_output):
