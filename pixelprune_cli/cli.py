@@ -90,6 +90,22 @@ def _fail(message: str, code: int = EXIT_USAGE):
     sys.exit(code)
 
 
+def _tell(message: str) -> None:
+    """One line on stderr. A stderr that cannot take it (2>/dev/full) loses the message, never the run:
+    the exit code still says how it went, as with a closed stderr."""
+    from .errors import broken_pipe
+
+    try:
+        click.echo(message, err=True)
+    except OSError as exc:
+        if broken_pipe(exc):
+            raise
+        try:  # what is left in its buffer would fail again at exit (and turn the exit code into 120)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        except (OSError, ValueError):
+            pass
+
+
 def handle_errors(fn):
     """Turn known failures into one-line messages and exit codes, never tracebacks."""
 
@@ -214,13 +230,13 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
             os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # the rest of the buffer goes nowhere
         except (OSError, ValueError):  # a stream with no descriptor of its own
             pass
-        written = f"; {_written_line(summary, wrote)}, in full" if wrote and summary.output != "-" else ""
-        raise OutputError(f"standard {'error' if to_stderr else 'output'}: the report could not be written "
-                          f"({one_line(exc)}){written}") from None
+        if not to_stderr:  # asked for on stdout, it is data (--json); on stderr (-o -) it is messages (see _tell)
+            written = f"; {_written_line(summary, wrote)}, in full" if wrote else ""
+            raise OutputError(f"standard output: the report could not be written ({one_line(exc)}){written}") from None
     if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
-        click.echo(f"pixelprune: warning: {escape_controls(summary.extra['incomplete'])}", err=True)
+        _tell(f"pixelprune: warning: {escape_controls(summary.extra['incomplete'])}")
     if wrote and not as_json:
-        click.echo(_written_line(summary, wrote), err=True)
+        _tell(_written_line(summary, wrote))
     # A resumed output is one output: images that failed in the earlier run still failed.
     failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
@@ -228,7 +244,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
     if earlier:
         counts.append(f"{earlier:,} failed in the resumed shards")
-    click.echo(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})", err=True)
+    _tell(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})")
     return EXIT_SOME_FAILED
 
 
@@ -413,7 +429,7 @@ def warmup():
 
     started = time.perf_counter()
     covered = warm_up()
-    click.echo(f"numba cache warm for {', '.join(covered)} in {time.perf_counter() - started:.1f} s", err=True)
+    _tell(f"numba cache warm for {', '.join(covered)} in {time.perf_counter() - started:.1f} s")
 
 
 @main.command()
@@ -454,7 +470,6 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
                                                   hidden=hidden, output=output)
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
-        click.echo(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"), err=True)
-    click.echo(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")),
-               err=True)
+        _tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
+    _tell(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

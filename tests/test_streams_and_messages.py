@@ -99,6 +99,17 @@ def test_a_report_to_a_full_stdout_is_one_line_and_the_output_stays_whole(tmp_pa
     assert read_arrow(tmp_path / "out.arrow").num_rows == 1
 
 
+@pytest.mark.parametrize("bad", [False, True])
+def test_messages_to_a_full_stderr_are_lost_but_the_exit_code_still_tells(tmp_path, bad):
+    inputs = [CHART, *([tmp_path / "empty.png"] if bad else [])]
+    (tmp_path / "empty.png").write_bytes(b"")
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "pixelprune_cli", "compress", *inputs, "-o", "out.arrow"],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=full, timeout=120)
+    assert proc.returncode == (1 if bad else 0)  # 1: an image failed, as the error log says; not 2, not 120
+    assert read_arrow(tmp_path / "out.arrow").num_rows == 1
+
+
 def test_a_column_kept_twice_is_refused_and_an_output_holding_one_is_named(tmp_path):
     code, _, stderr = cli("compress", SAMPLES_PARQUET, "-o", tmp_path / "out.arrow", "--keep-columns", "kind,kind")
     assert code == 2
