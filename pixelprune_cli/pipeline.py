@@ -223,6 +223,10 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
             coded = code_image(_loaded(image, max_image_pixels), config, label)
         except ImageFailure as exc:
             raise ValueError(f"{label or 'image'}: {exc.stage} failed: {_in_api_terms(exc.reason)}") from None
+        except MemoryError:
+            raise ValueError(f"{label or 'image'}: out of memory") from None
+        except Exception as exc:  # a mode or plugin Pillow cannot convert: as process() records it, one line
+            raise ValueError(f"{label or 'image'}: resize failed: {one_line(exc)}") from None
         return coded.as_row()
     if isinstance(image, (bytes, bytearray, memoryview)):
         label, read = (image_id if image_id is not None else ""), held_bytes(bytes(image))

@@ -180,6 +180,17 @@ def test_prune_image_of_an_image_whose_load_raises_is_a_decode_error():
         prune_image(image, image_id="page")
 
 
+def test_prune_image_of_an_image_pillow_cannot_convert_is_a_value_error():
+    image = Image.new("L", (64, 64))
+
+    def convert(*args, **kwargs):
+        raise OSError("no converter for this mode")
+
+    image.convert = convert  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match=r"^gray: resize failed: no converter for this mode$"):
+        prune_image(image, image_id="gray")
+
+
 @pytest.mark.parametrize("change,key", [({"patch_size": 0}, "patch_size"), ({"patch_size": 16.5}, "patch_size"),
                                         ({"min_pixels": None}, "min_pixels")])
 def test_prune_image_refuses_preset_metadata_no_image_can_have_naming_the_value(change, key):
