@@ -180,15 +180,15 @@ def test_prune_image_of_an_image_whose_load_raises_is_a_decode_error():
         prune_image(image, image_id="page")
 
 
-def test_prune_image_of_an_image_pillow_cannot_convert_is_a_value_error():
-    image = Image.new("L", (64, 64))
+def test_prune_image_of_an_image_pillow_cannot_resize_is_a_value_error():
+    image = Image.new("RGB", (64, 64))
 
-    def convert(*args, **kwargs):
-        raise OSError("no converter for this mode")
+    def resize(*args, **kwargs):  # a plugin's image whose resampling gives up
+        raise OSError("no resampler for this image")
 
-    image.convert = convert  # type: ignore[method-assign]
-    with pytest.raises(ValueError, match=r"^gray: resize failed: no converter for this mode$"):
-        prune_image(image, image_id="gray")
+    image.resize = resize  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match=r"^page: resize failed: no resampler for this image$"):
+        prune_image(image, image_id="page")
 
 
 @pytest.mark.parametrize("change,key", [({"patch_size": 0}, "patch_size"), ({"patch_size": 16.5}, "patch_size"),
