@@ -53,9 +53,9 @@ def shard_errors_name(index: int) -> str:
 
 
 def _same_config(a: dict, b: dict) -> bool:
-    """Configs match when everything but the tool version is equal."""
+    """Configs match when everything but the tool and library versions is equal (no backend: pil)."""
     def strip(meta: dict) -> dict:
-        return {k: v for k, v in meta.items() if k != "version"}
+        return {"backend": "pil", **{k: v for k, v in meta.items() if k not in ("version", "runtime")}}
 
     return strip(a) == strip(b)
 

@@ -206,11 +206,11 @@ def overlay_for_image(pil_image: Image.Image, config, side_by_side: bool = False
     With `budget`, tau is searched as `compress --budget` does (budget.code_with_budget).
     The error heat map (third panel) appears for tau > 0, where restore can differ.
     """
+    from .backends import resize_for_model
     from .pipeline import token_refs
-    from .preprocess import resize_for_model
 
     preset = config.preset
-    resized = resize_for_model(pil_image, preset)
+    resized = resize_for_model(pil_image, preset, config.backend)
     ts = preset.token_size
     note = None
     ref, tau, found = token_refs(resized, ts, config.method, config.metric, config.tau, budget, max_tau)
