@@ -149,8 +149,8 @@ def resize(rgb: Image.Image, target: tuple[int, int], backend: str) -> np.ndarra
 
 
 def resize_bytes(size: tuple[int, int], backend: str) -> int:
-    """Memory the backend's resize takes beyond the RGB image: torchvision's channel-first copy."""
-    return 3 * size[0] * size[1] if backend == "torchvision" else 0
+    """Memory the backend's resize takes beyond the RGB image: torchvision's array and channel-first copies."""
+    return 6 * size[0] * size[1] if backend == "torchvision" else 0
 
 
 def torchvision_resize(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
@@ -159,7 +159,9 @@ def torchvision_resize(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     import torch
     from torchvision.transforms.v2 import functional as tvF
 
-    chw = torch.from_numpy(np.asarray(rgb)).permute(2, 0, 1).contiguous()
+    hwc = np.array(rgb)  # writable, as the processor's np.array: torch warns about read-only arrays
+    chw = torch.from_numpy(hwc).permute(2, 0, 1).contiguous()
+    del hwc
     try:
         out = tvF.resize(chw.unsqueeze(0), [target[1], target[0]],
                          interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
