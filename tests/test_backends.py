@@ -14,6 +14,7 @@ samples. "Exact" is np.array_equal on float32: max abs difference 0.
 from __future__ import annotations
 
 import io
+import sys
 import threading
 import warnings
 
@@ -34,7 +35,7 @@ pytest.importorskip("transformers")
 from transformers import Qwen2VLImageProcessor, Qwen2VLImageProcessorPil  # noqa: E402
 
 import images  # noqa: E402
-from conftest import SAMPLE_IMAGES, cli, read_arrow  # noqa: E402
+from conftest import SAMPLE_IMAGES, cli, one_line_error, read_arrow  # noqa: E402
 from test_conformance import PRESET_CASES, datasets_decode, rows_of_tokens  # noqa: E402
 
 PROCESSOR_CLASSES = {"pil": Qwen2VLImageProcessorPil, "torchvision": Qwen2VLImageProcessor}
@@ -300,3 +301,11 @@ def test_prepare_inputs_warns_once_naming_both_pillow_versions_across_the_resize
             assert "\n" not in messages[0]
         else:
             assert messages == []
+
+
+def test_torchvision_backend_without_torchvision_is_one_line_naming_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "torchvision.transforms.v2", None)  # what an environment without it imports
+    code, _, stderr = cli("compress", SAMPLE_IMAGES[0], "-o", tmp_path / "x.arrow", "--backend", "torchvision")
+    assert code == 2
+    one_line_error(stderr, "--backend torchvision", "pixelprune[torchvision]")
+    assert not (tmp_path / "x.arrow").exists()
