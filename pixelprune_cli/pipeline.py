@@ -35,7 +35,9 @@ class CodingConfig:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # bytes read per image at most (files and cells)
     budget: int | None = None  # keep at most this many tokens: search tau in [0, max_tau]
     max_tau: float = 0.1
-    backend: str = backends.DEFAULT_BACKEND  # the processor the pixels match (backends.BACKENDS)
+    # The processor the pixels match (backends.BACKENDS). For qwen-vl-utils, fetch_image's own pixel
+    # bounds come from the preset: backends.preset_for("qwen-vl-utils", name) gives its defaults.
+    backend: str = backends.DEFAULT_BACKEND
 
     def __post_init__(self):
         backends.check_backend(self.backend)
