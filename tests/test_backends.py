@@ -309,3 +309,16 @@ def test_torchvision_backend_without_torchvision_is_one_line_naming_the_extra(mo
     assert code == 2
     one_line_error(stderr, "--backend torchvision", "pixelprune[torchvision]")
     assert not (tmp_path / "x.arrow").exists()
+
+
+def test_show_draws_a_qwen_vl_utils_image_in_its_stored_orientation(tmp_path):
+    source = tmp_path / "rotated.jpg"
+    source.write_bytes(images.by_name("jpeg_exif_rotate_90").data)  # stored 300x180 (landscape), orientation 6
+    sizes = {}
+    for backend in ("pil", "qwen-vl-utils"):
+        code, _, stderr = cli("show", source, "-o", tmp_path / f"{backend}.png", "--backend", backend)
+        assert code == 0, stderr
+        with Image.open(tmp_path / f"{backend}.png") as picture:
+            sizes[backend] = picture.size
+    assert sizes["pil"][0] < sizes["pil"][1]  # upright: portrait
+    assert sizes["qwen-vl-utils"][0] > sizes["qwen-vl-utils"][1]  # as stored: landscape
