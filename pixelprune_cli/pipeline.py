@@ -194,7 +194,7 @@ def warm_up() -> list[str]:
 
 
 def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,
-                image_id: str | None = None, backend: str = backends.DEFAULT_BACKEND) -> dict:
+                image_id: str | None = None, backend: str | None = None) -> dict:
     """One image to the row `compress` writes for it, for data loaders that prune on the fly.
 
     image: a PIL image (as `datasets` yields it), a path, or the file's bytes;
@@ -202,14 +202,19 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
     first frame). preset: a name, a Preset or an output's `pixelprune`
     metadata. The id is the file name for a path and "" otherwise, unless
     image_id is given. Raises ValueError naming the image and the stage that
-    failed. backend: the processor to match (`backends`); qwen-vl-utils
-    takes fetch_image's pixel bounds for a preset name. Needs numpy and
+    failed. backend: the processor to match (`backends`); by default the
+    metadata's, or pil; qwen-vl-utils takes fetch_image's pixel bounds for a
+    preset name. Needs numpy and
     Pillow only, and torchvision for that backend.
     """
     from pathlib import Path
 
     from .sources import held_bytes, read_file
 
+    if backend is None:
+        backend = backends.rows_backend(preset)
+    elif isinstance(preset, dict) and backends.rows_backend(preset) != backend:
+        raise ConfigError(f"backend {backend!r} differs from the metadata's {backends.rows_backend(preset)!r}")
     config = CodingConfig(backends.preset_for(backend, preset), method, metric, float(tau), backend=backend)
     if isinstance(image, Image.Image):
         label = image_id if image_id is not None else ""

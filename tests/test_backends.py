@@ -322,3 +322,14 @@ def test_show_draws_a_qwen_vl_utils_image_in_its_stored_orientation(tmp_path):
             sizes[backend] = picture.size
     assert sizes["pil"][0] < sizes["pil"][1]  # upright: portrait
     assert sizes["qwen-vl-utils"][0] > sizes["qwen-vl-utils"][1]  # as stored: landscape
+
+
+def test_prune_image_takes_the_backend_of_the_metadata_and_refuses_another():
+    meta = pipeline.CodingConfig(PRESETS["qwen3-vl"], backend="torchvision").to_meta()
+    image = Image.fromarray(images.content(300, 410, 2))
+    from_meta = pipeline.prune_image(image, meta)
+    assert np.array_equal(np.asarray(from_meta["pixels"]),
+                          np.asarray(pipeline.prune_image(image, "qwen3-vl", backend="torchvision")["pixels"]))
+    assert not np.array_equal(np.asarray(from_meta["pixels"]), np.asarray(pipeline.prune_image(image, "qwen3-vl")["pixels"]))
+    with pytest.raises(ConfigError, match="backend 'pil' differs from the metadata's 'torchvision'"):
+        pipeline.prune_image(image, meta, backend="pil")
