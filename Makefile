@@ -11,9 +11,11 @@ PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= test
 PIXELPRUNE_FLAGS ?=
-# The hf extra needs torch: this exact version is a CPU wheel on the build
-# machines, installed before the extra so pip does not pull a CUDA build.
-TORCH ?= torch==2.13.0
+# The hf and torchvision extras need torch: this exact pair is on the build
+# machines' disks (torchvision 0.29.1 is built for torch 2.14.1; the registry's
+# torchvision for the CPU torch 2.13.0 does not import with it). Installed before
+# the extras so that pip never picks another torch.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 
 BIN := $(VENV)/bin
 comma := ,
@@ -36,7 +38,7 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 # them next to the sources (cache=True): `pixelprune warmup` fills that cache.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(if $(filter hf,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
+	$(if $(filter hf torchvision,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pixelprune warmup
 	touch $@

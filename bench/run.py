@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import backend_rows
 import baselines
 import parquet_output
 from inputs import WORK, make_inputs
@@ -303,6 +304,8 @@ def main() -> int:
     rows, raw = [], {}
     for step, run in (("coder", lambda: coder_rows(inputs["coder"], args.quick)),
                       ("end to end", lambda: e2e_rows(inputs["folder"], inputs["files"], args.quick)),
+                      ("backends", lambda: backend_rows.backend_rows(inputs["folder"], inputs["files"], args.quick,
+                                                                     Row, interleaved)),
                       ("start-up", lambda: startup_rows(inputs["small"], args.quick)),
                       ("parquet output", lambda: parquet_output.parquet_rows(inputs["folder"], inputs["files"],
                                                                               args.quick, Row, interleaved)),

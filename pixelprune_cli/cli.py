@@ -21,7 +21,7 @@ import click
 from . import __version__
 from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
-from .presets import DEFAULT_PRESET, METHODS, METRICS, PRESETS
+from .presets import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
@@ -32,6 +32,10 @@ def coder_options(fn):
     options = [
         click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
                      help="Model whose image processor to reproduce."),
+        click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND, show_default=True,
+                     help="Processor to match: pil (Qwen2VLImageProcessorPil), torchvision (Qwen2VLImageProcessor, "
+                          "AutoProcessor's default with torchvision; needs pixelprune[torchvision]), qwen-vl-utils "
+                          "(fetch_image: no EXIF orientation, its own pixel bounds)."),
         click.option("--patch-size", type=click.IntRange(min=1), help="Override the preset's patch size."),
         click.option("--merge-size", type=click.IntRange(min=1), help="Override the preset's merge size."),
         click.option("--min-pixels", type=click.IntRange(min=1), help="Override the preset's min_pixels."),
@@ -171,21 +175,21 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
+def _config(preset, backend, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
             max_image_bytes, budget, max_tau):
     """A CodingConfig from the options `coder_options` adds."""
+    from .backends import preset_for
     from .pipeline import CodingConfig
-    from .presets import resolve_preset
 
     return CodingConfig(
-        preset=resolve_preset(preset, patch_size=patch_size, merge_size=merge_size,
-                              min_pixels=min_pixels, max_pixels=max_pixels),
+        preset=preset_for(backend, preset, patch_size=patch_size, merge_size=merge_size,
+                          min_pixels=min_pixels, max_pixels=max_pixels),
         method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels,
-        max_image_bytes=max_image_bytes, budget=budget, max_tau=max_tau,
+        max_image_bytes=max_image_bytes, budget=budget, max_tau=max_tau, backend=backend,
     )
 
 
-CODER_OPTION_NAMES = ("preset", "patch_size", "merge_size", "min_pixels", "max_pixels", "method", "metric", "tau",
+CODER_OPTION_NAMES = ("preset", "backend", "patch_size", "merge_size", "min_pixels", "max_pixels", "method", "metric", "tau",
                       "max_image_pixels", "max_image_bytes", "budget", "max_tau")
 
 

@@ -26,6 +26,8 @@ Needs torch and transformers (`pip install 'pixelprune[hf]'`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,7 @@ from transformers.vision_utils import (
     get_vision_window_index,
 )
 
+from .backends import check_processor_fits, pillow_runtime_warning, rows_backend
 from .model import checked_model_inputs, checked_model_row
 from .presets import resolve_preset
 
@@ -59,6 +62,9 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
     preset = resolve_preset(meta if meta is not None else "qwen3-vl")
     tokenizer = getattr(processor, "tokenizer", processor)
     _check_processor_matches(processor, preset)
+    normalise_as = check_processor_fits(rows_backend(meta), processor)
+    if (message := pillow_runtime_warning(meta)) is not None:
+        warnings.warn(message, stacklevel=2)
     texts = [text] if isinstance(text, str) else list(text)
     rows = list(rows)
     image_token = getattr(tokenizer, "image_token", None) or IMAGE_TOKEN
@@ -70,7 +76,7 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
 
     for k, row in enumerate(rows):  # before any is used: a bad row would silently misplace tokens
         checked_model_row(row, preset, f"image {k} of {len(rows)} ({row.get('id', '')!r})")
-    images = [checked_model_inputs(row, preset) for row in rows]
+    images = [checked_model_inputs(row, preset, normalise_as) for row in rows]
     kept = [len(row["kept_index"]) for row in rows]
     expanded, next_image = [], 0
     for prompt, count in zip(texts, placeholders):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends import default_processor_backend, normalisation_table, rows_backend
 from .errors import one_line
-from .preprocess import normalisation_table
 from .presets import Preset, resolve_preset
 
 
@@ -86,27 +86,31 @@ def checked_model_row(row: dict, preset: Preset, name: str) -> None:
         raise ValueError(f"{name}: {problem}")
 
 
-def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl") -> dict:
+def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_backend: str | None = None) -> dict:
     """One output row as model inputs: the processor's rows of the kept tokens only.
 
     row: a dict as `pyarrow.Table.to_pylist()` or HF `datasets` yields it.
     preset: a preset name, or the output file's `pixelprune` metadata dict.
+    processor_backend: 'pil' or 'torchvision', whose float steps to take;
+    by default those of the processor the metadata's backend matches (pil for
+    a preset name; torchvision for qwen-vl-utils rows).
     Returns pixel_values float32 (kept*merge^2, 3*T*patch^2) with the temporal
     copy restored, image_grid_thw int64 (1, 3), and positions int32
     (kept*merge^2, 3): each row's (t, h, w) on the patch grid, for MRoPE ids.
     Raises ValueError (one line) for a row that does not describe an image
     coded with that preset (row_problem_for_model).
     """
+    normalise_as = processor_backend or default_processor_backend(rows_backend(preset))
     preset = resolve_preset(preset)
     checked_model_row(row, preset, f"row {row.get('id', '')!r}")
-    return checked_model_inputs(row, preset)
+    return checked_model_inputs(row, preset, normalise_as)
 
 
-def checked_model_inputs(row: dict, preset: Preset) -> dict:
-    """model_inputs of a row already checked with checked_model_row."""
+def checked_model_inputs(row: dict, preset: Preset, normalise_as: str) -> dict:
+    """model_inputs of a row already checked with checked_model_row, normalised as that processor backend does."""
     m, p, t = preset.merge_size, preset.patch_size, preset.temporal_patch_size
     kept = row_pixels(row["pixels"], preset.token_bytes).reshape(-1, m * m, 3, p, p)
-    table = normalisation_table(preset)  # (3, 256) float32, the processor's values
+    table = normalisation_table(preset, normalise_as)  # (3, 256) float32, the processor's values
     values = np.empty(kept.shape, dtype=np.float32)
     for c in range(3):
         values[:, :, c] = table[c][kept[:, :, c]]

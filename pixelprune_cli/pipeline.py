@@ -14,22 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from . import __version__
+from . import __version__, backends
 from .budget import BudgetResult, code_with_budget
 from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
 from .errors import ConfigError, DecodeFailure, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
-from .preprocess import (
-    DEFAULT_MAX_IMAGE_BYTES,
-    DEFAULT_MAX_IMAGE_PIXELS,
-    convert_rgb,
-    decoded_bytes,
-    load_image,
-    model_size,
-    open_image,
-    resize_for_model,
-    resize_rgb,
-)
+from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decoded_bytes, open_image
 from .presets import Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
 
@@ -46,8 +36,12 @@ class CodingConfig:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES  # bytes read per image at most (files and cells)
     budget: int | None = None  # keep at most this many tokens: search tau in [0, max_tau]
     max_tau: float = 0.1
+    # The processor the pixels match (backends.BACKENDS). For qwen-vl-utils, fetch_image's own pixel
+    # bounds come from the preset: backends.preset_for("qwen-vl-utils", name) gives its defaults.
+    backend: str = backends.DEFAULT_BACKEND
 
     def __post_init__(self):
+        backends.check_backend(self.backend)
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.metric not in METRICS:
@@ -86,6 +80,8 @@ class CodingConfig:
             "method": self.method,
             "metric": self.metric,
             "tau": self.tau,
+            "backend": self.backend,
+            "runtime": backends.runtime(self.backend),  # library versions the pixels depend on
         }
         if self.budget is not None:  # each row's `tau` column then holds the tau found
             meta.update(budget=self.budget, max_tau=self.max_tau)
@@ -130,7 +126,7 @@ def code_array(image_id: str, resized: np.ndarray, source_size: tuple[int, int],
 
 def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> CodedImage:
     """Code a decoded PIL image (as `datasets` yields them)."""
-    resized = resize_for_model(image, config.preset)
+    resized = backends.resize_for_model(image, config.preset, config.backend)
     return code_array(image_id, resized, image.size, config)
 
 
@@ -147,15 +143,16 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
         data = read(config.max_image_bytes)
         stage = "decode"
         image = open_image(data, config.max_image_pixels)
-        with DECODE_MEMORY.hold(decoded_bytes(image)):  # shared by the workers: huge images take turns
-            image = load_image(image)
+        held = decoded_bytes(image) + backends.resize_bytes(image.size, config.backend)
+        with DECODE_MEMORY.hold(held):  # shared by the workers: huge images take turns
+            image = backends.load(image, config.backend)
             del data
             stage = "resize"
             source_size = image.size
-            target = model_size(source_size, config.preset)
-            rgb = convert_rgb(image)
+            target = backends.target_size(source_size, config.preset, config.backend)
+            rgb = backends.to_rgb(image, config.backend)
             del image  # the source's pixels go before the resize allocates its own
-            resized = resize_rgb(rgb, target)
+            resized = backends.resize(rgb, target, config.backend)
             del rgb
         stage = "code"
         coded = code_array(image_id, resized, source_size, config)
@@ -200,7 +197,7 @@ def warm_up() -> list[str]:
 
 def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,
                 image_id: str | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> dict:
+                max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, backend: str | None = None) -> dict:
     """One image to the row `compress` writes for it, for data loaders that prune on the fly.
 
     image: a PIL image (as `datasets` yields it), a path, or the file's bytes;
@@ -209,14 +206,22 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
     metadata. The id is the file name for a path and "" otherwise, unless
     image_id is given. max_image_pixels and max_image_bytes are compress's
     limits (refused from the header, before decoding; bytes read of a file).
+    backend: the processor to match (`backends`); by default the metadata's,
+    or pil; qwen-vl-utils takes fetch_image's pixel bounds for a preset name.
     Raises ValueError naming the image and the stage that failed, or the
-    argument that is wrong. Needs numpy and Pillow only.
+    argument that is wrong. Needs numpy and Pillow only, and torchvision for
+    that backend.
     """
     from pathlib import Path
 
     from .sources import held_bytes, read_file
 
-    config = CodingConfig(resolve_preset(preset), method, metric, float(tau), max_image_pixels, max_image_bytes)
+    if backend is None:
+        backend = backends.rows_backend(preset)
+    elif isinstance(preset, dict) and backends.rows_backend(preset) != backend:
+        raise ConfigError(f"backend {backend!r} differs from the metadata's {backends.rows_backend(preset)!r}")
+    config = CodingConfig(backends.preset_for(backend, preset), method, metric, float(tau), max_image_pixels,
+                          max_image_bytes, backend=backend)
     if isinstance(image, Image.Image):
         label = image_id if image_id is not None else ""
         try:

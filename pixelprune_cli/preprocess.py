@@ -64,11 +64,11 @@ def open_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) ->
     return image
 
 
-def load_image(image: Image.Image) -> Image.Image:
-    """Decode the pixels of an opened image and apply its EXIF orientation."""
+def load_image(image: Image.Image, orient: bool = True) -> Image.Image:
+    """Decode the pixels of an opened image and apply its EXIF orientation (unless orient is False)."""
     try:
         image.load()
-        if image.getexif().get(_EXIF_ORIENTATION) is not None:
+        if orient and image.getexif().get(_EXIF_ORIENTATION) is not None:
             image = ImageOps.exif_transpose(image)
     except Exception as exc:
         raise DecodeFailure(f"cannot decode {image.format or 'image'} data ({one_line(exc)})") from None

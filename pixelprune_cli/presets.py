@@ -66,6 +66,9 @@ DEFAULT_PRESET = "qwen3-vl"
 # kept in this light module so that the CLI lists them without importing Numba.
 METHODS = ("pred_2d", "raster", "serpentine")
 METRICS = ("max", "mae", "rmse")
+# The processors whose pixels an output can match (backends.py implements them).
+BACKENDS = ("pil", "torchvision", "qwen-vl-utils")
+DEFAULT_BACKEND = "pil"  # outputs without a `backend` key were made with it
 
 
 def preset_from_meta(meta: dict) -> Preset:

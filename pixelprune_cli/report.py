@@ -325,14 +325,14 @@ def _plural(count: int, word: str) -> str:
 
 
 def describe_config(config: dict) -> str:
-    """preset, method, metric and tau (or the budget searched) in a few words, for titles."""
+    """preset, backend, method, metric and tau (or the budget searched) in a few words, for titles."""
     if not config:
         return ""
     if config.get("budget") is not None:
         tau = f"budget {config['budget']:,} tokens, tau <= {config.get('max_tau', 0.1):g}"
     else:
         tau = f"tau {config.get('tau', 0):g}"
-    return f"{config.get('preset', '?')}, {config.get('method', '?')}, {config.get('metric', '?')}, {tau}"
+    return f"{config.get('preset', '?')}, {config.get('backend', 'pil')}, {config.get('method', '?')}, {config.get('metric', '?')}, {tau}"
 
 
 def _console(to_stderr: bool):

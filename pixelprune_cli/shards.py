@@ -53,12 +53,13 @@ def shard_errors_name(index: int) -> str:
 
 
 def _same_config(a: dict, b: dict) -> bool:
-    """Configs match when everything but the tool version is equal (and the image column, which
-    outputs before 0.3.0 did not record: one absent from either side is not a difference)."""
+    """Configs match when everything but the tool and library versions is equal (no backend: pil; and the
+    image column, which outputs before 0.3.0 did not record: one absent from either side is not a difference)."""
     unrecorded = {"image_column"} - (a.keys() & b.keys())
 
     def strip(meta: dict) -> dict:
-        return {k: v for k, v in meta.items() if k != "version" and k not in unrecorded}
+        return {"backend": "pil", **{k: v for k, v in meta.items()
+                                     if k not in ("version", "runtime") and k not in unrecorded}}
 
     return strip(a) == strip(b)
 

@@ -206,11 +206,11 @@ def overlay_for_image(pil_image: Image.Image, config, side_by_side: bool = False
     With `budget`, tau is searched as `compress --budget` does (budget.code_with_budget).
     The error heat map (third panel) appears for tau > 0, where restore can differ.
     """
+    from .backends import resize_for_model
     from .pipeline import token_refs
-    from .preprocess import resize_for_model
 
     preset = config.preset
-    resized = resize_for_model(pil_image, preset)
+    resized = resize_for_model(pil_image, preset, config.backend)
     ts = preset.token_size
     note = None
     ref, tau, found = token_refs(resized, ts, config.method, config.metric, config.tau, budget, max_tau)
@@ -303,12 +303,13 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))
 
 
-def read_table_image(path: str, row: int, image_column: str | None = None) -> Image.Image:
+def read_table_image(path: str, row: int, image_column: str | None = None, backend: str = "pil") -> Image.Image:
     """Decode row `row` (from 0) of a Parquet image table, as compress reads it (reading only the row group that holds it)."""
     from dataclasses import replace
 
+    from .backends import load
     from .errors import InputError
-    from .preprocess import decode_image
+    from .preprocess import open_image
     from .records import FailedImage
     from .sources import ParquetRows, SourceOptions, plan, read_piece
 
@@ -319,7 +320,7 @@ def read_table_image(path: str, row: int, image_column: str | None = None) -> Im
     item = next(read_piece(replace(table, start=row, stop=row + 1)))
     if isinstance(item, FailedImage):
         raise InputError(f"{path}#{row}: {item.reason}")
-    return decode_image(item.read())
+    return load(open_image(item.read()), backend)
 
 
 def _thumbnail(image: np.ndarray, ref: np.ndarray, token_size: int, thumb: int) -> Image.Image:
@@ -568,9 +569,10 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     sheet had to leave out; a single image that fails raises (ImageFailure,
     InputError).
     """
+    from .backends import load
     from .errors import ConfigError
     from .formats import PARQUET, format_of
-    from .preprocess import decode_image
+    from .preprocess import open_image
     from .readers import compressed_meta
     from .sources import SourceOptions, read_file
 
@@ -601,12 +603,12 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
     if is_table:
         assert row is not None  # a table without --row is a contact sheet, above
-        image = read_table_image(path, row, image_column)
+        image = read_table_image(path, row, image_column, config.backend)
         title = f"{p.name}#{row}"
     else:
         if row is not None:
             raise ConfigError("--row picks a row of a Parquet file or compressed output")
-        image = decode_image(read_file(path, config.max_image_bytes), config.max_image_pixels)
+        image = load(open_image(read_file(path, config.max_image_bytes), config.max_image_pixels), config.backend)
         title = p.name
     picture = overlay_for_image(image, config, side_by_side, budget, max_tau, title)
     largest = picture.info.get(LARGEST_ERROR)

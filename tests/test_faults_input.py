@@ -569,7 +569,7 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
     """With a budget that holds one of these images, workers never decode two at once; small ones still overlap."""
     import threading
 
-    from pixelprune_cli import pipeline
+    from pixelprune_cli import backends, pipeline
     from pixelprune_cli.parallel import MemoryBudget, ordered_map
     from pixelprune_cli.preprocess import decoded_bytes, load_image, open_image
 
@@ -578,18 +578,18 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
     state = {"now": 0, "most": 0}
     lock = threading.Lock()
 
-    def counted_load(image):
+    def counted_load(image, orient=True):
         with lock:
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
         time.sleep(0.2)  # long enough for the other workers to try
         try:
-            return load_image(image)
+            return load_image(image, orient)
         finally:
             with lock:
                 state["now"] -= 1
 
-    monkeypatch.setattr(pipeline, "load_image", counted_load)
+    monkeypatch.setattr(backends, "load_image", counted_load)
     config = pipeline.CodingConfig()
     for capacity, most in ((one + one // 2, range(1, 2)), (4 * one, range(2, 5))):
         monkeypatch.setattr(pipeline, "DECODE_MEMORY", MemoryBudget(capacity))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -30,7 +31,7 @@ from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 META_KEYS = {"version", "preset", "patch_size", "merge_size", "temporal_patch_size", "min_pixels",
-             "max_pixels", "image_mean", "image_std", "method", "metric", "tau"}
+             "max_pixels", "image_mean", "image_std", "method", "metric", "tau", "backend", "runtime"}
 RUN = api.RunOptions(workers=2, progress=False)
 
 
@@ -164,6 +165,7 @@ def test_metadata_records_the_coding_config(output):
         "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels,
         "image_mean": list(preset.image_mean), "image_std": list(preset.image_std),
         "method": config.method, "metric": config.metric, "tau": config.tau, **column,
+        "backend": "pil", "runtime": {"pillow": PIL.__version__},
     }
     assert read_meta(output.table.schema) == meta
 
