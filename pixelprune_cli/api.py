@@ -22,7 +22,7 @@ from .errors import ConfigError, InputError, option
 from .formats import output_format
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
-from .report import ImageEntry, Progress, Summary
+from .report import Progress
 from .sources import (
     ParquetRows,
     SourceCounts,
@@ -32,6 +32,7 @@ from .sources import (
     piece_size,
     plan,
 )
+from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -123,7 +124,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     summary = Summary(title="pixelprune compress", config=meta, output=output)
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
-    summary.extra["bytes_written"] = written_bytes(output, sink)
+    summary.bytes_written = WrittenBytes(written_bytes(output, sink))
     return summary.finish()
 
 
@@ -152,7 +153,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
         pieces, total = draw(inputs, sources, sample, counts=counts)
         if total > sample:
-            summary.extra["sample"] = {"images": sample, "of": total, "seed": 0}
+            summary.sample = Sample(images=sample, of=total, seed=0)
     progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)))
     if pieces is None:
         count_in_background(inputs, sources, progress)
@@ -174,11 +175,9 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
     if summary.images == 0:
         raise no_images_error(inputs, counts)
     if config.budget is not None:
-        summary.extra["budget"] = budget.report()
-    if "sample" in summary.extra:
-        from .report import sample_estimate
-
-        summary.extra["sample"]["estimate"] = sample_estimate(summary, summary.extra["sample"]["of"])
+        summary.budget = budget.report()
+    if summary.sample:
+        summary.sample.estimate = sample_estimate(summary, summary.sample.of)
     summary.take_skipped(counts)
     return summary.finish()
 
@@ -191,7 +190,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
     note = incomplete_note(path)
     if note:
-        summary.extra["incomplete"] = note
+        summary.incomplete = note
     columns = ["id", "source_width", "source_height", "width", "height", "tokens", "kept", "tau", *sources.keep_columns]
     for batch in iter_output_batches(path, columns):
         rows = batch.to_pydict()

@@ -28,10 +28,24 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 import numpy as np
 
 from .coder import code_refs, error_limit, token_error
+
+
+class BudgetReport(TypedDict):
+    """How a run's images fit a token budget (stats --budget): the summary's JSON "budget"."""
+
+    images: int
+    budget: int | None  # None only before any image was added
+    fit_at_tau_0: int
+    fit_within_max_tau: int
+    over_budget: int
+    tau_needed: dict[str, float | None]  # "p50", "p90", ...: None is above max_tau
+    codings_mean: float
+    codings_max: int
 
 
 @dataclass(frozen=True)
@@ -145,7 +159,7 @@ class BudgetTally:
         self.codings_sum += len(result.examined)
         self.codings_max = max(self.codings_max, len(result.examined))
 
-    def report(self, quantiles=(0.5, 0.9, 0.99, 1.0)) -> dict:
+    def report(self, quantiles=(0.5, 0.9, 0.99, 1.0)) -> BudgetReport:
         """Images fitting at tau=0, within max_tau, and quantiles of the tau needed.
 
         Quantiles count over-budget images as needing more than max_tau; a
@@ -153,7 +167,7 @@ class BudgetTally:
         """
         needed = np.frombuffer(self.needed, dtype=np.float64) if self.images else np.empty(0)
         tau_needed: dict[str, float | None] = {}
-        report = {
+        report: BudgetReport = {
             "images": self.images,
             "budget": self.budget,
             "fit_at_tau_0": int(self.fit_at_zero),
@@ -169,7 +183,7 @@ class BudgetTally:
         return report
 
 
-def budget_report(results: list[BudgetResult], quantiles=(0.5, 0.9, 0.99, 1.0)) -> dict:
+def budget_report(results: list[BudgetResult], quantiles=(0.5, 0.9, 0.99, 1.0)) -> BudgetReport:
     """BudgetTally.report over a list of search results."""
     tally = BudgetTally()
     for result in results:

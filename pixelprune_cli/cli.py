@@ -218,7 +218,8 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     """Print the summary, then on stderr the warnings, what was written (`wrote`: rows or PNGs) and,
     for a run that did not fully succeed, why in one line. Returns the exit code."""
     from .errors import OutputError, broken_pipe
-    from .report import print_json, render_table
+    from .report import render_table
+    from .summary import print_json
 
     stream = sys.stderr if to_stderr else sys.stdout
     try:
@@ -237,8 +238,8 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
         if not to_stderr:  # asked for on stdout, it is data (--json); on stderr (-o -) it is messages (see _tell)
             written = f"; {_written_line(summary, wrote)}, in full" if wrote else ""
             raise OutputError(f"standard output: the report could not be written ({one_line(exc)}){written}") from None
-    if summary.extra.get("incomplete"):  # on stderr whatever the mode, and in --json as "incomplete"
-        _tell(f"pixelprune: warning: {escape_controls(summary.extra['incomplete'])}")
+    if summary.incomplete:  # on stderr whatever the mode, and in --json as "incomplete"
+        _tell(f"pixelprune: warning: {escape_controls(summary.incomplete)}")
     if wrote and not as_json:
         _tell(_written_line(summary, wrote))
     # A resumed output is one output: images that failed in the earlier run still failed.
@@ -256,7 +257,7 @@ def _written_line(summary, what: str) -> str:
     """`wrote 10 rows (1.3 MB) to out.arrow`: one line that confirms the output."""
     from .report import format_bytes
 
-    size = summary.extra.get("bytes_written")
+    size = summary.bytes_written.size if summary.bytes_written else None
     where = "stdout (an Arrow IPC stream)" if summary.output == "-" else summary.output
     count = f"{summary.written:,} {what}{'' if summary.written == 1 else 's'}"
     return f"wrote {count}" + (f" ({format_bytes(size)})" if size is not None else "") + f" to {where}"
@@ -387,7 +388,7 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
     pixelprune compress a.png -o - | pixelprune stats -    (- : a stream on stdin)
     """
     from . import api
-    from .report import add_groups
+    from .summary import add_groups
 
     columns = _columns(keep_columns)
     if group_by and group_by != "folder" and group_by not in columns:

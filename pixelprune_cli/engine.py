@@ -23,8 +23,9 @@ from .errors import ConfigError, InputError, PixelpruneError, option
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pipeline import CodingConfig, process
 from .records import CodedImage, FailedImage, Sink
-from .report import ImageEntry, Progress, Summary
+from .report import Progress
 from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
+from .summary import ImageEntry, Summary
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -42,7 +42,7 @@ import pyarrow as pa
 from .errors import ConfigError, PixelpruneError, one_line, option
 from .pipeline import CodingConfig, process
 from .records import FailedImage
-from .report import ImageEntry, Progress, Summary
+from .report import Progress
 from .sources import (
     ParquetRows,
     Piece,
@@ -54,6 +54,7 @@ from .sources import (
     plan,
     read_piece,
 )
+from .summary import ImageEntry, Summary
 from .writer import RowSink
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
@@ -350,7 +351,7 @@ class RayEngine:
         sink = job.open_shard_folder(manifest_extra={"engine": "ray"})
         try:  # the sink holds a lock on the folder: release it however this ends
             summary.resumed = sink.resumed
-            summary.extra["engine"] = "ray"
+            summary.engine = "ray"
             done = sink.committed(lambda k: (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)))
             todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in done}
             if todo:

@@ -14,7 +14,7 @@ from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
-from .report import ImageEntry, Summary
+from .summary import ImageEntry, Summary, WrittenBytes
 from .writer import not_a_folder, output_errors, write_atomically
 
 _MAX_NAME = 200
@@ -53,7 +53,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
     note = incomplete_note(path)
     if note:
-        summary.extra["incomplete"] = note
+        summary.incomplete = note
     seen: set[str] = set()
     bar = Progress(progress, "restoring", total=output_rows(path))
     written = 0
@@ -62,7 +62,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
             written += _restore_batch(batch, path, target, overwrite, seen, preset, summary, bar)
     finally:
         bar.close()
-    summary.extra["bytes_written"] = written
+    summary.bytes_written = WrittenBytes(written)
     return summary.finish()
 
 

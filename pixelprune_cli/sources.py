@@ -26,7 +26,7 @@ from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
 
 if TYPE_CHECKING:
-    from .report import SpooledList
+    from .summary import SpooledList
 
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
 
@@ -43,7 +43,7 @@ class SourceCounts:
 
     def skip(self, name: str, hidden: bool = False) -> None:
         if self.skipped is None:
-            from .report import SpooledList
+            from .summary import SpooledList
 
             self.skipped = SpooledList()
         self.skipped.append(name)

@@ -191,7 +191,7 @@ def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
 
 def test_shards_finishing_out_of_order_reach_the_summary_in_input_order():
     from pixelprune_cli.ray import _ShardOrder
-    from pixelprune_cli.report import ImageEntry, Summary
+    from pixelprune_cli.summary import ImageEntry, Summary
 
     summary = Summary()
     order = _ShardOrder(summary, [0, 1, 2])

@@ -9,7 +9,8 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from pixelprune_cli.report import ImageEntry, SpooledList, Summary, add_groups, print_json, render_table
+from pixelprune_cli.report import render_table
+from pixelprune_cli.summary import ImageEntry, SpooledList, Summary, add_groups, print_json
 
 
 def random_entries(count: int, seed: int = 0) -> list[tuple[ImageEntry, dict]]:

@@ -26,7 +26,8 @@ from pixelprune_cli import api
 from pixelprune_cli.cli import EXIT_BROKEN_PIPE, main
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.report import ImageEntry, Summary, sample_estimate, shorten_middle
+from pixelprune_cli.report import shorten_middle
+from pixelprune_cli.summary import ImageEntry, Summary, sample_estimate
 
 import terminal
 from conftest import ROOT as REPO
