@@ -469,10 +469,10 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
     check_target(output, overwrite)
     config = _pop_config(coder)
-    picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,
-                                                  budget=config.budget, max_tau=config.max_tau, image_column=image_column,
-                                                  thumb=thumb, workers=workers or default_workers(), sample=sample or None,
-                                                  hidden=hidden, output=output)
+    options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
+                                  sample=sample or None, workers=workers or default_workers(),
+                                  image_column=image_column, hidden=hidden, output=output)
+    picture, failures, note = drawing.render_path(path, config, options)
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
         _tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))

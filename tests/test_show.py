@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelprune_cli import coder, show
+from pixelprune_cli import coder, contact_sheet, show, token_overlay
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.pipeline import CodingConfig, code_image
 from pixelprune_cli.preprocess import decode_image, resize_for_model
@@ -57,8 +57,8 @@ CAPTION = "qwen3-vl | pred_2d | max | tau=0 | kept 17/20 tokens | -15.0%"
 
 def test_overlay_decodes_as_png_with_the_image_width_and_the_caption_bar_below(scene):
     image, ref = scene
-    picture = png_roundtrip(show.render_overlay(image, ref, TS, CAPTION))
-    bar = show.caption_bar_height(CAPTION, image.shape[1])
+    picture = png_roundtrip(token_overlay.render_overlay(image, ref, TS, CAPTION))
+    bar = token_overlay.caption_bar_height(CAPTION, image.shape[1])
     assert picture.size == (image.shape[1], image.shape[0] + bar)
     assert bar > 10
     text = np.asarray(picture.convert("L"))[image.shape[0]:]
@@ -67,7 +67,7 @@ def test_overlay_decodes_as_png_with_the_image_width_and_the_caption_bar_below(s
 
 def test_dropped_token_interior_is_greyed_and_kept_token_interior_is_unchanged(scene):
     image, ref = scene
-    overlay = np.asarray(show.render_overlay(image, ref, TS, CAPTION))[:image.shape[0]]
+    overlay = np.asarray(token_overlay.render_overlay(image, ref, TS, CAPTION))[:image.shape[0]]
     for p in range(TH * TW):
         if ref[p] == p:
             assert np.array_equal(token(overlay, p), token(image, p)), p
@@ -80,7 +80,7 @@ def test_dropped_token_interior_is_greyed_and_kept_token_interior_is_unchanged(s
 
 def test_kept_tokens_are_unchanged_to_the_edge_without_the_grid(scene):
     image, ref = scene
-    overlay = show.mark_dropped(image, ref, TS, grid=False)
+    overlay = token_overlay.mark_dropped(image, ref, TS, grid=False)
     for p in range(TH * TW):
         if ref[p] == p:
             assert np.array_equal(token(overlay, p, interior=False), token(image, p, interior=False)), p
@@ -89,7 +89,7 @@ def test_kept_tokens_are_unchanged_to_the_edge_without_the_grid(scene):
 def test_grid_is_faint_and_only_on_token_borders(scene):
     image, _ref = scene
     keep_all = np.arange(TH * TW, dtype=np.int32)
-    overlay = show.mark_dropped(image, keep_all, TS).astype(int)
+    overlay = token_overlay.mark_dropped(image, keep_all, TS).astype(int)
     changed = (overlay != image).any(axis=2)
     rows, cols = np.nonzero(changed)
     assert ((rows % TS == 0) | (cols % TS == 0)).all()
@@ -99,7 +99,7 @@ def test_grid_is_faint_and_only_on_token_borders(scene):
 
 def test_white_dropped_token_is_visibly_darker(scene):
     image, ref = scene
-    overlay = show.mark_dropped(image, ref, TS)
+    overlay = token_overlay.mark_dropped(image, ref, TS)
     white = token(overlay, 7).astype(float)
     assert white.max() <= 170
     assert white.mean() <= 255 - 80
@@ -107,9 +107,9 @@ def test_white_dropped_token_is_visibly_darker(scene):
 
 def test_dropped_token_already_of_the_blend_grey_is_still_marked_by_the_hatch(scene):
     image, ref = scene
-    overlay = show.mark_dropped(image, ref, TS).astype(int)
+    overlay = token_overlay.mark_dropped(image, ref, TS).astype(int)
     diff = np.abs(token(overlay, 13) - token(image, 13).astype(int)).max(axis=2)
-    assert (diff >= 60).mean() >= 1 / show.HATCH_PERIOD - 0.02
+    assert (diff >= 60).mean() >= 1 / token_overlay.HATCH_PERIOD - 0.02
 
 
 def test_side_by_side_adds_the_restored_image_and_for_errors_a_heat_map(scene):
@@ -117,14 +117,14 @@ def test_side_by_side_adds_the_restored_image_and_for_errors_a_heat_map(scene):
     h, w, _ = image.shape
     ref = ref.copy()
     ref[18] = 6  # rebuilt from a white token: a real reconstruction error
-    restored = show.rebuild(image, ref, TS)
-    two = np.asarray(png_roundtrip(show.render_overlay(image, ref, TS, CAPTION, side_by_side=True)))
-    assert two.shape[1] == 2 * w + show.PANEL_GAP
-    assert np.array_equal(two[:h, w + show.PANEL_GAP:], restored)
-    errors = show.error_map(image, restored)
-    three = show.render_overlay(image, ref, TS, CAPTION, side_by_side=True, restored=restored, error_map=errors)
-    assert three.width == 3 * w + 2 * show.PANEL_GAP
-    heat = np.asarray(three)[:h, 2 * (w + show.PANEL_GAP):]
+    restored = token_overlay.rebuild(image, ref, TS)
+    two = np.asarray(png_roundtrip(token_overlay.render_overlay(image, ref, TS, CAPTION, side_by_side=True)))
+    assert two.shape[1] == 2 * w + token_overlay.PANEL_GAP
+    assert np.array_equal(two[:h, w + token_overlay.PANEL_GAP:], restored)
+    errors = token_overlay.error_map(image, restored)
+    three = token_overlay.render_overlay(image, ref, TS, CAPTION, side_by_side=True, restored=restored, error_map=errors)
+    assert three.width == 3 * w + 2 * token_overlay.PANEL_GAP
+    heat = np.asarray(three)[:h, 2 * (w + token_overlay.PANEL_GAP):]
     assert not heat[errors == 0].any()  # no error is black
     assert errors.max() == 255 - 30  # white over red's green channel
     assert (heat[errors == errors.max()] == 255).all()  # the largest error is white
@@ -136,21 +136,21 @@ def test_rebuild_equals_restore_through_gather_and_scatter():
     kept_index, index_map = coder.layout(ref)
     pixels = coder.gather_tokens(resized, kept_index, PRESET.patch_size, PRESET.merge_size)
     restored = coder.scatter_tokens(pixels, index_map, *resized.shape[:2], PRESET.patch_size, PRESET.merge_size)
-    assert np.array_equal(show.rebuild(resized, ref, TS), restored)
+    assert np.array_equal(token_overlay.rebuild(resized, ref, TS), restored)
     assert not np.array_equal(restored, resized)  # tau > 0 really changed something
 
 
 def test_overlay_for_image_draws_the_resized_image_with_a_caption():
     source = decode_image((ROOT / "samples" / "gui_window.png").read_bytes())
     resized = resize_for_model(source, PRESET)
-    picture = png_roundtrip(show.overlay_for_image(source, CodingConfig(), title="gui_window.png"))
+    picture = png_roundtrip(token_overlay.overlay_for_image(source, CodingConfig(), title="gui_window.png"))
     assert picture.width == resized.shape[1] and picture.height > resized.shape[0]
     ref = coder.code_refs(resized, TS)
-    assert np.array_equal(np.asarray(picture)[:resized.shape[0]], show.mark_dropped(resized, ref, TS))
-    side = show.overlay_for_image(source, CodingConfig(metric="mae", tau=0.05), side_by_side=True)
-    assert side.width == 3 * resized.shape[1] + 2 * show.PANEL_GAP  # tau > 0: heat map too
-    lossless = show.overlay_for_image(source, CodingConfig(), side_by_side=True)
-    assert lossless.width == 2 * resized.shape[1] + show.PANEL_GAP  # tau = 0: nothing to map
+    assert np.array_equal(np.asarray(picture)[:resized.shape[0]], token_overlay.mark_dropped(resized, ref, TS))
+    side = token_overlay.overlay_for_image(source, CodingConfig(metric="mae", tau=0.05), side_by_side=True)
+    assert side.width == 3 * resized.shape[1] + 2 * token_overlay.PANEL_GAP  # tau > 0: heat map too
+    lossless = token_overlay.overlay_for_image(source, CodingConfig(), side_by_side=True)
+    assert lossless.width == 2 * resized.shape[1] + token_overlay.PANEL_GAP  # tau = 0: nothing to map
 
 
 def test_overlay_with_a_budget_codes_at_the_tau_the_budget_search_finds():
@@ -160,16 +160,16 @@ def test_overlay_with_a_budget_codes_at_the_tau_the_budget_search_finds():
     resized = resize_for_model(source, PRESET)
     found = code_with_budget(resized, TS, "pred_2d", "mae", 250, 0.1)
     assert not found.over_budget and found.tau > 0
-    picture = show.overlay_for_image(source, CodingConfig(metric="mae"), budget=250)
-    assert np.array_equal(np.asarray(picture)[:resized.shape[0]], show.mark_dropped(resized, found.ref, TS))
+    picture = token_overlay.overlay_for_image(source, CodingConfig(metric="mae"), budget=250)
+    assert np.array_equal(np.asarray(picture)[:resized.shape[0]], token_overlay.mark_dropped(resized, found.ref, TS))
 
 
 def test_overlay_for_row_matches_the_image_overlay_at_tau_zero():
     source = decode_image((ROOT / "samples" / "form.png").read_bytes())
     config = CodingConfig()
     coded = code_image(source, config, "form.png")
-    from_row = np.asarray(show.overlay_for_row(coded.as_row(), config.to_meta()))
-    from_image = np.asarray(show.overlay_for_image(source, config))
+    from_row = np.asarray(token_overlay.overlay_for_row(coded.as_row(), config.to_meta()))
+    from_image = np.asarray(token_overlay.overlay_for_image(source, config))
     assert np.array_equal(from_row[:coded.height], from_image[:coded.height])
 
 
@@ -192,9 +192,9 @@ def outputs(tmp_path_factory):
 def test_output_rows_are_found_by_id_and_by_row_and_drawn_alike(outputs, suffix):
     path = outputs[suffix]
     config = CodingConfig()
-    by_row, failures, _ = show.render_path(path, config, row=1)
+    by_row, failures, _ = show.render_path(path, config, show.ShowOptions(row=1))
     slide = str(ROOT / "samples" / "slide.png")
-    by_id = show.render_path(path, config, image_id=slide).picture
+    by_id = show.render_path(path, config, show.ShowOptions(image_id=slide)).picture
     assert failures == []
     assert np.array_equal(np.asarray(by_row), np.asarray(by_id))
     row, meta = show.read_output_row(path, row=1)
@@ -203,7 +203,7 @@ def test_output_rows_are_found_by_id_and_by_row_and_drawn_alike(outputs, suffix)
     assert by_row.width == resized.shape[1]
     expected = coder.code_refs(resized, TS, "pred_2d", "rmse", 0.03)
     overlay = np.asarray(by_row)[:resized.shape[0]]
-    assert np.array_equal(overlay, show.mark_dropped(show.rebuild(resized, expected, TS), expected, TS))
+    assert np.array_equal(overlay, token_overlay.mark_dropped(token_overlay.rebuild(resized, expected, TS), expected, TS))
 
 
 def test_missing_output_row_or_id_is_an_input_error(outputs):
@@ -218,13 +218,13 @@ def test_parquet_image_table_row_is_decoded_from_its_row_group():
     table = pq.read_table(path)
     n = table.num_rows - 1  # the last row sits in the last row group
     cell = table.column("image")[n].as_py()
-    expected = show.overlay_for_image(decode_image(cell["bytes"]), CodingConfig(), title=f"samples.parquet#{n}")
-    got = show.render_path(path, CodingConfig(), row=n).picture
+    expected = token_overlay.overlay_for_image(decode_image(cell["bytes"]), CodingConfig(), title=f"samples.parquet#{n}")
+    got = show.render_path(path, CodingConfig(), show.ShowOptions(row=n)).picture
     assert np.array_equal(np.asarray(got), np.asarray(expected))
     with pytest.raises(InputError, match="no row"):
         show.read_table_image(path, table.num_rows)
-    sheet, failures, note = show.render_path(path, CodingConfig(), thumb=64, sample=4)  # no row: a contact sheet
-    tile_w, tile_h = show.contact_tile_size(64)
+    sheet, failures, note = show.render_path(path, CodingConfig(), show.ShowOptions(thumb=64, sample=4))  # no row: a contact sheet
+    tile_w, tile_h = contact_sheet.contact_tile_size(64)
     assert sheet.size == (4 * tile_w, tile_h) and failures == []
     assert note == f"a random sample of 4 of {table.num_rows} images (--sample to change)"
 
@@ -234,14 +234,14 @@ def test_contact_sheet_has_one_tile_per_image_most_reduced_first():
     fractions = [0.9, 0.2, 0.5, 0.7, 0.1]
     entries = [(Image.new("RGB", (40 + 10 * k, 30), c), f"image{k}", f) for k, (c, f) in enumerate(zip(colours, fractions))]
     thumb = 64
-    sheet = png_roundtrip(show.contact_sheet(entries, columns=2, thumb=thumb))
-    tile_w, tile_h = show.contact_tile_size(thumb)
+    sheet = png_roundtrip(contact_sheet.contact_sheet(entries, columns=2, thumb=thumb))
+    tile_w, tile_h = contact_sheet.contact_tile_size(thumb)
     assert sheet.size == (2 * tile_w, 3 * tile_h)
     pixels = np.asarray(sheet)
     order = sorted(range(len(entries)), key=lambda k: fractions[k])
     for slot, k in enumerate(order):
-        x = (slot % 2) * tile_w + show.PADDING + thumb // 2
-        y = (slot // 2) * tile_h + show.PADDING + thumb // 2
+        x = (slot % 2) * tile_w + token_overlay.PADDING + thumb // 2
+        y = (slot // 2) * tile_h + token_overlay.PADDING + thumb // 2
         assert tuple(pixels[y, x]) == colours[k], (slot, k)
     empty = pixels[2 * tile_h:, tile_w:]  # the sixth slot has no image
     assert (empty == 255).all()
@@ -252,23 +252,23 @@ def test_contact_sheet_for_folder_tiles_every_readable_image(tmp_path):
         (tmp_path / name).write_bytes((ROOT / "samples" / name).read_bytes())
     (tmp_path / "broken.png").write_bytes(b"not an image")
     (tmp_path / "notes.txt").write_text("skipped")
-    sheet, failures, total = show.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=96, columns=4)
+    sheet, failures, total = contact_sheet.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=96, columns=4)
     assert total == 4
-    tile_w, tile_h = show.contact_tile_size(96)
+    tile_w, tile_h = contact_sheet.contact_tile_size(96)
     assert sheet.size == (4 * tile_w, tile_h)
     assert [f.id for f in failures] == ["broken.png"]
     pixels = np.asarray(png_roundtrip(sheet))
     assert (pixels[:, 3 * tile_w:] == 255).all()  # three tiles, the fourth slot empty
     for slot in range(3):
-        assert (pixels[show.PADDING:show.PADDING + 96, slot * tile_w:(slot + 1) * tile_w] != 255).any()
+        assert (pixels[token_overlay.PADDING:token_overlay.PADDING + 96, slot * tile_w:(slot + 1) * tile_w] != 255).any()
 
 
 def test_render_path_on_a_folder_gives_a_contact_sheet(tmp_path):
     (tmp_path / "slide.png").write_bytes((ROOT / "samples" / "slide.png").read_bytes())
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    sheet, failures, note = show.render_path(str(tmp_path), CodingConfig(), thumb=80)
+    sheet, failures, note = show.render_path(str(tmp_path), CodingConfig(), show.ShowOptions(thumb=80))
     assert note is None  # two images, under the default sample size
-    assert sheet.size == show.contact_tile_size(80)
+    assert sheet.size == contact_sheet.contact_tile_size(80)
     assert [(f.id, f.stage) for f in failures] == [("broken.jpg", "decode")]
     with pytest.raises(ConfigError):
-        show.render_path(str(tmp_path), CodingConfig(), row=0)
+        show.render_path(str(tmp_path), CodingConfig(), show.ShowOptions(row=0))

@@ -64,7 +64,7 @@ def test_show_makes_a_contact_sheet_of_a_folder(tmp_path):
 
 
 def test_show_samples_a_large_folder_and_says_so(tmp_path):
-    from pixelprune_cli.show import contact_tile_size
+    from pixelprune_cli.contact_sheet import contact_tile_size
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from pixelprune_cli import api, prune_image, show
+from pixelprune_cli import api, contact_sheet, prune_image
 from pixelprune_cli.cli import main
 from pixelprune_cli.errors import ConfigError, InputError, ReadFailure
 from pixelprune_cli.pipeline import CodingConfig, process
@@ -347,7 +347,7 @@ def test_a_contact_sheet_never_shows_a_picture_show_drew(tmp_path):
     for name in ("sheet.png", "other.jpg"):
         with Image.open(folder / name) as sheet:
             tiles[name] = sheet.size
-    two_tiles = show.contact_tile_size(256)
+    two_tiles = contact_sheet.contact_tile_size(256)
     assert tiles["sheet.png"] == (2 * two_tiles[0], two_tiles[1])  # two images, not three
     assert tiles["other.jpg"] == tiles["sheet.png"]
 

@@ -302,7 +302,7 @@ def test_show_of_a_one_row_stream_needs_no_row(tmp_path):
 
 @pytest.mark.parametrize("layout", ["file", "shards", "stream"])
 def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
-    from pixelprune_cli.show import contact_tile_size
+    from pixelprune_cli.contact_sheet import contact_tile_size
 
     files = [SAMPLES / name for name in ("chart.png", "form.png", "slide.png")]
     target = {"file": tmp_path / "o.arrow", "shards": f"{tmp_path / 'sh'}/", "stream": "-"}[layout]
@@ -403,7 +403,7 @@ def _largest_token_error(original: np.ndarray, restored: np.ndarray, ts: int, me
                                                ("text_page.png", "rmse", 0.05), ("chart.png", "max", 0.0)])
 def test_side_by_side_states_the_largest_per_token_error(name, metric, tau, tmp_path):
     from pixelprune_cli.preprocess import resize_for_model
-    from pixelprune_cli.show import describe_error
+    from pixelprune_cli.token_overlay import describe_error
 
     out = tmp_path / f"{metric}.png"
     result = run(["show", SAMPLES / name, "-o", out, "--side-by-side", "--metric", metric, "--tau", tau])
