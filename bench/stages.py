@@ -27,10 +27,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pixelprune_cli.coder import code_refs, gather_tokens, layout
+from pixelprune_cli.coder import code_refs
 from pixelprune_cli.pipeline import CodingConfig, code_array
 from pixelprune_cli.preprocess import decode_image, smart_resize, to_rgb
 from pixelprune_cli.schema import output_schema, to_record_batch
+from pixelprune_cli.tokens import gather_tokens, layout
 
 from inputs import make_inputs
 

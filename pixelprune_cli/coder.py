@@ -1,5 +1,7 @@
 """The predictive coder: which merged tokens to keep, and what rebuilds the others.
 
+Moving the tokens' pixels (the kept ones out, back into an image) is `tokens`.
+
 Kernels work on the resized image itself, viewed as a 2-D uint8 array
 (H, W*3), so a token is `ts` runs of `ts*3` contiguous bytes and no patchified
 copy is ever made. A token is dropped when it is close enough to the
@@ -307,69 +309,8 @@ def _code_scan(img, ts, th, tw, metric, limit, serpentine, d_left, d_up, ref):
             prev = p
 
 
-@njit(cache=True, nogil=True)
-def _layout(ref, kept_index, index_map):
-    """From ref, fill kept_index (ascending kept tokens) and index_map (rank of each ref).
-
-    Two passes: serpentine refs can point forward, so every rank must exist
-    before any position looks one up.
-    """
-    n = 0
-    for p in range(ref.shape[0]):
-        if ref[p] == p:
-            kept_index[n] = p
-            index_map[p] = n
-            n += 1
-    for p in range(ref.shape[0]):
-        index_map[p] = index_map[ref[p]]
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _gather(flat, kept_index, tw, patch, merge, out):
-    """Copy kept tokens into out (K, merge*merge, 3, patch, patch) in the processor's order.
-
-    flat: the image as (H, W*3). Each patch row is read as one contiguous
-    slice and split into its three channel rows.
-    """
-    ts = patch * merge
-    for n in range(kept_index.shape[0]):
-        q = kept_index[n]
-        y0 = (q // tw) * ts
-        x0 = (q % tw) * ts
-        for mh in range(merge):
-            for mw in range(merge):
-                s = mh * merge + mw
-                ys = y0 + mh * patch
-                xs = (x0 + mw * patch) * 3
-                for py in range(patch):
-                    src = flat[ys + py, xs:xs + patch * 3]
-                    for c in range(3):
-                        dst = out[n, s, c, py]
-                        for px in range(patch):
-                            dst[px] = src[px * 3 + c]
-
-
-@njit(cache=True, nogil=True)
-def _scatter(pixels, index_map, tw, patch, merge, img3):
-    """Inverse of _gather: paint each token of img3 from its kept token's pixels."""
-    ts = patch * merge
-    for p in range(index_map.shape[0]):
-        n = index_map[p]
-        y0 = (p // tw) * ts
-        x0 = (p % tw) * ts
-        for mh in range(merge):
-            for mw in range(merge):
-                s = mh * merge + mw
-                ys = y0 + mh * patch
-                xs = x0 + mw * patch
-                for py in range(patch):
-                    for px in range(patch):
-                        for c in range(3):
-                            img3[ys + py, xs + px, c] = pixels[n, s, c, py, px]
-
-
-def _check_image(image: np.ndarray, token_size: int) -> np.ndarray:
+def check_image(image: np.ndarray, token_size: int) -> np.ndarray:
+    """The image as a C-contiguous (H, W, 3) uint8 array tiled by whole tokens; ValueError otherwise."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError("image must be a uint8 array of shape (H, W, 3)")
     h, w, _ = image.shape
@@ -378,7 +319,7 @@ def _check_image(image: np.ndarray, token_size: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
+def read_only(array: np.ndarray) -> np.ndarray:
     """A read-only view: kernels then see one array type whoever owns the buffer.
 
     Numba compiles a separate signature for writable and read-only arrays;
@@ -399,10 +340,10 @@ def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metri
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if not (tau >= 0.0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a finite number >= 0, got {tau}")
-    image = _check_image(image, token_size)
+    image = check_image(image, token_size)
     h, w, _ = image.shape
     th, tw = h // token_size, w // token_size
-    flat = _read_only(image.reshape(h, w * 3))
+    flat = read_only(image.reshape(h, w * 3))
     limit = error_limit(metric, float(tau), token_size * token_size * 3)
     d_left = np.empty(th * tw, dtype=np.int16)
     d_up = np.empty(th * tw, dtype=np.int16)
@@ -432,39 +373,3 @@ def prune_tokens(image: np.ndarray, token_size: int, method: str = "pred_2d", me
     th, tw = image.shape[0] // token_size, image.shape[1] // token_size
     keep = ref == np.arange(ref.shape[0], dtype=np.int32)
     return keep.reshape(th, tw), ref.reshape(th, tw)
-
-
-def layout(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(kept_index, index_map) as stored in the output, from a flat ref array."""
-    kept_index = np.empty(ref.shape[0], dtype=np.int32)
-    index_map = np.empty(ref.shape[0], dtype=np.int32)
-    n = _layout(_read_only(ref), kept_index, index_map)
-    return kept_index[:n].copy(), index_map
-
-
-def gather_tokens(image: np.ndarray, kept_index: np.ndarray, patch_size: int, merge_size: int) -> np.ndarray:
-    """Kept tokens' pixels, (K, merge^2 * 3 * patch^2) uint8, each in the processor's patch order."""
-    ts = patch_size * merge_size
-    image = _check_image(image, ts)
-    tw = image.shape[1] // ts
-    out = np.empty((kept_index.shape[0], merge_size * merge_size, 3, patch_size, patch_size), dtype=np.uint8)
-    flat = _read_only(image.reshape(image.shape[0], -1))
-    _gather(flat, _read_only(np.ascontiguousarray(kept_index, dtype=np.int32)), tw, patch_size, merge_size, out)
-    return out.reshape(kept_index.shape[0], -1)
-
-
-def scatter_tokens(pixels: np.ndarray, index_map: np.ndarray, height: int, width: int, patch_size: int, merge_size: int) -> np.ndarray:
-    """Rebuild the (height, width, 3) uint8 image from kept pixels and the index map."""
-    ts = patch_size * merge_size
-    if height % ts or width % ts:
-        raise ValueError(f"image size {width}x{height} is not a multiple of the token size {ts}")
-    th, tw = height // ts, width // ts
-    index_map = np.ascontiguousarray(index_map, dtype=np.int32)
-    if index_map.shape[0] != th * tw:
-        raise ValueError(f"index_map has {index_map.shape[0]} entries, expected {th * tw} for {width}x{height}")
-    if index_map.size and (index_map.min() < 0 or index_map.max() >= pixels.shape[0]):
-        raise ValueError("index_map points outside pixels")
-    pix = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(pixels.shape[0], merge_size * merge_size, 3, patch_size, patch_size)
-    out = np.empty((height, width, 3), dtype=np.uint8)
-    _scatter(_read_only(pix), _read_only(index_map), tw, patch_size, merge_size, out)
-    return out

@@ -16,12 +16,13 @@ from PIL import Image
 
 from . import __version__, backends
 from .budget import BudgetResult, code_with_budget
-from .coder import METHODS, METRICS, code_refs, gather_tokens, layout
+from .coder import METHODS, METRICS, code_refs
 from .errors import ConfigError, DecodeFailure, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decoded_bytes, open_image
 from .presets import Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
+from .tokens import gather_tokens, layout, scatter_tokens
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,6 @@ def warm_up() -> list[str]:
     restores it. The coder hands kernels read-only views, so whether a caller's
     arrays are writable (the API) or not (decoded images, Arrow buffers) adds none.
     """
-    from .coder import scatter_tokens
     from .presets import PRESETS
 
     done = []

@@ -10,11 +10,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
 from .summary import ImageEntry, Summary, WrittenBytes
+from .tokens import scatter_tokens
 from .writer import not_a_folder, output_errors, write_atomically
 
 _MAX_NAME = 200

@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .backends import resize_for_model
-from .coder import gather_tokens, layout, scatter_tokens
 from .model import row_pixels
 from .pipeline import token_refs
 from .presets import resolve_preset
+from .tokens import gather_tokens, layout, scatter_tokens
 
 # dropped pixel = DROPPED_KEEP * pixel + (1 - DROPPED_KEEP) * DROPPED_GREY: white -> 168, black -> 53
 DROPPED_KEEP = 0.45

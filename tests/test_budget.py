@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from pixelprune_cli import coder
+from pixelprune_cli import coder, tokens
 from pixelprune_cli.budget import BudgetResult, budget_report, candidate_limits, code_with_budget, tau_for_limit
 from pixelprune_cli.preprocess import decode_image, resize_for_model
 from pixelprune_cli.presets import PRESETS
@@ -71,9 +71,9 @@ def cases():
 
 def restore(image: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """What a reader rebuilds: layout, gather the kept tokens, scatter them back."""
-    kept_index, index_map = coder.layout(ref)
-    pixels = coder.gather_tokens(image, kept_index, PRESET.patch_size, PRESET.merge_size)
-    return coder.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], PRESET.patch_size, PRESET.merge_size)
+    kept_index, index_map = tokens.layout(ref)
+    pixels = tokens.gather_tokens(image, kept_index, PRESET.patch_size, PRESET.merge_size)
+    return tokens.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], PRESET.patch_size, PRESET.merge_size)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pixelprune_cli import coder
+from pixelprune_cli import coder, tokens
 
 import coder_oracle as oracle
 from conftest import ROOT
@@ -165,16 +165,16 @@ def test_gather_scatter_match_oracle_and_round_trip(patch, merge):
     for th, tw in ((1, 1), (2, 3), (4, 4)):
         image = rng.integers(0, 256, size=(th * ts, tw * ts, 3), dtype=np.uint8)
         every = np.arange(th * tw, dtype=np.int32)
-        pixels = coder.gather_tokens(image, every, patch, merge)
+        pixels = tokens.gather_tokens(image, every, patch, merge)
         assert pixels.shape == (th * tw, merge * merge * 3 * patch * patch) and pixels.dtype == np.uint8
         np.testing.assert_array_equal(pixels, oracle.gather_tokens(image, every, patch, merge))
-        np.testing.assert_array_equal(coder.scatter_tokens(pixels, every, th * ts, tw * ts, patch, merge), image)
+        np.testing.assert_array_equal(tokens.scatter_tokens(pixels, every, th * ts, tw * ts, patch, merge), image)
         # A subset with the oracle's layout: scatter rebuilds the reconstruction.
         ref = np.where(rng.random(th * tw) < 0.5, 0, every).astype(np.int32)
         kept, index_map = oracle.layout(ref)
-        sub = coder.gather_tokens(image, kept, patch, merge)
+        sub = tokens.gather_tokens(image, kept, patch, merge)
         np.testing.assert_array_equal(sub, oracle.gather_tokens(image, kept, patch, merge))
-        rebuilt = coder.scatter_tokens(sub, index_map, th * ts, tw * ts, patch, merge)
+        rebuilt = tokens.scatter_tokens(sub, index_map, th * ts, tw * ts, patch, merge)
         np.testing.assert_array_equal(rebuilt, oracle.reconstruct(image, ref.reshape(th, tw), ts))
 
 
@@ -187,7 +187,7 @@ def test_layout_matches_oracle(method):
                 _, ref = coder.prune_tokens(image, ts, method, "max", tau)
                 # Dirty the allocator so uninitialised reads show up.
                 np.full(ref.size * 4, 7_777_777, dtype=np.int32)
-                kept, index_map = coder.layout(ref.ravel())
+                kept, index_map = tokens.layout(ref.ravel())
                 okept, omap = oracle.layout(ref.ravel())
                 np.testing.assert_array_equal(kept, okept)
                 np.testing.assert_array_equal(index_map, omap)
@@ -205,7 +205,7 @@ def test_layout_minimal_serpentine_forward_ref():
     results = []
     for _ in range(5):
         np.full(64, 7_777_777, dtype=np.int32)
-        results.append(coder.layout(ref)[1].tolist())
+        results.append(tokens.layout(ref)[1].tolist())
     assert all(r == [0, 1, 2, 2] for r in results), results
 
 
@@ -218,9 +218,9 @@ def test_tau0_is_lossless_through_layout_gather_scatter(method):
                 for metric in METRICS:
                     _, ref = coder.prune_tokens(image, ts, method, metric, 0.0)
                     np.full(ref.size * 4, 7_777_777, dtype=np.int32)
-                    kept, index_map = coder.layout(ref.ravel())
-                    pixels = coder.gather_tokens(image, kept, patch, merge)
-                    rebuilt = coder.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], patch, merge)
+                    kept, index_map = tokens.layout(ref.ravel())
+                    pixels = tokens.gather_tokens(image, kept, patch, merge)
+                    rebuilt = tokens.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], patch, merge)
                     np.testing.assert_array_equal(rebuilt, image)
 
 
@@ -473,14 +473,14 @@ def test_unknown_method_or_metric_is_rejected(kwargs, match):
 
 def test_gather_and_scatter_reject_mismatched_sizes():
     with pytest.raises(ValueError, match="multiple of token_size"):
-        coder.gather_tokens(np.zeros((10, 12, 3), np.uint8), np.array([0], np.int32), 2, 2)
+        tokens.gather_tokens(np.zeros((10, 12, 3), np.uint8), np.array([0], np.int32), 2, 2)
     pixels = np.zeros((2, 48), np.uint8)
     with pytest.raises(ValueError, match="index_map has 5 entries, expected 6"):
-        coder.scatter_tokens(pixels, np.zeros(5, np.int32), 8, 12, 2, 2)
+        tokens.scatter_tokens(pixels, np.zeros(5, np.int32), 8, 12, 2, 2)
     with pytest.raises(ValueError, match="outside pixels"):
-        coder.scatter_tokens(pixels, np.array([0, 1, 2, 0, 0, 0], np.int32), 8, 12, 2, 2)
+        tokens.scatter_tokens(pixels, np.array([0, 1, 2, 0, 0, 0], np.int32), 8, 12, 2, 2)
     with pytest.raises(ValueError, match="outside pixels"):
-        coder.scatter_tokens(pixels, np.array([0, -1, 0, 0, 0, 0], np.int32), 8, 12, 2, 2)
+        tokens.scatter_tokens(pixels, np.array([0, -1, 0, 0, 0, 0], np.int32), 8, 12, 2, 2)
 
 
 # ------------------------------------------------- 6. real samples
@@ -504,9 +504,9 @@ def test_kernel_matches_oracle_on_sample_images(path):
     for tau in (0.0, 0.05):
         _, ref = assert_same(image, 32, "pred_2d", "max", tau)
         assert recon_errors(image, ref, 32, "max").max() <= tau
-    kept, index_map = coder.layout(coder.prune_tokens(image, 32)[1].ravel())
-    pixels = coder.gather_tokens(image, kept, 16, 2)
-    np.testing.assert_array_equal(coder.scatter_tokens(pixels, index_map, h, w, 16, 2), image)
+    kept, index_map = tokens.layout(coder.prune_tokens(image, 32)[1].ravel())
+    pixels = tokens.gather_tokens(image, kept, 16, 2)
+    np.testing.assert_array_equal(tokens.scatter_tokens(pixels, index_map, h, w, 16, 2), image)
 
 
 def test_kernels_see_read_only_inputs_whoever_owns_the_buffer():
@@ -523,11 +523,11 @@ def test_kernels_see_read_only_inputs_whoever_owns_the_buffer():
         for method in METHODS:
             for metric, tau in (("max", 0.0), ("max", 0.05), ("mae", 0.05)):
                 ref = coder.code_refs(array, 4, method, metric, tau)
-        kept, index_map = coder.layout(ref)
-        pixels = coder.gather_tokens(array, kept, 2, 2)
-        coder.scatter_tokens(pixels, index_map, 12, 16, 2, 2)
+        kept, index_map = tokens.layout(ref)
+        pixels = tokens.gather_tokens(array, kept, 2, 2)
+        tokens.scatter_tokens(pixels, index_map, 12, 16, 2, 2)
     inputs = {coder._exact_neighbours: 1, coder._neighbour_max_diffs: 1, coder._code_pred_2d: 1, coder._code_scan: 1,
-              coder._layout: 1, coder._gather: 2, coder._scatter: 2}  # leading arguments only read
+              tokens._layout: 1, tokens._gather: 2, tokens._scatter: 2}  # leading arguments only read
     for kernel, n_inputs in inputs.items():
         assert kernel.signatures, kernel
         for signature in kernel.signatures:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pixelprune_cli import coder
+from pixelprune_cli import coder, tokens
 
 from conftest import token_errors
 
@@ -40,9 +40,9 @@ def test_restore_is_within_tau_of_every_token(case, method, metric, tau):
     image, patch, merge = case
     ts = patch * merge
     ref = coder.code_refs(image, ts, method, metric, tau)
-    kept_index, index_map = coder.layout(ref)
-    pixels = coder.gather_tokens(image, kept_index, patch, merge)
-    restored = coder.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], patch, merge)
+    kept_index, index_map = tokens.layout(ref)
+    pixels = tokens.gather_tokens(image, kept_index, patch, merge)
+    restored = tokens.scatter_tokens(pixels, index_map, image.shape[0], image.shape[1], patch, merge)
     errors = token_errors(image, restored, ts, metric)
     assert (errors <= tau).all()
     assert (errors.ravel()[kept_index] == 0).all()  # kept tokens come back exactly

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelprune_cli import coder, contact_sheet, show, token_overlay
+from pixelprune_cli import coder, contact_sheet, show, token_overlay, tokens
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.pipeline import CodingConfig, code_image
 from pixelprune_cli.preprocess import decode_image, resize_for_model
@@ -133,9 +133,9 @@ def test_side_by_side_adds_the_restored_image_and_for_errors_a_heat_map(scene):
 def test_rebuild_equals_restore_through_gather_and_scatter():
     resized = resize_for_model(decode_image((ROOT / "samples" / "photo.jpg").read_bytes()), PRESET)
     ref = coder.code_refs(resized, TS, "pred_2d", "mae", 0.05)
-    kept_index, index_map = coder.layout(ref)
-    pixels = coder.gather_tokens(resized, kept_index, PRESET.patch_size, PRESET.merge_size)
-    restored = coder.scatter_tokens(pixels, index_map, *resized.shape[:2], PRESET.patch_size, PRESET.merge_size)
+    kept_index, index_map = tokens.layout(ref)
+    pixels = tokens.gather_tokens(resized, kept_index, PRESET.patch_size, PRESET.merge_size)
+    restored = tokens.scatter_tokens(pixels, index_map, *resized.shape[:2], PRESET.patch_size, PRESET.merge_size)
     assert np.array_equal(token_overlay.rebuild(resized, ref, TS), restored)
     assert not np.array_equal(restored, resized)  # tau > 0 really changed something
 
