@@ -9,10 +9,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
+from PIL import Image
 
 from .errors import ConfigError, InputError, option
 from .presets import resolve_preset
-from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
+from .readers import checked_row, incomplete_note, iter_output_batches, output_meta, output_rows
+from .report import Progress
 from .summary import ImageEntry, Summary, WrittenBytes
 from .tokens import scatter_tokens
 from .writer import not_a_folder, output_errors, write_atomically
@@ -41,9 +43,6 @@ def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, pres
 
 
 def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: bool = True) -> Summary:
-    from .readers import output_rows
-    from .report import Progress
-
     meta = output_meta(path)
     preset = resolve_preset(meta)
     target = Path(out_dir)
@@ -68,8 +67,6 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
 
 def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, preset, summary: Summary, bar) -> int:
     """Write one record batch's PNGs, each entered in `summary`; returns their bytes."""
-    from PIL import Image
-
     written = 0
     ids = batch.column("id").to_pylist()
     sources = zip(batch.column("source_width").to_pylist(), batch.column("source_height").to_pylist())

@@ -14,6 +14,7 @@ import json
 import math
 import pickle
 import sys
+import tempfile
 import time
 from array import array
 from collections.abc import Iterator
@@ -82,8 +83,6 @@ class SpooledList:
             self.items.append(item)
             return
         if self.spool is None:
-            import tempfile
-
             self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (open for the list's life, read back many times)
             for held in self.items:
                 pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
