@@ -24,6 +24,7 @@ from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
 from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, piece_size, plan
+from .storage import is_url, redact
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -32,6 +33,10 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
 
     if output == "-":
         return None if sink is None else sink.bytes_written
+    if is_url(output):
+        from .objectstore import written_bytes as stored_bytes
+
+        return stored_bytes(output)
     path = Path(output)
     if path.is_dir():
         return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -48,10 +53,12 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
         return []
     import pyarrow.parquet as pq
 
+    from .storage import table_source
+
     fields, first = None, None
     for piece in plan(inputs, sources):
         if isinstance(piece, ParquetRows):
-            schema = pq.read_schema(piece.path)
+            schema = pq.read_schema(table_source(piece.path))
             these = [schema.field(c) for c in sources.keep_columns]
             if fields is None:
                 fields, first = these, piece.name
@@ -102,7 +109,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite)
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=meta, output=output)
+    summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.extra["bytes_written"] = written_bytes(output, sink)
@@ -170,7 +177,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     from .readers import incomplete_note, iter_output_batches, output_meta
 
     meta = output_meta(path)
-    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
+    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=redact(path))
     note = incomplete_note(path)
     if note:
         summary.extra["incomplete"] = note

@@ -25,6 +25,7 @@ from .pipeline import CodingConfig, process
 from .records import CodedImage, FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
 from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
+from .storage import is_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,12 +67,21 @@ class Job:
             return writer.StdoutSink(self.schema, self.compression)
         if writer.is_shard_folder(self.output):
             return self.open_shard_folder()
+        if is_url(self.output):
+            from .objectstore import StoreFileSink
+
+            return StoreFileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
         return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
 
     def open_shard_folder(self, manifest_extra: dict | None = None) -> ShardedSink:
         from .shards import ShardedSink
 
-        return ShardedSink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
+        sink = ShardedSink
+        if is_url(self.output):
+            from .objectstore import StoreShardSink
+
+            sink = StoreShardSink  # the same sink, committed without rename or lock
+        return sink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
                                   self.shard_format, resume=self.resume, overwrite=self.overwrite,
                                   manifest_extra=manifest_extra)
 

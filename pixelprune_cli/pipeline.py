@@ -31,6 +31,7 @@ from .preprocess import (
 )
 from .presets import Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
+from .storage import StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
         coded = code_array(image_id, resized, source_size, config)
     except ImageFailure as exc:
         return FailedImage(image_id, exc.stage, exc.reason, extra or {})
+    except StoreUnavailable:  # the store is down, not this image: the run stops, resumable
+        raise
     except MemoryError:
         return FailedImage(image_id, stage, "out of memory", extra or {})
     except Exception as exc:  # a bad image must never take the run down

@@ -23,6 +23,7 @@ import pyarrow as pa
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 from .formats import output_format, table_format
 from .records import CodedImage, Result, Resumed
+from .storage import is_url
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -433,6 +434,10 @@ class StdoutSink(RowSink):
 
 def is_shard_folder(output: str) -> bool:
     """`-o DIR/` (trailing slash) or an existing folder means sharded output."""
+    if is_url(output):
+        from .objectstore import is_folder
+
+        return is_folder(output)
     return output != "-" and (output.endswith(("/", os.sep)) or Path(output).is_dir())
 
 
@@ -460,8 +465,8 @@ def remove_stale_partials(folder: Path, ours) -> None:
 
 def check_target(output: str, overwrite: bool) -> None:
     """Refuse to replace an existing output unless asked (exit code 2, nothing touched)."""
-    if output == "-" or is_shard_folder(output):
-        return
+    if output == "-" or is_shard_folder(output) or is_url(output):
+        return  # a file on a store is checked when its sink opens: there is no parent folder to ask about
     path = Path(output)
     if os.path.lexists(path) and not overwrite:
         raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")

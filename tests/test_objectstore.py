@@ -1,0 +1,161 @@
+"""Inputs and outputs on a real S3 server (SeaweedFS on 127.0.0.1): the same rows as on a local disk,
+the manifest as the commit, resume, --overwrite and a second writer without rename or lock, and no secret shown."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from s3server import SECRET_KEY
+
+from conftest import SAMPLE_IMAGES, SAMPLES_PARQUET, cli, read_arrow
+
+
+def upload_folder(server, bucket: str, files, prefix: str = "in") -> str:
+    fs = server.filesystem()
+    for path in files:
+        with fs.open_output_stream(f"{bucket}/{prefix}/{path.name}") as out:
+            out.write(path.read_bytes())
+    return f"s3://{bucket}/{prefix}/"
+
+
+def stored_table(server, url: str) -> pa.Table:
+    """Every row of an Arrow file on the store (read with pyarrow's own S3 client, not ours)."""
+    fs = server.filesystem()
+    with fs.open_input_file(url.removeprefix("s3://")) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def stored_json(server, url: str) -> dict:
+    with server.filesystem().open_input_stream(url.removeprefix("s3://")) as source:
+        return json.loads(source.read())
+
+
+def stored_names(server, url: str) -> set[str]:
+    import pyarrow.fs as pafs
+
+    infos = server.filesystem().get_file_info(pafs.FileSelector(url.removeprefix("s3://"), allow_not_found=True))
+    return {i.base_name for i in infos}
+
+
+def same_rows(a: pa.Table, b: pa.Table) -> None:
+    assert a.column("id").to_pylist() == b.column("id").to_pylist()
+    assert a.drop_columns(["seconds"]).equals(b.drop_columns(["seconds"])) if "seconds" in a.schema.names else a.equals(b)
+
+
+def test_folder_in_the_store_gives_the_rows_of_the_local_folder_id_for_id(s3, tmp_path):
+    bucket = s3.new_bucket()
+    url = upload_folder(s3, bucket, SAMPLE_IMAGES[:4])
+    local_in = tmp_path / "in"
+    local_in.mkdir()
+    for p in SAMPLE_IMAGES[:4]:
+        (local_in / p.name).write_bytes(p.read_bytes())
+    assert cli("compress", local_in, "-o", tmp_path / "local.arrow", "--no-progress")[0] == 0
+    code, _, err = cli("compress", url, "-o", tmp_path / "from_s3.arrow", "--no-progress")
+    assert code == 0, err
+    local = read_arrow(tmp_path / "local.arrow")
+    assert local.num_rows == 4
+    same_rows(read_arrow(tmp_path / "from_s3.arrow"), local)
+
+    code, _, err = cli("compress", local_in, "-o", f"s3://{bucket}/out/table.arrow", "--no-progress")
+    assert code == 0, err
+    same_rows(stored_table(s3, f"s3://{bucket}/out/table.arrow"), local)
+    assert "table.arrow.errors.jsonl" in stored_names(s3, f"s3://{bucket}/out")
+
+
+def local_copy(tmp_path, files):
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    for p in files:
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
+def store_shard_rows(server, folder_url: str) -> pa.Table:
+    """The rows of a shard folder on the store, read through its manifest with pyarrow's own client."""
+    manifest = stored_json(server, folder_url + "manifest.json")
+    assert manifest["complete"] is True
+    tables = [stored_table(server, folder_url + s["file"]) for s in sorted(manifest["shards"], key=lambda s: s["index"])]
+    return pa.concat_tables(tables)
+
+
+def test_store_to_store_shard_folder_has_a_manifest_with_sizes_and_checksums(s3, tmp_path):
+    import hashlib
+
+    bucket = s3.new_bucket()
+    url = upload_folder(s3, bucket, SAMPLE_IMAGES[:5])
+    out = f"s3://{bucket}/out/"
+    code, _, err = cli("compress", url, "-o", out, "--shard-size", "2", "--no-progress")
+    assert code == 0, err
+    assert cli("compress", local_copy(tmp_path, SAMPLE_IMAGES[:5]), "-o", f"{tmp_path}/local/", "--shard-size", "2",
+               "--no-progress")[0] == 0
+    manifest = stored_json(s3, out + "manifest.json")
+    assert [s["index"] for s in manifest["shards"]] == [0, 1, 2] and manifest["images"] == 5
+    fs = s3.filesystem()
+    for shard in manifest["shards"]:
+        with fs.open_input_stream(f"{bucket}/out/{shard['file']}") as source:
+            data = source.read()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (shard["bytes"], shard["sha256"])
+    local = pa.concat_tables([read_arrow(p) for p in sorted((tmp_path / "local").glob("part-*.arrow"))])
+    same_rows(store_shard_rows(s3, out), local)
+    assert "errors.jsonl" in stored_names(s3, out)
+
+
+def test_stats_restore_and_show_read_an_output_in_the_store(s3, tmp_path):
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
+    for out in (f"s3://{bucket}/one.parquet", f"s3://{bucket}/dir/"):
+        code, _, err = cli("compress", images, "-o", out, "--no-progress")
+        assert code == 0, err
+        code, stdout, err = cli("stats", out, "--json")
+        assert code == 0, err
+        assert json.loads(stdout)["images"] == 3
+        restored = tmp_path / f"restored-{out[-4:-1]}"
+        code, _, err = cli("restore", out, "-o", restored)
+        assert code == 0, err
+        assert len(list(restored.glob("*.png"))) == 3
+        sheet = tmp_path / f"sheet-{out[-4:-1]}.png"
+        code, _, err = cli("show", out, "-o", sheet)
+        assert code == 0, err
+        assert sheet.stat().st_size > 0
+
+
+def test_parquet_table_in_the_store_reads_like_a_local_one(s3, tmp_path):
+    bucket = s3.new_bucket()
+    upload_folder(s3, bucket, [SAMPLES_PARQUET], prefix="tables")
+    url = f"s3://{bucket}/tables/{SAMPLES_PARQUET.name}"
+    assert cli("compress", SAMPLES_PARQUET, "-o", tmp_path / "local.arrow", "--no-progress")[0] == 0
+    code, _, err = cli("compress", url, "-o", tmp_path / "stored.arrow", "--no-progress")
+    assert code == 0, err
+    same_rows(read_arrow(tmp_path / "stored.arrow"), read_arrow(tmp_path / "local.arrow"))
+
+
+def test_no_secret_in_any_output_message_report_or_manifest(s3, tmp_path, monkeypatch):
+    """The key given in the URL (user:secret@) and the one in the environment show up nowhere."""
+    bucket = s3.new_bucket()
+    url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    with_key = url.replace("s3://", f"s3://{s3.env()['AWS_ACCESS_KEY_ID']}:{SECRET_KEY}@")
+    out = f"s3://{s3.env()['AWS_ACCESS_KEY_ID']}:{SECRET_KEY}@{bucket}/out/"
+    seen = []
+    for args in (["compress", with_key, "-o", out, "--json"], ["compress", with_key, "-o", out, "--json"],
+                 ["stats", out, "--json"], ["compress", with_key + "missing/", "-o", out, "--overwrite"],
+                 ["compress", with_key, with_key.replace(f"{bucket}/in/", f"{bucket}/in/x.png"), "-o", out + "b/"],
+                 ["compress", "--help"]):
+        _, stdout, stderr = cli(*args)
+        seen.append(stdout + stderr)
+    assert json.loads(seen[0])["images"] == 2
+    assert "already holds" in seen[1] and "***" in seen[1]
+    assert "missing" in seen[3]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.env()["AWS_ACCESS_KEY_ID"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    fs = s3.filesystem()
+    for name in stored_names(s3, f"s3://{bucket}/out"):
+        if not name.endswith((".arrow", ".parquet")):
+            with fs.open_input_stream(f"{bucket}/out/{name}") as source:
+                seen.append(source.read().decode())
+    schema = stored_table(s3, f"s3://{bucket}/out/" + stored_json(s3, f"s3://{bucket}/out/manifest.json")["shards"][0]["file"]).schema
+    seen.append(str(schema.metadata))
+    for text in seen:
+        assert SECRET_KEY not in text
