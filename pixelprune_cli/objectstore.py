@@ -252,6 +252,13 @@ class StoreShardSink(ShardedSink):
         pending = None if pending_bytes is None else _parse_manifest(pending_bytes, pending_url)
         self.replaced: dict | None = None  # the manifest a replacing run replaces on commit
         self.replaced_bytes = current_bytes
+        # Runs whose leftovers (shards uploaded but never listed) this run may sweep once it commits: each
+        # is dead, or will be refused at its next manifest write, since this run's commit replaces what it saw.
+        self.stale_runs = {m["run"].get("id") for m in (current, pending) if m and isinstance(m.get("run"), dict)}
+        self.stale_runs.update(_names(pending, "stale_runs"))  # those a killed replacement had not swept yet
+        if current is not None:  # what a committed run was killed before cleaning up
+            self._delete_names(_names(current, "replaces"), keep=current)
+            self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
         base: dict | None
         if resume and pending is not None:
             self.replacing, base = True, pending  # finish the interrupted replacement; the old output stays
@@ -314,13 +321,17 @@ class StoreShardSink(ShardedSink):
                               "wait for it to finish, or write elsewhere")
         storage.put_bytes(url, data)
 
-    def _manifest_bytes(self, complete: bool) -> bytes:
+    def _manifest_bytes(self, complete: bool, replaces: list[str] | None = None) -> bytes:
         shards = sorted(self.shards, key=lambda s: s["index"])
         manifest = {
             "config": self.meta, **self.layout, "complete": complete, **self.manifest_extra, "run": self.run,
             "images": sum(s["images"] for s in shards), "written": sum(s["written"] for s in shards),
             "failed": sum(s["failed"] for s in shards), "shards": shards,
         }
+        if replaces:  # the replaced output's files, deleted after this commit (again by the next run if cut short)
+            manifest["replaces"] = replaces
+        if self.stale_runs:  # runs whose unlisted shards are swept on commit (again by the next run if cut short)
+            manifest["stale_runs"] = sorted(self.stale_runs)
         return json.dumps(manifest, indent=1).encode() + b"\n"
 
     def _write_manifest(self, complete: bool) -> None:
@@ -360,7 +371,11 @@ class StoreShardSink(ShardedSink):
         with merged.open("wb") as out:
             for shard in sorted(self.shards, key=lambda s: s["index"]):
                 out.write(storage.read_small(storage.join(self.url, shard["errors"])) or b"")
-        data = self._manifest_bytes(complete=True)
+        listed = {s[k] for s in self.shards for k in ("file", "errors")}
+        replaces = None
+        if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
+            replaces = sorted(n for n in _listed_names(self.replaced) if is_store_shard(n) and n not in listed)
+        data = self._manifest_bytes(complete=True, replaces=replaces)
         if self.replacing:
             self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?
             self._put_manifest(storage.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
@@ -369,11 +384,22 @@ class StoreShardSink(ShardedSink):
         self.expected, self.uploaded = data, []
         self.finished = True
         storage.put_file(str(merged), storage.join(self.url, ERRORS))
+        self._delete_names(set(replaces or ()), keep=json.loads(data))
         if self.replacing:
-            if self.replaced is not None:
-                self._delete_listed(self.replaced, keep=json.loads(data))
             storage.delete(self.progress_url)
+        self._sweep(self.stale_runs | {self.run["id"]}, listed)
         self._drop_spool()
+
+    def _sweep(self, runs: set[str], listed: set[str]) -> None:
+        """Delete shards that these runs uploaded but never listed (a kill between an upload and the manifest
+        write leaves one): this run's, and those of runs whose manifest it replaced, which are dead or will be
+        refused at their next manifest write. A listing finds them; nothing else trusts it."""
+        if not runs:
+            return
+        for name, _ in storage.list_files(self.url):
+            match = _STORE_SHARD.fullmatch(name)
+            if match and match.group(2) in runs and name not in listed:
+                storage.delete(storage.join(self.url, name))
 
     def abort(self) -> None:
         """Drop the shard in progress and any upload not yet listed; listed shards stay for --resume. Never raises."""
@@ -399,12 +425,26 @@ class StoreShardSink(ShardedSink):
         let_go(self)
 
     def _delete_listed(self, manifest: dict, keep: dict | None) -> None:
-        """Delete the shard files `manifest` lists that `keep` does not: only names pixelprune gives its shards."""
-        kept = {s.get(k) for s in (keep or {"shards": []})["shards"] for k in ("file", "errors")}
-        for record in manifest["shards"]:
-            for name in (record.get("file"), record.get("errors")):
-                if isinstance(name, str) and is_store_shard(name) and name not in kept:
-                    storage.delete(storage.join(self.url, name))
+        """Delete the shard files `manifest` lists that `keep` does not."""
+        self._delete_names(_listed_names(manifest), keep)
+
+    def _delete_names(self, names: set[str], keep: dict | None) -> None:
+        """Delete these files unless `keep` lists them: only names pixelprune gives its shards, never a path."""
+        kept = _listed_names(keep) if keep is not None else set()
+        for name in sorted(names):
+            if is_store_shard(name) and name not in kept:
+                storage.delete(storage.join(self.url, name))
+
+
+def _names(manifest: dict | None, key: str) -> set[str]:
+    """A list of names a manifest keeps under `key` ("replaces", "stale_runs"), as a set of strings."""
+    values = (manifest or {}).get(key)
+    return {v for v in values if isinstance(v, str)} if isinstance(values, list) else set()
+
+
+def _listed_names(manifest: dict) -> set[str]:
+    """Every file name a manifest lists (shards and their error logs)."""
+    return {n for s in manifest["shards"] for n in (s.get("file"), s.get("errors")) if isinstance(n, str)}
 
 
 def upload_shard(folder: str, table: str, errors: str, table_name: str, errors_name: str,

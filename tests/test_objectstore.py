@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pytest
 from s3server import SECRET_KEY
 
 from conftest import SAMPLE_IMAGES, SAMPLES_PARQUET, cli, read_arrow
@@ -159,3 +160,123 @@ def test_no_secret_in_any_output_message_report_or_manifest(s3, tmp_path, monkey
     seen.append(str(schema.metadata))
     for text in seen:
         assert SECRET_KEY not in text
+
+
+class Killed(BaseException):
+    """A kill: raised at one store write, with the sink's cleanup switched off, as SIGKILL would leave it."""
+
+
+def rows_by_reader(url: str) -> pa.Table:
+    from pixelprune_cli.readers import iter_output_batches
+
+    return pa.Table.from_batches(list(iter_output_batches(url, ["id", "tau"])))
+
+
+def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tmp_path, monkeypatch):
+    from pixelprune_cli import api, storage
+    from pixelprune_cli.objectstore import StoreShardSink
+    from pixelprune_cli.pipeline import CodingConfig
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
+    out = f"s3://{bucket}/out/"
+    assert cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")[0] == 0
+    old = rows_by_reader(out)
+    old_files = {s["file"] for s in stored_json(s3, out + "manifest.json")["shards"]}
+    real = {name: getattr(storage, name) for name in ("put_bytes", "put_file", "delete")}
+    monkeypatch.setattr(StoreShardSink, "abort", lambda self: None)
+    kills = 0
+    for k in range(100):
+        calls = [0]
+
+        def counted(name, *args, k=k, calls=calls):
+            if calls[0] == k:
+                raise Killed(f"killed at store write {k} ({name})")
+            calls[0] += 1
+            return real[name](*args)
+
+        for name in real:
+            monkeypatch.setattr(storage, name, lambda *a, name=name, counted=counted: counted(name, *a))
+        try:
+            api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
+                         run=api.RunOptions(progress=False))
+        except Killed:
+            kills += 1
+            rows = rows_by_reader(out)  # whatever the step, a reader sees one whole output
+            assert rows.column("id").to_pylist() == old.column("id").to_pylist()
+            assert len(set(rows.column("tau").to_pylist())) == 1
+            continue
+        finally:
+            for name, fn in real.items():
+                monkeypatch.setattr(storage, name, fn)
+        break
+    assert kills >= 10  # every step of the protocol was interrupted once
+    new = rows_by_reader(out)
+    assert all(abs(t - 0.05) < 1e-6 for t in new.column("tau").to_pylist())
+    manifest = stored_json(s3, out + "manifest.json")
+    listed = {n for s in manifest["shards"] for n in (s["file"], s["errors"])}
+    assert not old_files & stored_names(s3, out), "the replaced shards are deleted once the new manifest is in"
+    leftovers = stored_names(s3, out) - listed
+    assert leftovers == {"manifest.json", "errors.jsonl"}, f"killed runs' files are swept: {sorted(leftovers)}"
+    assert ".pixelprune-pending.json" not in stored_names(s3, out)
+
+
+def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path):
+    """Two runs on one folder: the one whose manifest was replaced under it stops (exit 2) and names the other."""
+    from pixelprune_cli import api
+    from pixelprune_cli.errors import ConfigError
+    from pixelprune_cli.objectstore import StoreShardSink
+    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.schema import output_schema
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
+    out = f"s3://{bucket}/out/"
+    config = CodingConfig()
+    schema = output_schema(config.to_meta(), config.preset.token_bytes)
+    first = StoreShardSink(out, schema, config.to_meta(), 1, "zstd")  # claims the folder, then stalls
+    code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")
+    assert code == 2 and "already holds" in err  # a plain second run is refused at once
+    api.compress([str(images)], out, config, shard_size=1, resume=True, run=api.RunOptions(progress=False))
+    second = stored_json(s3, out + "manifest.json")["run"]
+    with pytest.raises(ConfigError, match=f"being written by run {second['id']} on {second['host']}"):
+        first.commit()
+    first.abort()
+    assert rows_by_reader(out).num_rows == 3  # the second run's output stands
+
+
+def test_store_killed_mid_run_then_resume_gives_the_rows_of_a_clean_run(s3, tmp_path):
+    import time
+
+    from conftest import finish, start
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES * 3)  # 30 images, one per shard
+    for k, p in enumerate(sorted(images.iterdir())):
+        p.rename(images / f"{k:02d}-{p.name}")
+    url = upload_folder(s3, bucket, sorted(images.iterdir()))
+    out = f"s3://{bucket}/out/"
+    proc = start(["compress", url, "-o", out, "--shard-size", "1", "-j1", "--no-progress"], tmp_path)
+    fs = s3.filesystem()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with fs.open_input_stream(f"{bucket}/out/manifest.json") as source:
+                if json.loads(source.read())["shards"]:
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    s3.kill()
+    began = time.monotonic()
+    code, _, err = finish(proc, tmp_path, timeout=120)
+    assert code == 2, err
+    assert time.monotonic() - began < 60
+    assert err.count("\n") == 1 and "--resume" in err
+    s3.start()
+    code, _, err = cli("compress", url, "-o", out, "--shard-size", "1", "--resume", "--no-progress")
+    assert code == 0, err
+    clean = f"s3://{bucket}/clean/"
+    assert cli("compress", url, "-o", clean, "--shard-size", "1", "--no-progress")[0] == 0
+    same_rows(store_shard_rows(s3, out), store_shard_rows(s3, clean))
