@@ -21,10 +21,12 @@ def upload_folder(server, bucket: str, files, prefix: str = "in") -> str:
 
 
 def stored_table(server, url: str) -> pa.Table:
-    """Every row of an Arrow file on the store (read with pyarrow's own S3 client, not ours)."""
+    """Every row of an Arrow or Parquet file on the store (read with pyarrow's own S3 client, not ours)."""
+    import pyarrow.parquet as pq
+
     fs = server.filesystem()
     with fs.open_input_file(url.removeprefix("s3://")) as source:
-        return pa.ipc.open_file(source).read_all()
+        return pq.read_table(source) if url.endswith(".parquet") else pa.ipc.open_file(source).read_all()
 
 
 def stored_json(server, url: str) -> dict:
