@@ -24,7 +24,7 @@ from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
 from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, piece_size, plan
-from .storage import is_url, redact
+from .storage import is_url, local_path, redact
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -93,7 +93,12 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     from .schema import output_schema
 
     engine = engine_for(run)
+    inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
+    if is_url(output):
+        from .objectstore import refuse_overlap
+
+        refuse_overlap(inputs, output)
     engine.check(output, run)
     if output != "-" and not writer.is_shard_folder(output):
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
@@ -129,6 +134,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
     if inputs == [STDIN]:
         return stats_of_output(STDIN, sources)
+    inputs = [local_path(i) for i in inputs]
     check_inputs(inputs)
 
     if len(inputs) == 1 and compressed_meta(inputs[0]) is not None:
@@ -195,7 +201,7 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
     from .restore import restore_file
 
-    return restore_file(path, out_dir, overwrite, progress)
+    return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
 __all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError",

@@ -83,7 +83,9 @@ def report_options(fn):
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
-    click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
+    from .storage import redact
+
+    click.echo(f"pixelprune: error: {escape_controls(redact(message))}", err=True)  # no user:secret@ ever
     sys.exit(code)
 
 

@@ -73,7 +73,8 @@ class S3Server:
         command = [self.binary, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.root / 'data'}",
                    f"-master.port={self.master}", f"-volume.port={self.volume}", f"-filer.port={self.filer}",
                    "-s3", f"-s3.port={self.s3}", f"-s3.config={self.config}", "-s3.port.iceberg=0",
-                   "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=64"]
+                   "-s3.port.lance=0", "-volume.max=0", "-master.volumeSizeLimitMB=64",
+                   "-master.electionTimeout=1s"]  # a restarted master leads within a second, not ten
         log = open(self.root / "weed.log", "ab")  # noqa: SIM115  # the server's for its lifetime
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         start_new_session=True)
