@@ -42,6 +42,23 @@ def stored_names(server, url: str) -> set[str]:
     return {i.base_name for i in infos}
 
 
+def wait_for_first_shard(server, folder_url: str, still_running) -> None:
+    """Poll the store until the folder's manifest lists a shard; the run must still be going (still_running() is None)."""
+    import time
+
+    fs, deadline = server.filesystem(), time.monotonic() + 120
+    while True:
+        try:
+            with fs.open_input_stream(folder_url.removeprefix("s3://") + "manifest.json") as source:
+                if json.loads(source.read())["shards"]:
+                    return
+        except (OSError, ValueError):
+            pass
+        assert still_running() is None, "the run ended before its first shard could be seen"
+        assert time.monotonic() < deadline, "timed out waiting for the first shard"
+        time.sleep(0.05)
+
+
 def same_rows(a: pa.Table, b: pa.Table) -> None:
     assert a.column("id").to_pylist() == b.column("id").to_pylist()
     assert a.drop_columns(["seconds"]).equals(b.drop_columns(["seconds"])) if "seconds" in a.schema.names else a.equals(b)
@@ -258,17 +275,7 @@ def test_store_killed_mid_run_then_resume_gives_the_rows_of_a_clean_run(s3, tmp_
     url = upload_folder(s3, bucket, sorted(images.iterdir()))
     out = f"s3://{bucket}/out/"
     proc = start(["compress", url, "-o", out, "--shard-size", "1", "-j1", "--no-progress"], tmp_path)
-    fs = s3.filesystem()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with fs.open_input_stream(f"{bucket}/out/manifest.json") as source:
-                if json.loads(source.read())["shards"]:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_first_shard(s3, out, proc.poll)
     s3.kill()
     began = time.monotonic()
     code, _, err = finish(proc, tmp_path, timeout=120)
@@ -304,7 +311,6 @@ def test_file_urls_are_local_paths(tmp_path):
 
 def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_path, monkeypatch):
     import signal
-    import time
 
     from conftest import finish, start
 
@@ -315,16 +321,7 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
     spool.mkdir()
     monkeypatch.setenv("TMPDIR", str(spool))  # where the run spools its shards
     proc = start(["compress", images, "-o", out, "--shard-size", "1", "-j1", "--no-progress"], tmp_path)
-    fs, deadline = s3.filesystem(), time.monotonic() + 60
-    while True:
-        try:
-            with fs.open_input_stream(f"{bucket}/out/manifest.json") as source:
-                if json.loads(source.read())["shards"]:
-                    break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_first_shard(s3, out, proc.poll)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, tmp_path)
     assert code == 143, err

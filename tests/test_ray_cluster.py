@@ -7,10 +7,8 @@ Built on this machine with `ray.cluster_utils.Cluster` (a head with 0 CPUs, two 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-import time
 
 import pytest
 
@@ -18,7 +16,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds to 127.0.0.1,
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 
-from test_objectstore import local_copy, store_shard_rows, upload_folder  # noqa: E402
+from test_objectstore import local_copy, store_shard_rows, upload_folder, wait_for_first_shard  # noqa: E402
 
 from conftest import SAMPLE_IMAGES, cli  # noqa: E402
 
@@ -54,16 +52,7 @@ def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s
 
         worker = threading.Thread(target=compress)
         worker.start()
-        fs, deadline = s3.filesystem(), time.monotonic() + 120
-        while worker.is_alive() and time.monotonic() < deadline:
-            try:
-                with fs.open_input_stream(f"{bucket}/ray/manifest.json") as source:
-                    if json.loads(source.read())["shards"]:
-                        break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.05)
-        assert worker.is_alive(), "the run finished before a node could be removed"
+        wait_for_first_shard(s3, out, lambda: None if worker.is_alive() else "finished")
         cluster.remove_node(doomed)
         worker.join(240)
         assert not worker.is_alive()
