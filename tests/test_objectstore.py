@@ -8,9 +8,9 @@ import re
 
 import pyarrow as pa
 import pytest
-from s3server import SECRET_KEY
 
 from conftest import SAMPLE_IMAGES, SAMPLES_PARQUET, cli, read_arrow
+from s3server import SECRET_KEY
 
 
 def upload_folder(server, bucket: str, files, prefix: str = "in") -> str:

@@ -16,9 +16,8 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray binds to 127.0.0.1,
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
 
-from test_objectstore import local_copy, store_shard_rows, upload_folder, wait_for_first_shard  # noqa: E402
-
 from conftest import SAMPLE_IMAGES, cli  # noqa: E402
+from test_objectstore import local_copy, store_shard_rows, upload_folder, wait_for_first_shard  # noqa: E402
 
 
 def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s3, tmp_path):
