@@ -332,3 +332,48 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
     code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--resume", "--no-progress")
     assert code == 0, err
     assert rows_by_reader(out).column("id").to_pylist() == sorted(p.name for p in images.iterdir())
+
+
+def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, monkeypatch):
+    """Killed at its third upload (shard 1's error log), a replacement has one shard in its pending manifest."""
+    from pixelprune_cli import api, storage
+    from pixelprune_cli.objectstore import StoreShardSink
+    from pixelprune_cli.pipeline import CodingConfig
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
+    out = f"s3://{bucket}/out/"
+    assert cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")[0] == 0
+    real_put = storage.put_file
+    uploads = []
+
+    def killed_at_the_third_upload(local, url):
+        if len(uploads) == 2:
+            raise Killed("killed")
+        uploads.append(url)
+        return real_put(local, url)
+
+    with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(storage, "put_file", killed_at_the_third_upload)
+        patched.setattr(StoreShardSink, "abort", lambda self: None)
+        api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
+                     run=api.RunOptions(progress=False))
+    assert set(rows_by_reader(out).column("tau").to_pylist()) == {0.0}  # the old output, whole
+    summary = api.compress([str(images)], out, CodingConfig(tau=0.05), resume=True, shard_size=1,
+                           run=api.RunOptions(progress=False))
+    assert summary.resumed is not None and summary.resumed.shards == 1  # the replacement's first shard was kept
+    assert all(abs(t - 0.05) < 1e-6 for t in rows_by_reader(out).column("tau").to_pylist())
+    assert ".pixelprune-pending.json" not in stored_names(s3, out)
+
+
+def test_an_fsspec_store_is_read_through_pyfilesystem(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    for p in SAMPLE_IMAGES[:2]:
+        memory.pipe(f"/pixelprune-test/in/{p.name}", p.read_bytes())
+    try:
+        code, _, err = cli("compress", "memory://pixelprune-test/in/", "-o", tmp_path / "out.arrow", "--no-progress")
+        assert code == 0, err
+        assert sorted(read_arrow(tmp_path / "out.arrow").column("id").to_pylist()) == sorted(p.name for p in SAMPLE_IMAGES[:2])
+    finally:
+        memory.rm("/pixelprune-test", recursive=True)
