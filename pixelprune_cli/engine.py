@@ -25,7 +25,7 @@ from .pipeline import CodingConfig, process
 from .records import CodedImage, FailedImage, Sink
 from .report import ImageEntry, Progress, Summary
 from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
-from .storage import is_url
+from .storage import is_url, redact
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -132,7 +132,7 @@ def no_images_error(inputs: list[str], counts: SourceCounts) -> InputError:
         skipped = (f" ({counts.skipped_files} {'file' if counts.skipped_files == 1 else 'files'} skipped: "
                    + ", ".join(names) + (", ..." if counts.skipped_files > len(names) else "")
                    + ("; hidden ones are included with --hidden" if counts.skipped_hidden else "") + ")")
-    return InputError(f"no images found in {', '.join(inputs)}{skipped}")
+    return InputError(f"no images found in {', '.join(map(redact, inputs))}{skipped}")
 
 
 class LocalEngine:

@@ -285,8 +285,9 @@ class StoreShardSink(ShardedSink):
         elif resume or current is None:
             self.replacing, base = False, current
         elif not overwrite:
-            raise ConfigError(f"{self.folder} already holds a pixelprune output; pass {option('resume')} to finish it "
-                              f"or {option('overwrite')} to replace it")
+            by = "" if current.get("complete", True) else f" that {describe_run(current.get('run'))} has not finished"
+            raise ConfigError(f"{self.folder} already holds a pixelprune output{by}; pass {option('resume')} to finish "
+                              f"it (once no run is writing it) or {option('overwrite')} to replace it")
         else:
             self.replacing, base = True, None
             if pending is not None:  # a replacement a killed run left: its shards are ours, not the output's

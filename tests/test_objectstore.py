@@ -139,6 +139,10 @@ def test_stats_restore_and_show_read_an_output_in_the_store(s3, tmp_path):
         code, _, err = cli("show", out, "-o", sheet)
         assert code == 0, err
         assert sheet.stat().st_size > 0
+    url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
+    code, _, err = cli("show", url, "-o", tmp_path / "folder-sheet.png")  # a folder of images: a contact sheet
+    assert code == 0, err
+    assert (tmp_path / "folder-sheet.png").stat().st_size > 0
 
 
 def test_parquet_table_in_the_store_reads_like_a_local_one(s3, tmp_path):
@@ -256,7 +260,7 @@ def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path)
     schema = output_schema(config.to_meta(), config.preset.token_bytes)
     first = StoreShardSink(out, schema, config.to_meta(), 1, "zstd")  # claims the folder, then stalls
     code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")
-    assert code == 2 and "already holds" in err  # a plain second run is refused at once
+    assert code == 2 and "already holds" in err and f"run {first.run['id']}" in err  # a plain second run: at once
     api.compress([str(images)], out, config, shard_size=1, resume=True, run=api.RunOptions(progress=False))
     second = stored_json(s3, out + "manifest.json")["run"]
     with pytest.raises(ConfigError, match=f"being written by run {second['id']} on {second['host']}"):
