@@ -257,7 +257,8 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True,
               help="OUT.arrow (Arrow IPC file), OUT.parquet, - (Arrow IPC stream on stdout), "
-                   "or DIR/ (shards part-NNNNN.arrow with manifest.json).")
+                   "or DIR/ (shards part-NNNNN.arrow with manifest.json). Each may be a URL: "
+                   "s3://, gs:// (README, \"Object storage and clusters\").")
 @coder_options
 @source_options
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,
@@ -282,6 +283,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     pixelprune compress samples/ -o out.arrow
     pixelprune compress shard-000.parquet -o out.parquet --keep-columns question,answer
     pixelprune compress a.png b.jpg -o - | python read_stream.py
+    pixelprune compress s3://bucket/docs/ -o s3://bucket/pruned/
     """
     from . import api
 
