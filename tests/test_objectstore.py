@@ -381,3 +381,28 @@ def test_an_fsspec_store_is_read_through_pyfilesystem(tmp_path):
         assert sorted(read_arrow(tmp_path / "out.arrow").column("id").to_pylist()) == sorted(p.name for p in SAMPLE_IMAGES[:2])
     finally:
         memory.rm("/pixelprune-test", recursive=True)
+
+
+def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monkeypatch):
+    """SIGSTOP: the server accepts connections and never answers. With 2 s request timeouts the run ends in
+    about 4 attempts x 2 s plus backoff, with the one-line store error, never hanging (30 s each by default)."""
+    import os
+    import signal
+    import time
+
+    from pixelprune_cli import api, storage
+
+    bucket = s3.new_bucket()
+    url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
+    monkeypatch.setattr(storage, "REQUEST_TIMEOUT", 2.0)
+    storage._filesystem.cache_clear()  # filesystems made with the default timeouts
+    os.killpg(s3.process.pid, signal.SIGSTOP)
+    began = time.monotonic()
+    try:
+        with pytest.raises(storage.StoreUnavailable, match="unreachable or failing"):
+            api.compress([url], str(tmp_path / "out.arrow"), run=api.RunOptions(progress=False))
+    finally:
+        os.killpg(s3.process.pid, signal.SIGCONT)
+        storage._filesystem.cache_clear()
+    assert time.monotonic() - began < 40
+    assert not (tmp_path / "out.arrow").exists()
