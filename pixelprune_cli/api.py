@@ -201,6 +201,8 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
     from .restore import restore_file
 
+    if is_url(out_dir):
+        raise ConfigError(f"{redact(out_dir)}: restore writes PNG files into a local folder; give a local path")
     return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 

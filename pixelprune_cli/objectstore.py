@@ -204,8 +204,7 @@ class StoreFileSink(RowSink):
         self.spool = storage.spool_dir()
         hold(self, self.abort)
         try:
-            if not overwrite and storage.kind(target) != "missing":
-                raise ConfigError(f"{storage.shown(target)} already exists; pass {option('overwrite')} to replace it")
+            check_stored_target(target, overwrite)  # again: another run may have finished it meanwhile
             local = Path(self.spool) / storage.name_of(target)
             self.table = TableFile(local, schema, output_format(target).name, compression)
             self.errors = ErrorLog(errors_path(str(local)))
@@ -230,6 +229,24 @@ class StoreFileSink(RowSink):
                 part.abort()
         shutil.rmtree(self.spool, ignore_errors=True)
         let_go(self)
+
+
+def check_stored_target(url: str, overwrite: bool) -> None:
+    """Refuse (exit 2) to replace an existing object unless asked."""
+    if not overwrite and storage.kind(url) != "missing":
+        raise ConfigError(f"{storage.shown(url)} already exists; pass {option('overwrite')} to replace it")
+
+
+def write_object(url: str, write) -> None:
+    """write(handle) into a local spool file, then uploaded whole to url (show's PNG, for one)."""
+    spool = storage.spool_dir()
+    try:
+        local = Path(spool) / storage.name_of(url)
+        with local.open("wb") as handle:
+            write(handle)
+        storage.put_file(str(local), url)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ a shard folder

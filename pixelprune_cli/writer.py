@@ -139,7 +139,12 @@ def write_atomically(path, write) -> None:
     """write(handle) into a temporary file renamed to `path` when done; on any failure nothing is left.
 
     The rename replaces a symlink at `path` rather than writing through it.
+    On an object store the file is spooled locally and uploaded whole.
     """
+    if is_url(str(path)):
+        from .objectstore import write_object
+
+        return write_object(str(path), write)
     out = AtomicFile(path)
     try:
         with output_errors(path):
@@ -465,8 +470,12 @@ def remove_stale_partials(folder: Path, ours) -> None:
 
 def check_target(output: str, overwrite: bool) -> None:
     """Refuse to replace an existing output unless asked (exit code 2, nothing touched)."""
-    if output == "-" or is_shard_folder(output) or is_url(output):
-        return  # a file on a store is checked when its sink opens: there is no parent folder to ask about
+    if output == "-" or is_shard_folder(output):
+        return
+    if is_url(output):
+        from .objectstore import check_stored_target
+
+        return check_stored_target(output, overwrite)  # a store has no parent folder to ask about
     path = Path(output)
     if os.path.lexists(path) and not overwrite:
         raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")

@@ -406,3 +406,18 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
         storage._filesystem.cache_clear()
     assert time.monotonic() - began < 40
     assert not (tmp_path / "out.arrow").exists()
+
+
+def test_show_writes_its_picture_to_the_store_and_restore_refuses_a_store_folder(s3, tmp_path):
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:1])
+    picture = f"s3://{bucket}/pictures/sheet.png"
+    code, _, err = cli("show", images / SAMPLE_IMAGES[0].name, "-o", picture)
+    assert code == 0, err
+    with s3.filesystem().open_input_stream(f"{bucket}/pictures/sheet.png") as source:
+        assert source.read(8) == b"\x89PNG\r\n\x1a\n"
+    code, _, err = cli("show", images / SAMPLE_IMAGES[0].name, "-o", picture)
+    assert code == 2 and "already exists" in err
+    assert cli("compress", images, "-o", tmp_path / "out.arrow", "--no-progress")[0] == 0
+    code, _, err = cli("restore", tmp_path / "out.arrow", "-o", f"s3://{bucket}/restored/")
+    assert code == 2 and "local folder" in err
