@@ -159,6 +159,9 @@ def test_no_secret_in_any_output_message_report_or_manifest(s3, tmp_path, monkey
     """The key given in the URL (user:secret@) and the one in the environment show up nowhere."""
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    bad = upload_folder(s3, bucket, [broken], prefix="bad")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     with_key = url.replace("s3://", f"s3://{s3.env()['AWS_ACCESS_KEY_ID']}:{SECRET_KEY}@")
@@ -166,20 +169,25 @@ def test_no_secret_in_any_output_message_report_or_manifest(s3, tmp_path, monkey
     seen = []
     for args in (["compress", with_key, "-o", out, "--json"], ["compress", with_key, "-o", out, "--json"],
                  ["stats", out, "--json"], ["compress", with_key + "missing/", "-o", out, "--overwrite"],
-                 ["compress", with_key, with_key.replace(f"{bucket}/in/", f"{bucket}/in/x.png"), "-o", out + "b/"],
+                 ["compress", with_key, bad.replace("s3://", with_key.split("@")[0] + "@"), "-o", out + "b/", "--json"],
                  ["compress", "--help"]):
         _, stdout, stderr = cli(*args)
         seen.append(stdout + stderr)
+        if args[-1] == "--json" and args[0] == "compress" and stdout:
+            report = json.loads(stdout)
     assert json.loads(seen[0])["images"] == 2
     assert "already holds" in seen[1] and "***" in seen[1]
     assert "missing" in seen[3]
+    assert report["errors"][0]["id"].startswith(f"s3://{s3.env()['AWS_ACCESS_KEY_ID']}:***@")  # the last run's
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.env()["AWS_ACCESS_KEY_ID"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     fs = s3.filesystem()
-    for name in stored_names(s3, f"s3://{bucket}/out"):
-        if not name.endswith((".arrow", ".parquet")):
-            with fs.open_input_stream(f"{bucket}/out/{name}") as source:
-                seen.append(source.read().decode())
+    for folder in ("out", "out/b"):  # manifests and error logs (the second names a failed image by its URL)
+        for name in stored_names(s3, f"s3://{bucket}/{folder}"):
+            if name.endswith((".json", ".jsonl")):
+                with fs.open_input_stream(f"{bucket}/{folder}/{name}") as source:
+                    seen.append(source.read().decode())
+    assert any(":***@" in text and "broken.png" in text for text in seen[6:])
     schema = stored_table(s3, f"s3://{bucket}/out/" + stored_json(s3, f"s3://{bucket}/out/manifest.json")["shards"][0]["file"]).schema
     seen.append(str(schema.metadata))
     for text in seen:
