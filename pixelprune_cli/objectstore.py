@@ -293,9 +293,6 @@ class StoreShardSink(ShardedSink):
         # is dead, or will be refused at its next manifest write, since this run's commit replaces what it saw.
         self.stale_runs = {m["run"].get("id") for m in (current, pending) if m and isinstance(m.get("run"), dict)}
         self.stale_runs.update(_names(pending, "stale_runs"))  # those a killed replacement had not swept yet
-        if current is not None:  # what a committed run was killed before cleaning up
-            self._delete_names(_names(current, "replaces"), keep=current)
-            self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
         base: dict | None
         if resume and pending is not None:
             self.replacing, base = True, pending  # finish the interrupted replacement; the old output stays
@@ -315,6 +312,9 @@ class StoreShardSink(ShardedSink):
         self.expected = pending_bytes if self.replacing else current_bytes
         if base is None and resume and any(is_store_shard(n) for n, _ in storage.list_files(self.url)):
             raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        if current is not None:  # what the last committed run was killed before cleaning up
+            self._delete_names(_names(current, "replaces"), keep=current)
+            self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
         self.shards: list[dict] = []
         self.damaged: list[str] = []
         if base is not None:
@@ -339,7 +339,10 @@ class StoreShardSink(ShardedSink):
             return False
         for name, size, digest in ((record.get("file"), record.get("bytes"), record.get("sha256")),
                                    (record.get("errors"), record.get("errors_bytes"), record.get("errors_sha256"))):
-            if not (isinstance(name, str) and is_store_shard(name)) or size is None:
+            number = re.match(r"part-(\d+)[-.]", name) if isinstance(name, str) and is_store_shard(name) else None
+            if number is None or int(number.group(1)) != index:
+                return False  # only a shard name, and one of its own index
+            if size is None:
                 return False
             url = storage.join(self.url, name)
             if storage.size(url) != size or storage.sha256_of(url) != (size, digest):
