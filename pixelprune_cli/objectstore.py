@@ -339,11 +339,11 @@ class StoreShardSink(ShardedSink):
             return False
         for name, size, digest in ((record.get("file"), record.get("bytes"), record.get("sha256")),
                                    (record.get("errors"), record.get("errors_bytes"), record.get("errors_sha256"))):
-            number = re.match(r"part-(\d+)[-.]", name) if isinstance(name, str) and is_store_shard(name) else None
+            if not isinstance(name, str) or size is None:
+                return False
+            number = re.match(r"part-(\d+)[-.]", name) if is_store_shard(name) else None
             if number is None or int(number.group(1)) != index:
                 return False  # only a shard name, and one of its own index
-            if size is None:
-                return False
             url = storage.join(self.url, name)
             if storage.size(url) != size or storage.sha256_of(url) != (size, digest):
                 return False
