@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 
 import pyarrow as pa
 import pytest
@@ -217,6 +218,7 @@ def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tm
     old_files = {s["file"] for s in stored_json(s3, out + "manifest.json")["shards"]}
     real = {name: getattr(storage, name) for name in ("put_bytes", "put_file", "delete")}
     monkeypatch.setattr(StoreShardSink, "abort", lambda self: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the spool folders these kills leave go with tmp_path
     kills = 0
     for k in range(100):
         calls = [0]
@@ -324,7 +326,7 @@ def test_file_urls_are_local_paths(tmp_path):
 def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_path, monkeypatch):
     import signal
 
-    from conftest import finish, start
+    from conftest import finish, run_process, start
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES)
@@ -338,12 +340,16 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
     code, _, err = finish(proc, tmp_path)
     assert code == 143, err
     assert list(spool.iterdir()) == [], "the spool folder is removed on a signal"
+    dead = spool / "pixelprune-spool-999999999-x"  # a killed run's (no such pid)
+    dead.mkdir()
     manifest = stored_json(s3, out + "manifest.json")
     listed = {n for s in manifest["shards"] for n in (s["file"], s["errors"])}
     assert stored_names(s3, out) - listed == {"manifest.json"}, "no upload is left unlisted"
-    code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--resume", "--no-progress")
+    code, _, err = run_process(["compress", images, "-o", out, "--shard-size", "1", "--resume", "--no-progress"],
+                               tmp_path)
     assert code == 0, err
     assert rows_by_reader(out).column("id").to_pylist() == sorted(p.name for p in images.iterdir())
+    assert not dead.exists(), "a killed run's spool folder is removed by the next run"
 
 
 def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, monkeypatch):
@@ -366,6 +372,7 @@ def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, 
         return real_put(local, url)
 
     with monkeypatch.context() as patched, pytest.raises(Killed):
+        patched.setattr(tempfile, "tempdir", str(tmp_path))  # the spool folder the kill leaves goes with tmp_path
         patched.setattr(storage, "put_file", killed_at_the_third_upload)
         patched.setattr(StoreShardSink, "abort", lambda self: None)
         api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
