@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 # attempts x (connect or request timeout) seconds, never hangs it.
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 REQUEST_TIMEOUT = 30.0  # seconds a request may stall without a byte moving
-ATTEMPTS = 4  # tries per request: throttling, a reset connection and 5xx answers are retried with backoff
+ATTEMPTS = 4  # tries per request (AWS_MAX_ATTEMPTS overrides): throttling, resets and 5xx are retried with backoff
 # What the AWS SDK says when the store itself is unreachable or failing (after its retries), not one object.
 _UNAVAILABLE = re.compile(r"NETWORK_CONNECTION|curlCode|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|SLOW_DOWN|"
                           r"REQUEST_TIMEOUT|Throttl|timed out|Connection reset|Could not connect")
@@ -118,7 +118,7 @@ def _s3(userinfo: str) -> pafs.FileSystem:
     import pyarrow.fs as pafs
 
     options: dict = {"connect_timeout": CONNECT_TIMEOUT, "request_timeout": REQUEST_TIMEOUT,
-                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS)}
+                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=_attempts())}
     if userinfo:
         key, _, secret = userinfo.partition(":")
         options.update(access_key=unquote(key), secret_key=unquote(secret))
@@ -132,10 +132,16 @@ def _s3(userinfo: str) -> pafs.FileSystem:
     return pafs.S3FileSystem(**options)
 
 
+def _attempts() -> int:
+    """AWS_MAX_ATTEMPTS, the SDKs' own setting, when it is a positive number; else ATTEMPTS."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else ATTEMPTS
+
+
 def _gcs() -> pafs.FileSystem:
     import pyarrow.fs as pafs
 
-    return pafs.GcsFileSystem(retry_limit_seconds=ATTEMPTS * REQUEST_TIMEOUT)
+    return pafs.GcsFileSystem(retry_limit_seconds=_attempts() * REQUEST_TIMEOUT)
 
 
 def _fsspec(url: str) -> tuple[pafs.FileSystem, str]:
@@ -160,7 +166,8 @@ def _filesystem(scheme: str, userinfo: str, environment: tuple) -> pafs.FileSyst
 
 
 _ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "GOOGLE_APPLICATION_CREDENTIALS")
+                "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_MAX_ATTEMPTS",
+                "GOOGLE_APPLICATION_CREDENTIALS")
 
 
 def locate(path: str) -> Location:
