@@ -62,6 +62,10 @@ def _arrow_batches(path: Path, columns: list[str] | None) -> Iterator:
     with open_random(str(path)) as source:
         try:
             reader = pa.ipc.open_file(source)
+            fields = [reader.schema.get_field_index(c) for c in columns or ()]
+            if fields and min(fields) >= 0:  # every column there, once (-1: missing or ambiguous)
+                # Only the wanted columns' buffers are read: on a store, a few KB of a shard for `stats`.
+                reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
             source.seek(0)
