@@ -82,8 +82,7 @@ class Job:
 
             sink = StoreShardSink  # the same sink, committed without rename or lock
         return sink(self.output, self.schema, self.config.to_meta(), self.shard_size, self.compression,
-                                  self.shard_format, resume=self.resume, overwrite=self.overwrite,
-                                  manifest_extra=manifest_extra)
+                    self.shard_format, resume=self.resume, overwrite=self.overwrite, manifest_extra=manifest_extra)
 
 
 class Engine(Protocol):

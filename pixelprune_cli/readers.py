@@ -13,7 +13,7 @@ import pyarrow as pa
 from .errors import InputError, one_line
 from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
-from .storage import is_url, redact
+from .storage import is_url, raise_if_unavailable, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
@@ -230,6 +230,7 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             for batch in fmt.iter_batches(file, columns):
                 yield file, batch
         except (pa.ArrowInvalid, OSError, ValueError) as exc:
+            raise_if_unavailable(exc, str(file))  # a store that went away, not a broken file
             raise InputError(f"{redact(str(file))}: not a readable pixelprune output ({redact(one_line(exc))})") from None
 
 
