@@ -32,6 +32,7 @@ from .sources import (
     piece_size,
     plan,
 )
+from .storage import is_url, local_path, redact
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -40,6 +41,10 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
 
     if output == "-":
         return None if sink is None else sink.bytes_written
+    if is_url(output):
+        from .objectstore import written_bytes as stored_bytes
+
+        return stored_bytes(output)
     path = Path(output)
     if path.is_dir():
         return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
@@ -56,10 +61,12 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
         return []
     import pyarrow.parquet as pq
 
+    from .storage import table_source
+
     fields, first = None, None
     for piece in plan(inputs, sources):
         if isinstance(piece, ParquetRows):
-            schema = pq.read_schema(piece.path)
+            schema = pq.read_schema(table_source(piece.path))
             these = [schema.field(c) for c in sources.keep_columns]
             if fields is None:
                 fields, first = these, piece.name
@@ -100,7 +107,12 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     from .schema import output_schema
 
     engine = engine_for(run)
+    inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
+    if is_url(output):
+        from .objectstore import refuse_overlap
+
+        refuse_overlap(inputs, output)
     engine.check(output, run)
     if output != "-" and not writer.is_shard_folder(output):
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
@@ -120,7 +132,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite)
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=meta, output=output)
+    summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.extra["bytes_written"] = written_bytes(output, sink)
@@ -140,6 +152,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
     if inputs == [STDIN]:
         return stats_of_output(STDIN, sources)
+    inputs = [local_path(i) for i in inputs]
     check_inputs(inputs)
 
     if len(inputs) == 1 and compressed_meta(inputs[0]) is not None:
@@ -188,7 +201,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     from .readers import incomplete_note, iter_output_batches, output_meta
 
     meta = output_meta(path)
-    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
+    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=redact(path))
     note = incomplete_note(path)
     if note:
         summary.extra["incomplete"] = note
@@ -206,7 +219,9 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
     from .restore import restore_file
 
-    return restore_file(path, out_dir, overwrite, progress)
+    if is_url(out_dir):
+        raise ConfigError(f"{redact(out_dir)}: restore writes PNG files into a local folder; give a local path")
+    return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
 __all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError",

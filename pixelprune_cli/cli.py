@@ -87,8 +87,10 @@ def report_options(fn):
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
+    from .storage import redact
+
     try:
-        click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
+        click.echo(f"pixelprune: error: {escape_controls(redact(message))}", err=True)  # no user:secret@ ever
     except OSError:  # stderr on a full disk or gone: the exit code is all that is left to say it
         pass
     sys.exit(code)
@@ -267,6 +269,10 @@ def _where_errors_are(summary, as_json: bool) -> str:
 
     output = summary.output
     if summary.title.endswith("compress") and output and output != "-":
+        from .storage import is_url, join
+
+        if is_url(output):  # a Path would fold the // of the URL
+            return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"
         return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
@@ -325,7 +331,8 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True,
               help="OUT.arrow (Arrow IPC file), OUT.parquet, - (Arrow IPC stream on stdout), "
-                   "or DIR/ (shards part-NNNNN.arrow with manifest.json).")
+                   "or DIR/ (shards part-NNNNN.arrow with manifest.json). Each may be a URL: "
+                   "s3://, gs:// (README, \"Object storage and clusters\").")
 @coder_options
 @source_options
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,
@@ -350,6 +357,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     pixelprune compress samples/ -o out.arrow
     pixelprune compress shard-000.parquet -o out.parquet --keep-columns question,answer
     pixelprune compress a.png b.jpg -o - | python read_stream.py
+    pixelprune compress s3://bucket/docs/ -o s3://bucket/pruned/
     """
     from . import api
 

@@ -54,6 +54,7 @@ from .sources import (
     plan,
     read_piece,
 )
+from .storage import is_url
 from .writer import RowSink
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
@@ -283,21 +284,37 @@ class _WriteShards:
 
     def __init__(self, folder: str, schema: pa.Schema, config: CodingConfig, keep_columns: tuple,
                  shard_rows: int, compression: str | None, fmt: str):
-        self.folder, self.schema, self.config = Path(folder), schema, config
+        self.folder, self.schema, self.config = folder, schema, config  # a local path, or a URL on a store
         self.keep_columns, self.shard_rows, self.compression, self.fmt = keep_columns, shard_rows, compression, fmt
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
-        for shard, spec in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist()):
-            rows += self.write_shard(shard, pickle.loads(spec))
+        for shard, spec, names in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist(),
+                                      batch.column("names").to_pylist()):
+            rows += self.write_shard(shard, pickle.loads(spec), names)
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
-    def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
-        from .shards import shard_checksums, shard_errors_name, shard_name
+    def write_shard(self, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
+        """Code and write one shard under `names` (the sink's); on a store, built in a spool folder and uploaded."""
+        import shutil
+
+        from . import storage
+
+        if not storage.is_url(self.folder):
+            return self._write_shard_in(Path(self.folder), shard, pieces, names, upload=False)
+        spool = storage.spool_dir()
+        try:
+            return self._write_shard_in(Path(spool), shard, pieces, names, upload=True)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def _write_shard_in(self, folder: Path, shard: int, pieces: list[Piece], names: list[str], upload: bool) -> list[dict]:
+        from .objectstore import upload_shard
+        from .shards import shard_checksums
         from .writer import ErrorLog, TableFile
 
-        table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
-        errors = ErrorLog(self.folder / shard_errors_name(shard))
+        table = TableFile(folder / names[0], self.schema, self.fmt, self.compression)
+        errors = ErrorLog(folder / names[1])
         sink = RowSink(self.schema, table, errors)  # the local writer's batching (64 rows or 16 MB per batch)
         summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:
@@ -311,7 +328,11 @@ class _WriteShards:
             summary[-1]["ids_sha1"] = ids.hexdigest()
             table.commit()
             errors.commit()
-            summary[-1]["checksums"] = json.dumps(shard_checksums(self.folder, shard, self.fmt))
+            if upload:
+                checksums = upload_shard(self.folder, str(folder / names[0]), str(folder / names[1]), names[0], names[1])
+            else:
+                checksums = shard_checksums(folder, shard, self.fmt)
+            summary[-1]["checksums"] = json.dumps(checksums)
         except BaseException:
             table.abort()
             errors.abort()
@@ -367,9 +388,11 @@ class RayEngine:
         started = connect(run.ray_address, run.workers)
         bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known
         try:
-            specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
+            specs = [{"shard": k, "spec": pickle.dumps(shards[k]), "names": list(sink.shard_names(k))}
+                     for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            fn = _WriteShards(str(sink.shard_dir.resolve()), job.schema, job.config, job.sources.keep_columns,
+            folder = sink.shard_dir if is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
+            fn = _WriteShards(folder, job.schema, job.config, job.sources.keep_columns,
                               job.shard_size, job.compression, job.shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
             seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}

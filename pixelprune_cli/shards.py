@@ -134,6 +134,10 @@ class ShardedSink(RowSink):
             let_go(self)
             self.lock.release()
             raise
+        self._track_progress()
+
+    def _track_progress(self) -> None:
+        """What the run keeps besides its files: the shards it kept, and the ids it has seen (for resume checks)."""
         self.done = {s["index"] for s in self.shards}
         self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
                                failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
@@ -301,17 +305,31 @@ class ShardedSink(RowSink):
         """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
         if checksums is None:
             checksums = shard_checksums(self.dir, index, self.fmt)
-        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
+        file, errors = self.shard_names(index)
+        self.shards.append({"index": index, "file": file, "errors": errors,
                             "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
                             **checksums})
         self.done.add(index)
         self._verified.add(index)  # written in this run: nothing to check against
         self._write_manifest(complete=False)
 
+    def shard_names(self, index: int) -> tuple[str, str]:
+        """The names of shard `index`'s table and error log in this run."""
+        return shard_name(index, self.fmt), shard_errors_name(index)
+
+    def _writing_dir(self) -> Path:
+        """Where a shard's files are written until committed: DIR (or its staging folder) here."""
+        return self.dir
+
+    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
+        """Put a committed shard's files where the manifest will list them; their checksums, or None to compute."""
+        return None  # already in place: record_shard reads them
+
     def _open_shard(self, index: int) -> None:
-        table = TableFile(self.dir / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
+        folder = self._writing_dir()
+        table = TableFile(folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
         try:
-            self.errors = ErrorLog(self.dir / shard_errors_name(index))
+            self.errors = ErrorLog(folder / shard_errors_name(index))
         except BaseException:
             table.abort()
             raise
@@ -327,7 +345,8 @@ class ShardedSink(RowSink):
         table.commit()
         errors.commit()
         index, self.current = self.current, None
-        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest())
+        checksums = self._commit_files(index, table, errors)
+        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest(), checksums)
 
     def commit(self) -> None:
         self._close_shard()

@@ -579,7 +579,7 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
     is_table = format_of(p) is PARQUET
-    if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
+    if not is_output and (_is_folder(path) or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
         left_out: list[str] = []
@@ -613,3 +613,14 @@ def render_path(path: str, config, image_id: str | None = None, row: int | None 
     picture = overlay_for_image(image, config, side_by_side, budget, max_tau, title)
     largest = picture.info.get(LARGEST_ERROR)
     return Rendering(picture, [], None if largest is None else describe_error(largest[0], config.metric, largest[1]))
+
+
+def _is_folder(path: str) -> bool:
+    """A local folder, or a folder (prefix) on an object store."""
+    from .storage import is_url
+
+    if is_url(path):
+        from .objectstore import is_folder
+
+        return is_folder(path)
+    return Path(path).is_dir()

@@ -23,6 +23,7 @@ import pyarrow as pa
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 from .formats import output_format, table_format
 from .records import CodedImage, Result, Resumed
+from .storage import is_url
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -170,7 +171,12 @@ def write_atomically(path, write) -> None:
     """write(handle) into a temporary file renamed to `path` when done; on any failure nothing is left.
 
     The rename replaces a symlink at `path` rather than writing through it.
+    On an object store the file is spooled locally and uploaded whole.
     """
+    if is_url(str(path)):
+        from .objectstore import write_object
+
+        return write_object(str(path), write)
     out = AtomicFile(path)
     try:
         with output_errors(path):
@@ -465,6 +471,10 @@ class StdoutSink(RowSink):
 
 def is_shard_folder(output: str) -> bool:
     """`-o DIR/` (trailing slash) or an existing folder means sharded output."""
+    if is_url(output):
+        from .objectstore import is_folder
+
+        return is_folder(output)
     return output != "-" and (output.endswith(("/", os.sep)) or Path(output).is_dir())
 
 
@@ -508,6 +518,10 @@ def check_target(output: str, overwrite: bool) -> None:
     if is_shard_folder(output):
         not_a_folder(output, "a folder of shards", f", or -o {output.rstrip('/' + os.sep)} for one file")
         return
+    if is_url(output):
+        from .objectstore import check_stored_target
+
+        return check_stored_target(output, overwrite)  # a store has no parent folder to ask about
     path = Path(output)
     if os.path.lexists(path) and not overwrite:
         raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")
