@@ -6,6 +6,8 @@ The CLI parses options into these calls; notebooks and Ray jobs call them (or
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from .engine import (
@@ -28,8 +30,6 @@ from .sources import ParquetRows, SourceCounts, SourceOptions, check_inputs, pie
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
-    import os
-
     if output == "-":
         return None if sink is None else sink.bytes_written
     path = Path(output)
@@ -83,10 +83,16 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     """
     from . import writer
     from .formats import table_format
+    from .overlap import refuse_overlap
     from .schema import output_schema
 
     engine = engine_for(run)
     check_inputs(inputs)
+    if output != "-":
+        folder = writer.is_shard_folder(output)
+        refuse_overlap(inputs, output, owned_folder=folder, table_output=not folder,
+                       also_writes=() if folder else (str(writer.errors_path(output)),))
+        sources = replace(sources, own_output=None if folder else os.path.abspath(output))
     engine.check(output, run)
     if output != "-" and not writer.is_shard_folder(output):
         output_format(output)  # a suffix that is none of ours is refused before anything is touched

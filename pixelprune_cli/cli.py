@@ -385,9 +385,11 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
+    from .overlap import refuse_overlap
     from .parallel import default_workers
     from .writer import check_target, write_atomically
 
+    refuse_overlap([path], output)
     check_target(output, overwrite)
     config = _pop_config(coder)
     picture, failures, note = drawing.render_path(path, config, image_id=image_id, row=row, side_by_side=side_by_side,

@@ -12,6 +12,7 @@ import numpy as np
 
 from .coder import scatter_tokens
 from .errors import ConfigError, InputError, option
+from .overlap import refuse_overlap
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
 from .report import ImageEntry, Summary
@@ -44,6 +45,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     from .readers import output_rows
     from .report import Progress
 
+    refuse_overlap([path], out_dir)  # PNG names end in .png, which no output to read from does
     meta = output_meta(path)
     preset = resolve_preset(meta)
     target = Path(out_dir)

@@ -55,6 +55,7 @@ class SourceOptions:
     image_column: str | None = None
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
+    own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
 
 
 def id_text(name: str) -> str:
@@ -297,7 +298,12 @@ def _refuse_overlaps(paths: list[str]) -> None:
 
 
 def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
+    from .overlap import OwnFiles
+
+    own = OwnFiles(options.own_output) if options.own_output else ()
     for path, kind in walk_files(root, counts, set(), options.hidden):
+        if path in own:  # this run's output, its error log, temporaries and lock: not even skipped
+            continue
         name = id_text(prefix + path.relative_to(root).as_posix())
         suffix = path.suffix.lower()
         if kind.startswith("hidden"):
@@ -319,9 +325,17 @@ def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceC
     stops the run (exit 2); inside a folder it becomes one error entry."""
     import pyarrow.parquet as pq
 
+    from .schema import META_KEY
+
     try:
         check_regular(str(path), name)  # a FIFO named x.parquet would block the open
         parquet = pq.ParquetFile(str(path))
+        if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
+            if not inside_folder:
+                raise InputError(f"{name}: a pixelprune output, not an image table; read it with stats, restore "
+                                 "or show")
+            counts.skip(name)
+            return
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
         if not inside_folder:
