@@ -4,8 +4,9 @@ Heavy modules (numpy, numba, pyarrow) are imported inside the commands so that
 `pixelprune --help` answers at once.
 
 Exit codes: 0 every image done, 1 some images failed (the rest written),
-2 usage error or no input could be read, 130/143 interrupted (Ctrl-C/SIGTERM),
-141 the reader of stdout went away before everything was written (a broken pipe).
+2 usage error or no input could be read, 128 + N stopped by signal N after
+cleaning up (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT), 141 the reader
+of stdout went away before everything was written (a broken pipe).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .errors import ConfigError, escape_controls
 from .formats import TABLE_FORMATS
 from .presets import DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT, SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
 
 
@@ -94,10 +95,7 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         from .errors import COMMAND_LINE, PixelpruneError, broken_pipe
 
-        try:
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = None
+        previous = _catch_stop_signals()
         naming = COMMAND_LINE.set(True)  # messages name flags (--overwrite), not Python parameters
         try:
             return fn(*args, **kwargs)
@@ -105,8 +103,10 @@ def handle_errors(fn):
             from .writer import release_everything_held
 
             release_everything_held()  # what the signal caught before its cleanup was set up
-            click.echo("pixelprune: interrupted; nothing partial was left under the output name", err=True)
-            _exit_now(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+            signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+            _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; "
+                      "nothing partial was left under the output name")
+            _exit_now(128 + signum)
         except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except OSError as exc:
@@ -119,10 +119,42 @@ def handle_errors(fn):
                   EXIT_BROKEN_PIPE)
         finally:
             COMMAND_LINE.reset(naming)
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return wrapper
+
+
+# Signals that stop a run the way Ctrl-C does: the output cleaned up, one line, exit 128 + N.
+# SIGHUP is what a dropped ssh session or a closed terminal sends; SIGQUIT (Ctrl-\) would
+# otherwise dump core and leave the run's temporary files and lock behind.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_STOPPED_BY = {signal.SIGHUP: "hung up (SIGHUP: the terminal or ssh session went away)",
+               signal.SIGQUIT: "quit (SIGQUIT)"}
+
+
+def _catch_stop_signals() -> dict:
+    """Turn STOP_SIGNALS into Terminated; returns the handlers to put back.
+
+    A signal the parent set to be ignored stays ignored: that is how `nohup`
+    keeps a run alive across a hangup. Outside the main thread signals are left alone.
+    """
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _raise_terminated)
+        except ValueError:  # not the main thread
+            break
+    return previous
+
+
+def _say_last(line: str) -> None:
+    """A last line on stderr, which may be a terminal that hung up (EIO) or closed: never raises."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _exit_now(code: int):
@@ -145,11 +177,15 @@ def _exit_now(code: int):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so that temporary files are removed."""
+    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def _config(preset, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
@@ -242,8 +278,9 @@ def main():
     Images are resized and patchified exactly as the chosen model's processor
     does, then a predictive coder keeps only the merged tokens that their
     neighbours do not predict. Exit codes: 0 all images done, 1 some images
-    failed (the rest written), 2 usage error or nothing readable, 130/143
-    interrupted, 141 stdout closed by its reader before everything was written.
+    failed (the rest written), 2 usage error or nothing readable, 128+N
+    stopped by signal N (130 Ctrl-C, 129 hangup, 143 SIGTERM), 141 stdout
+    closed by its reader before everything was written.
     """
 
 

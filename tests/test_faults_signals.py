@@ -1,0 +1,81 @@
+"""Signals and what a stopped or killed run leaves behind (issue 20, items 2, 3 and 13).
+
+Real processes, real signals: `python -m pixelprune_cli` started in the
+background and stopped at a chosen point.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import finish, manifest, run_process, start, wait_for
+
+OPTIONS = ["--workers", 1, "--no-progress", "--table", "none"]
+
+
+@pytest.fixture(scope="module")
+def slow_folder(tmp_path_factory) -> Path:
+    """16 large mostly flat images: a run over them lasts long enough to stop it at a chosen point."""
+    folder = tmp_path_factory.mktemp("slow") / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    for k in range(16):
+        img = np.full((1024, 1024, 3), 70, dtype=np.uint8)
+        img[(k * 53) % 960:][:64, :512] = rng.integers(0, 256, size=(64, 512, 3), dtype=np.uint8)
+        Image.fromarray(img).save(folder / f"big_{k:03d}.png", compress_level=1)
+    return folder
+
+
+def hidden(folder: Path) -> list[str]:
+    """Temporary files, locks and staging folders anywhere under folder."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+
+
+# ----------------------------------------------------------------- 2. SIGHUP and SIGQUIT stop a run like SIGTERM
+
+@pytest.mark.parametrize("signum, code, words", [(signal.SIGHUP, 129, "SIGHUP"), (signal.SIGQUIT, 131, "SIGQUIT")],
+                         ids=["SIGHUP", "SIGQUIT"])
+def test_a_hangup_or_quit_cleans_up_says_so_in_one_line_and_exits_128_plus_n(slow_folder, tmp_path, signum, code, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = start(["compress", slow_folder, "-o", out / "rows.arrow", *OPTIONS], tmp_path)
+    wait_for(lambda: any(out.glob(".rows.arrow.partial-*")), proc, "the temporary file was made")
+    proc.send_signal(signum)
+    returned, _, stderr = finish(proc, tmp_path)
+    assert returned == code, stderr
+    assert stderr.strip().count("\n") == 0 and words in stderr and "nothing partial" in stderr, stderr
+    assert list(out.iterdir()) == []  # no table, no error log, no temporary, no lock
+
+
+def test_a_hangup_leaves_a_shard_folder_that_resume_finishes(slow_folder, tmp_path):
+    out = tmp_path / "out"
+    proc = start(["compress", slow_folder, "-o", f"{out}/", "--shard-size", 3, *OPTIONS], tmp_path)
+    wait_for(lambda: (out / "manifest.json").exists() and len(manifest(out)["shards"]) >= 2, proc,
+             "two shards were committed")
+    proc.send_signal(signal.SIGHUP)
+    assert finish(proc, tmp_path)[0] == 129
+    assert hidden(out) == [] and not manifest(out)["complete"]
+    code, _, stderr = run_process(["compress", slow_folder, "-o", f"{out}/", "--shard-size", 3, "--resume", *OPTIONS],
+                                  tmp_path)
+    assert code == 0, stderr
+    assert manifest(out)["complete"] and manifest(out)["images"] == 16
+
+
+def test_a_run_started_under_nohup_ignores_the_hangup_and_finishes(slow_folder, tmp_path):
+    """nohup sets SIGHUP to be ignored; pixelprune must not put a handler back over that."""
+    out = tmp_path / "rows.arrow"
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does; a child inherits it across exec
+    try:
+        proc = start(["compress", slow_folder, "-o", out, *OPTIONS], tmp_path)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    wait_for(lambda: any(tmp_path.glob(".rows.arrow.partial-*")), proc, "the temporary file was made")
+    proc.send_signal(signal.SIGHUP)
+    code, _, stderr = finish(proc, tmp_path)
+    assert code == 0, stderr
+    assert out.exists() and hidden(tmp_path) == []
