@@ -129,7 +129,7 @@ def handle_errors(fn):
 # SIGHUP is what a dropped ssh session or a closed terminal sends; SIGQUIT (Ctrl-\) would
 # otherwise dump core and leave the run's temporary files and lock behind.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-_STOPPED_BY = {signal.SIGHUP: "hung up (SIGHUP: the terminal or ssh session went away)",
+_STOPPED_BY: dict[int, str] = {signal.SIGHUP: "hung up (SIGHUP: the terminal or ssh session went away)",
                signal.SIGQUIT: "quit (SIGQUIT)"}
 
 
