@@ -424,7 +424,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     from . import show as drawing
     from .overlap import refuse_overlap
     from .parallel import default_workers
-    from .writer import check_target, write_atomically
+    from .writer import check_target, sweep_partials_of, write_atomically
 
     refuse_overlap([path], output)
     check_target(output, overwrite)
@@ -433,6 +433,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
                                                   budget=config.budget, max_tau=config.max_tau, image_column=image_column,
                                                   thumb=thumb, workers=workers or default_workers(), sample=sample or None,
                                                   hidden=hidden)
+    sweep_partials_of(Path(output))  # what a killed show left
     write_atomically(output, lambda handle: picture.save(handle, format="PNG"))
     for failed in failures:
         click.echo(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"), err=True)

@@ -16,7 +16,7 @@ from .overlap import refuse_overlap
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta
 from .report import ImageEntry, Summary
-from .writer import output_errors, write_atomically
+from .writer import output_errors, remove_stale_partials, write_atomically
 
 _MAX_NAME = 200
 
@@ -51,6 +51,7 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     target = Path(out_dir)
     with output_errors(target):
         target.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target, lambda name: name.endswith(".png"))  # what a killed restore left
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
     note = incomplete_note(path)
     if note:

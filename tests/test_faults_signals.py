@@ -6,14 +6,18 @@ background and stopped at a chosen point.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import finish, manifest, run_process, start, wait_for
+import badfiles as bad
+from conftest import cli, finish, manifest, run_process, start, wait_for
 
 OPTIONS = ["--workers", 1, "--no-progress", "--table", "none"]
 
@@ -79,3 +83,71 @@ def test_a_run_started_under_nohup_ignores_the_hangup_and_finishes(slow_folder, 
     code, _, stderr = finish(proc, tmp_path)
     assert code == 0, stderr
     assert out.exists() and hidden(tmp_path) == []
+
+
+# ----------------------------------------------------------------- 3. the next run sweeps what a SIGKILLed run left
+
+def test_the_next_run_sweeps_what_a_sigkilled_run_left(slow_folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = start(["compress", slow_folder, "-o", out / "rows.arrow", *OPTIONS], tmp_path)
+    wait_for(lambda: len(list(out.glob(".rows.arrow*"))) == 3, proc, "its temporaries and lock were made")
+    proc.kill()
+    proc.wait()
+    assert len(hidden(out)) == 3
+    code, _, stderr = run_process(["compress", slow_folder, "-o", out / "rows.arrow", *OPTIONS], tmp_path)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["rows.arrow", "rows.arrow.errors.jsonl"]
+
+
+@pytest.fixture
+def pids():
+    """PIDs of a process that has ended and of processes alive for the test, which it ends afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def make(alive: bool) -> int:
+        proc = subprocess.Popen(["sleep", "60" if alive else "0"])
+        if alive:
+            started.append(proc)
+        else:
+            proc.wait()
+        return proc.pid
+
+    yield make
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_partial_is_swept_unless_a_live_process_that_could_have_written_it_owns_it(tmp_path, pids):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(bad.png(seed=1))
+    owner = pids(alive=True)  # started before its file was written: the run that writes it
+    dead, reused = pids(alive=False), pids(alive=True)
+    partials = {who: tmp_path / f".out.arrow.partial-{pid}" for who, pid in
+                (("owner", owner), ("dead", dead), ("reused", reused))}
+    for path in partials.values():
+        path.write_bytes(b"half a table")
+    hour_ago = time.time() - 3600  # written long before the process now holding that PID started
+    os.utime(partials["reused"], (hour_ago, hour_ago))
+    code, _, stderr = cli("compress", folder, "-o", tmp_path / "out.arrow")
+    assert code == 0, stderr
+    assert [p.name for p in partials.values() if p.exists()] == [partials["owner"].name]
+
+
+@pytest.mark.parametrize("command", ["restore", "show"])
+def test_restore_and_show_sweep_what_a_killed_run_of_theirs_left(tmp_path, pids, command):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(bad.png(seed=1))
+    out = tmp_path / "rows.arrow"
+    assert cli("compress", folder, "-o", out)[0] == 0
+    target = tmp_path / "restored" if command == "restore" else tmp_path / "picture.png"
+    left_in = target if command == "restore" else tmp_path
+    left_in.mkdir(exist_ok=True)
+    stale = left_in / f".{'a.png.png' if command == 'restore' else 'picture.png'}.partial-{pids(alive=False)}"
+    stale.write_bytes(b"half a png")
+    code, _, stderr = cli(command, out, "-o", target, "--overwrite")
+    assert code == 0, stderr
+    assert not stale.exists()
