@@ -108,11 +108,25 @@ class AtomicFile:
         self.handle = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
 
     def commit(self) -> None:
+        self.seal()
+        self.publish()
+
+    def seal(self) -> None:
+        """Everything written is on disk, still under the temporary name."""
         try:
             with output_errors(self.target):
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-                self.handle.close()
+                if not self.handle.closed:
+                    self.handle.flush()
+                    os.fsync(self.handle.fileno())
+                    self.handle.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def publish(self) -> None:
+        """Rename the sealed file into place."""
+        try:
+            with output_errors(self.target):
                 os.replace(self.temp, self.target)
         except BaseException:
             self.abort()
@@ -241,13 +255,18 @@ class TableFile:
             self.rows += batch.num_rows
 
     def commit(self) -> None:
+        self.seal()
+        self.file.publish()
+
+    def seal(self) -> None:
+        """The table's footer written and on disk, under the temporary name."""
         try:
             with output_errors(self.file.target):
                 self.writer.close()
         except BaseException:
             self.file.abort()
             raise
-        self.file.commit()
+        self.file.seal()
 
     def abort(self) -> None:
         try:
@@ -354,10 +373,19 @@ class FileSink(RowSink):
             raise
 
     def commit(self) -> None:
+        """Both files whole on disk first; then the old error log goes, the table moves in, its log last.
+
+        A reader sees the old pair, a table with no error log (a commit cut
+        short by a kill), or the new pair: never a table beside another run's log.
+        """
         self.flush()
         table, errors = self._parts()
-        table.commit()
-        errors.commit()
+        table.seal()
+        errors.file.seal()
+        with output_errors(errors.file.target):
+            errors.file.target.unlink(missing_ok=True)
+        table.file.publish()
+        errors.file.publish()
         self.lock.release()
 
     def abort(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image
 
 import badfiles as bad
-from conftest import cli, finish, manifest, run_process, start, wait_for
+from conftest import cli, finish, manifest, read_arrow, run_process, start, wait_for
 
 OPTIONS = ["--workers", 1, "--no-progress", "--table", "none"]
 
@@ -151,3 +152,36 @@ def test_restore_and_show_sweep_what_a_killed_run_of_theirs_left(tmp_path, pids,
     code, _, stderr = cli(command, out, "-o", target, "--overwrite")
     assert code == 0, stderr
     assert not stale.exists()
+
+
+# ----------------------------------------------------------------- 13. the table and its error log change as a pair
+
+KILLED_AFTER_TABLE_RENAME = """
+import os, sys
+from pixelprune_cli import cli
+table, rename = sys.argv.pop(1), os.replace
+def rename_then_killed(source, target):
+    rename(source, target)
+    if str(target) == table:
+        os._exit(137)  # as SIGKILL would, between the table's rename and the error log's
+os.replace = rename_then_killed
+sys.argv[0] = "pixelprune"
+cli.main()
+"""
+
+
+def test_a_kill_inside_the_commit_never_leaves_a_table_beside_another_runs_error_log(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    (first / "broken.png").write_bytes(b"not an image")
+    (first / "a.png").write_bytes(bad.png(seed=1))
+    (second / "b.png").write_bytes(bad.png(seed=2))
+    out = tmp_path / "out.arrow"
+    assert cli("compress", first, "-o", out)[0] == 1
+    assert "broken.png" in Path(f"{out}.errors.jsonl").read_text()
+    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_TABLE_RENAME, str(out), "compress", str(second), "-o",
+                           str(out), "--overwrite", "--table", "none"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    assert read_arrow(out).column("id").to_pylist() == ["b.png"]  # the new table is in place ...
+    log = Path(f"{out}.errors.jsonl")
+    assert not log.exists() or log.read_text() == ""  # ... and no error log that names another run's images
