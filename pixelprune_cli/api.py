@@ -33,8 +33,10 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     if output == "-":
         return None if sink is None else sink.bytes_written
     path = Path(output)
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
+        from .shards import folder_bytes
+
+        return folder_bytes(path)
     return os.path.getsize(path) if path.exists() else None
 
 
@@ -99,6 +101,9 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     writer.check_target(output, overwrite)
     if resume and not writer.is_shard_folder(output):
         raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
+    if resume and overwrite:
+        raise ConfigError(f"{option('resume')} keeps the committed shards and {option('overwrite')} replaces them; "
+                          "pass one of the two")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
