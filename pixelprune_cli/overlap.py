@@ -15,6 +15,7 @@ The one exception, allowed on purpose: `compress -o in/out.parquet` over
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +33,11 @@ class Place:
 
     @classmethod
     def of(cls, raw: str) -> Place:
-        path = Path(os.path.realpath(raw))
         try:
+            path = Path(os.path.realpath(raw))
             info = os.stat(raw)
-        except (OSError, ValueError):
-            return cls(raw, path, None, False)
-        import stat
-
+        except (OSError, ValueError):  # not there (yet), or a name no file can have
+            return cls(raw, Path(os.path.abspath(raw)), None, False)
         return cls(raw, path, (info.st_dev, info.st_ino), stat.S_ISDIR(info.st_mode))
 
     def same(self, other: Place) -> bool:
@@ -79,8 +78,7 @@ def refuse_overlap(inputs: list[str], output: str, *, owned_folder: bool = False
             if target.same(given):
                 mine = "the output" if target is out else "the output's error log"
                 raise ConfigError(f"{mine} {target.shown} is the input {raw} (the same file); pixelprune never "
-                                  "replaces an input, even with "
-                                  f"{option('overwrite')}: write the output elsewhere")
+                                  f"replaces an input, even with {option('overwrite')}: write the output elsewhere")
         if given.is_dir and out.inside(given):
             if not table_output:
                 raise ConfigError(f"the output {output} is inside the input folder {raw}, so it would be read as "
@@ -99,10 +97,10 @@ def _listed_input(path: str) -> bool:
 
     if not os.path.lexists(path) or Path(path).suffix.lower() not in PARQUET_SUFFIXES:
         return False
-    return not is_pixelprune_table(path)
+    return not _is_pixelprune_table(path)
 
 
-def is_pixelprune_table(path: str | Path) -> bool:
+def _is_pixelprune_table(path: str | Path) -> bool:
     """A table file whose schema carries pixelprune's metadata: an output, never an input."""
     from .formats import format_of
     from .schema import META_KEY
