@@ -100,16 +100,13 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except KeyboardInterrupt as exc:
-            from .writer import release_everything_held
-
-            release_everything_held()  # what the signal caught before its cleanup was set up
-            signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
-            _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; "
-                      "nothing partial was left under the output name")
-            _exit_now(128 + signum)
+            _stopped(exc)
         except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except OSError as exc:
+            behind = _interrupt_behind(exc)
+            if behind is not None:  # the cleanup after a hangup wrote to the terminal that hung up (EIO)
+                _stopped(behind)
             if not broken_pipe(exc):
                 raise
             # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
@@ -147,6 +144,26 @@ def _catch_stop_signals() -> dict:
         except ValueError:  # not the main thread
             break
     return previous
+
+
+def _stopped(exc: KeyboardInterrupt):
+    """End a run a signal stopped: release what is still held, say so in one line, exit 128 + N."""
+    from .writer import release_everything_held
+
+    release_everything_held()  # what the signal caught before its cleanup was set up
+    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; nothing partial was left under the output name")
+    _exit_now(128 + signum)
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The signal an error was raised while handling (its __context__ chain), if any."""
+    seen = 0
+    while exc.__context__ is not None and seen < 20:
+        exc, seen = exc.__context__, seen + 1
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+    return None
 
 
 def _say_last(line: str) -> None:

@@ -7,6 +7,7 @@ background and stopped at a chosen point.
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -55,6 +56,37 @@ def test_a_hangup_or_quit_cleans_up_says_so_in_one_line_and_exits_128_plus_n(slo
     assert returned == code, stderr
     assert stderr.strip().count("\n") == 0 and words in stderr and "nothing partial" in stderr, stderr
     assert list(out.iterdir()) == []  # no table, no error log, no temporary, no lock
+
+
+def test_a_run_on_a_terminal_that_hangs_up_cleans_up_and_exits_129(slow_folder, tmp_path):
+    """The real thing: a run with its progress bar on a terminal (a pty) whose other end closes.
+
+    The kernel sends SIGHUP, and every later write to the terminal fails (EIO),
+    the progress bar's last one during the cleanup included.
+    """
+    out = tmp_path / "rows.arrow"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        os.execv(sys.executable, [sys.executable, "-m", "pixelprune_cli", "compress", str(slow_folder), "-o", str(out),
+                                  "--workers", "1"])
+    try:
+        deadline = time.monotonic() + 60
+        while not any(tmp_path.glob(".rows.arrow.partial-*")):
+            assert time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0), "the run did not start"
+            time.sleep(0.005)
+        time.sleep(0.2)  # a progress line or two
+    finally:
+        os.close(terminal)  # the terminal goes away
+    for _ in range(6000):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the run did not end after its terminal hung up")
+    assert os.waitstatus_to_exitcode(status) == 129
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_hangup_leaves_a_shard_folder_that_resume_finishes(slow_folder, tmp_path):
