@@ -24,28 +24,35 @@ from .errors import ConfigError, option
 
 @dataclass(frozen=True)
 class Place:
-    """A path as given, resolved, and its (st_dev, st_ino) when it exists."""
+    """A path as given; resolved; its entry (resolved folder + its own name, a symlink not
+    followed); and its (st_dev, st_ino) when it exists."""
 
     shown: str
     path: Path
+    entry: Path
     ident: tuple[int, int] | None
     is_dir: bool
 
     @classmethod
     def of(cls, raw: str) -> Place:
+        plain = raw.rstrip("/" + os.sep) or raw
         try:
-            path = Path(os.path.realpath(raw))
+            path = Path(os.path.realpath(raw))  # the folders that exist resolved, the rest as spelled
+            entry = Path(os.path.realpath(os.path.dirname(os.path.abspath(plain)))) / os.path.basename(plain)
+        except ValueError:  # a NUL byte: no file can have this name
+            path = entry = Path(os.path.abspath(plain))
+        try:
             info = os.stat(raw)
-        except (OSError, ValueError):  # not there (yet), or a name no file can have
-            return cls(raw, Path(os.path.abspath(raw)), None, False)
-        return cls(raw, path, (info.st_dev, info.st_ino), stat.S_ISDIR(info.st_mode))
+        except (OSError, ValueError):  # not there (yet)
+            return cls(raw, path, entry, None, False)
+        return cls(raw, path, entry, (info.st_dev, info.st_ino), stat.S_ISDIR(info.st_mode))
 
     def same(self, other: Place) -> bool:
         return self.path == other.path or (self.ident is not None and self.ident == other.ident)
 
     def inside(self, folder: Place) -> bool:
-        """This place lies somewhere under `folder` (a bind mount of it too)."""
-        if folder.path in self.path.parents:
+        """This place, or its entry (a symlink there), lies somewhere under `folder` (a bind mount of it too)."""
+        if folder.path in self.path.parents or folder.path in self.entry.parents:
             return True
         if folder.ident is None or not folder.is_dir:
             return False

@@ -103,6 +103,26 @@ def test_a_table_output_that_would_replace_an_image_table_in_the_input_folder_is
     assert tree(folder) == before
 
 
+def test_a_table_output_through_a_symlink_in_the_input_folder_is_refused(tmp_path):
+    """in/link.parquet points at a table elsewhere: the walk reads it, and the output would replace the link."""
+    folder = small_folder(tmp_path, 2)
+    shutil.copy(SAMPLES_PARQUET, tmp_path / "table.parquet")
+    os.symlink(tmp_path / "table.parquet", folder / "link.parquet")
+    code, _, stderr = cli("compress", folder, "-o", folder / "link.parquet", "--overwrite")
+    assert code == 2
+    refused(stderr, folder / "link.parquet", folder)
+    assert (folder / "link.parquet").is_symlink()
+
+
+def test_an_output_reached_through_a_symlink_to_the_input_folder_is_refused(tmp_path):
+    folder = small_folder(tmp_path, 2)
+    os.symlink(folder, tmp_path / "alias")
+    code, _, stderr = cli("compress", folder, "-o", f"{tmp_path / 'alias'}/shards/")
+    assert code == 2
+    refused(stderr, "alias/shards/", "inside the input folder")
+    assert not (folder / "shards").exists()
+
+
 @pytest.mark.parametrize("command", ["restore", "show"])
 def test_restore_and_show_onto_their_input_are_refused(tmp_path, command):
     """restore -o onto the output it reads; show -o onto the image it draws."""
