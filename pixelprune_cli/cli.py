@@ -98,22 +98,25 @@ def handle_errors(fn):
         previous = _catch_stop_signals()
         naming = COMMAND_LINE.set(True)  # messages name flags (--overwrite), not Python parameters
         try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt as exc:
+            try:
+                return fn(*args, **kwargs)
+            except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
+                _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+            except OSError as exc:
+                behind = _interrupt_behind(exc)
+                if behind is not None:  # the cleanup after a signal wrote to a terminal that hung up (EIO)
+                    raise behind from None
+                if _terminal_hung_up(exc):  # the hangup itself, a moment before its SIGHUP is handled
+                    raise Terminated(signal.SIGHUP) from None
+                if not broken_pipe(exc):
+                    raise
+                # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
+                # so this is no success. Further writes to stdout would fail again: send them nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                _fail("standard output was closed by its reader before everything was written (broken pipe)",
+                      EXIT_BROKEN_PIPE)
+        except KeyboardInterrupt as exc:  # raised by the run, or by a signal handled while handling an error
             _stopped(exc)
-        except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
-            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
-        except OSError as exc:
-            behind = _interrupt_behind(exc)
-            if behind is not None:  # the cleanup after a hangup wrote to the terminal that hung up (EIO)
-                _stopped(behind)
-            if not broken_pipe(exc):
-                raise
-            # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
-            # so this is no success. Further writes to stdout would fail again: send them nowhere.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            _fail("standard output was closed by its reader before everything was written (broken pipe)",
-                  EXIT_BROKEN_PIPE)
         finally:
             COMMAND_LINE.reset(naming)
             for signum, handler in previous.items():
@@ -142,7 +145,9 @@ def _catch_stop_signals() -> dict:
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 previous[signum] = signal.signal(signum, _raise_terminated)
         except ValueError:  # not the main thread
-            break
+            return {}
+    if signal.getsignal(signal.SIGINT) is not None:  # left as it is, but put back after _stopped ignores it
+        previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     return previous
 
 
@@ -150,8 +155,13 @@ def _stopped(exc: KeyboardInterrupt):
     """End a run a signal stopped: release what is still held, say so in one line, exit 128 + N."""
     from .writer import release_everything_held
 
+    for other in (signal.SIGINT, *STOP_SIGNALS):  # a second signal must not cut the cleanup short
+        try:
+            signal.signal(other, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            break
     release_everything_held()  # what the signal caught before its cleanup was set up
-    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    signum = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
     _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; nothing partial was left under the output name")
     _exit_now(128 + signum)
 
@@ -164,6 +174,21 @@ def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
         if isinstance(exc, KeyboardInterrupt):
             return exc
     return None
+
+
+def _terminal_hung_up(exc: OSError) -> bool:
+    """EIO, and stderr is a terminal that hung up (any write to it fails so, even an empty one)."""
+    import errno
+
+    if exc.errno != errno.EIO:
+        return False
+    try:
+        os.write(sys.stderr.fileno(), b"")
+    except OSError as probe:
+        return probe.errno == errno.EIO
+    except (AttributeError, ValueError):  # no stderr at all
+        return False
+    return False
 
 
 def _say_last(line: str) -> None:
