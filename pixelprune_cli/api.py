@@ -6,6 +6,8 @@ The CLI parses options into these calls; notebooks and Ray jobs call them (or
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from .engine import (
@@ -37,8 +39,6 @@ from .storage import is_url, local_path, redact
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
-    import os
-
     if output == "-":
         return None if sink is None else sink.bytes_written
     if is_url(output):
@@ -46,8 +46,10 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
 
         return stored_bytes(output)
     path = Path(output)
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
+        from .shards import folder_bytes
+
+        return folder_bytes(path)
     return os.path.getsize(path) if path.exists() else None
 
 
@@ -104,15 +106,18 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     """
     from . import writer
     from .formats import table_format
+    from .overlap import refuse_overlap
     from .schema import output_schema
 
     engine = engine_for(run)
     inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
-    if is_url(output):
-        from .objectstore import refuse_overlap
-
-        refuse_overlap(inputs, output)
+    if output != "-":
+        folder = writer.is_shard_folder(output)
+        refuse_overlap(inputs, output, owned_folder=folder, table_output=not folder,
+                       also_writes=() if folder or is_url(output) else (str(writer.errors_path(output)),))
+        if not is_url(output):
+            sources = replace(sources, own_output=None if folder else os.path.abspath(output))
     engine.check(output, run)
     if output != "-" and not writer.is_shard_folder(output):
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
@@ -123,6 +128,9 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
         if value is not None and not writer.is_shard_folder(output):
             raise ConfigError(f"{option(name, value)} shapes a folder of shards (an output ending in '/'), and "
                               f"{output} is one {'stream' if output == '-' else 'file'}; drop it or write to a folder")
+    if resume and overwrite:
+        raise ConfigError(f"{option('resume')} keeps the committed shards and {option('overwrite')} replaces them; "
+                          "pass one of the two")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")

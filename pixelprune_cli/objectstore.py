@@ -105,26 +105,6 @@ def plan_url(url: str, several: bool, options, counts) -> Iterator[Piece]:
             counts.skip(name)
 
 
-def refuse_overlap(inputs: list[str], output: str) -> None:
-    """ConfigError (exit 2) when an output on a store lies inside an input folder, or an input inside it:
-    the run would read what it writes (its shards are Parquet tables), or replace what it reads."""
-    out = _key(output)
-    for raw in inputs:
-        if not storage.is_url(raw):
-            continue
-        inp = _key(raw)
-        if out == inp or out.startswith(inp + "/") or inp.startswith(out + "/"):
-            raise ConfigError(f"{storage.shown(output)} overlaps the input {storage.shown(raw)} (one is inside the "
-                              "other): a run would read what it writes; write the output elsewhere")
-
-
-def _key(url: str) -> str:
-    """scheme://bucket/key with no credentials and no trailing slash: what two URLs are compared by."""
-    scheme, _, rest = url.partition("://")
-    netloc, _, key = rest.partition("/")
-    return f"{scheme.lower()}://{netloc.rpartition('@')[2]}/{key}".rstrip("/")
-
-
 # ------------------------------------------------------------------ reading outputs back
 
 def read_manifest(folder: str) -> dict | None:

@@ -104,15 +104,23 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
     (`py_modules`), so rows cannot differ because nodes hold other versions;
     its dependencies (numba, pillow, pyarrow) must be installed on the nodes.
     """
+    import signal
+    import threading
+
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
+        # ray.init sets a SIGTERM handler that exits at once (status 15); the caller's (the
+        # command line's, which cleans up and exits 143) is put back.
+        held = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if ray_address:
             package = str(Path(__file__).resolve().parent)
             ray.init(address=ray_address, runtime_env={"py_modules": [package]}, **quiet)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, **quiet)
+        if held is not None:
+            signal.signal(signal.SIGTERM, held)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # pixelprune draws its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)

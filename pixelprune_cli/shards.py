@@ -166,7 +166,8 @@ class ShardedSink(RowSink):
             _remove_own_folder(staging)
         manifest = self._read_manifest(self.dir) if resume else None
         if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
+                              f"{option('resume')} to start again")
         self.shards: list[dict] = []  # manifest records of the committed shards kept
         self.damaged: list[str] = []  # file names of those that failed their check, redone
         if manifest is not None:
@@ -199,7 +200,7 @@ class ShardedSink(RowSink):
                 f"{self.folder} was written with a different configuration "
                 f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}"
                 + (f"; {', '.join(changed)} differ" if changed else "") + "); "
-                f"resume with the same options, or pass {option('overwrite')} to start again"
+                f"resume with the same options, or pass {option('overwrite')} instead of {option('resume')} to start again"
             )
 
     def _intact(self, record: dict) -> bool:
@@ -268,7 +269,8 @@ class ShardedSink(RowSink):
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
                     f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
-                    f"resume needs the same inputs, or pass {option('overwrite')} to start again"
+                    f"resume needs the same inputs, or pass {option('overwrite')} instead of {option('resume')} to start "
+                    "again"
                 )
             self._verified.add(k)
 
@@ -422,6 +424,20 @@ class ShardedSink(RowSink):
             "shards": shards,
         }
         write_atomically(self.dir / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
+
+
+def folder_bytes(folder: Path) -> int | None:
+    """Bytes of the files a shard folder's output consists of: its manifest, what it lists, errors.jsonl.
+
+    Never the rest of the folder (images, notes): "wrote ... (SIZE)" counts only what pixelprune wrote.
+    None when there is no manifest to go by.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = sum(s["bytes"] + s["errors_bytes"] for s in manifest["shards"])
+        return listed + sum((folder / name).stat().st_size for name in (MANIFEST, ERRORS) if (folder / name).is_file())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def shard_checksums(folder: Path, index: int, fmt: str) -> dict:

@@ -57,6 +57,7 @@ class SourceOptions:
     image_column: str | None = None
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
+    own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
 
     def __post_init__(self):
         twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
@@ -363,7 +364,12 @@ def _refuse_overlaps(paths: list[str]) -> None:
 
 
 def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
+    from .overlap import OwnFiles
+
+    own = OwnFiles(options.own_output) if options.own_output else ()
     for path, kind in walk_files(root, counts, set(), options.hidden):
+        if path in own:  # this run's output, its error log, temporaries and lock: not even skipped
+            continue
         name = id_text(prefix + path.relative_to(root).as_posix())
         suffix = path.suffix.lower()
         if kind.startswith("hidden"):
@@ -385,10 +391,18 @@ def _plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: S
     stops the run (exit 2); inside a folder it becomes one error entry."""
     import pyarrow.parquet as pq
 
+    from .schema import META_KEY
+
     try:
         if not storage.is_url(path):
             check_regular(str(path), name)  # a FIFO named x.parquet would block the open
         parquet = pq.ParquetFile(storage.table_source(str(path)))
+        if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
+            if not inside_folder:
+                raise InputError(f"{name}: a pixelprune output, not an image table; read it with stats, restore "
+                                 "or show")
+            counts.skip(name)
+            return
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
         if not inside_folder:

@@ -36,12 +36,24 @@ RUN = api.RunOptions(workers=2, progress=False)
 CONFIG = CodingConfig()
 
 
+SIGTERM_HANDLERS: dict = {}  # the handler before and after the module's Ray started
+
+
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
+    import signal
+
+    SIGTERM_HANDLERS["before"] = signal.getsignal(signal.SIGTERM)
     started = connect(num_cpus=2)
+    SIGTERM_HANDLERS["after"] = signal.getsignal(signal.SIGTERM)
     yield
     if started:
         ray.shutdown()
+
+
+def test_starting_ray_keeps_the_callers_sigterm_handler():
+    """ray.init would put in its own, which exits at once: no cleanup, exit status 15 instead of 143."""
+    assert SIGTERM_HANDLERS["after"] is SIGTERM_HANDLERS["before"]
 
 
 def read_output(path: Path) -> pa.Table:
