@@ -12,7 +12,8 @@ over every child so far, which would hide a smaller second run.
     python bench/memory.py --small 500 --large 5000 --json
     python bench/memory.py --huge 2               # 8192x8192 RGBA PNGs, --workers 1 and 2
 
-Prints both peaks and whether larger <= smaller * 1.15 + 20 MB.
+Prints both peaks and whether larger <= smaller * 1.15 + 20 MB (with --huge:
+whether the peak with --workers 2 is at most 1.2x the peak with --workers 1).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from PIL import Image
 
 SIDE = 256
 TOLERANCE, SLACK_MB = 1.15, 20
+HUGE_WORKERS_RATIO = 1.2  # --huge: peak with two workers against one
 
 
 def image_bytes(rng: np.random.Generator) -> bytes:
@@ -116,12 +118,17 @@ def huge(count: int, workers_list: list[int]) -> None:
         _, _, baseline = measure(["stats", str(Path(__file__).resolve().parent.parent / "samples" / "chart.png"),
                                   "--workers", "1", "--no-progress", "--table", "none"], work)
         print(f"one small image (imports and runtime): peak RSS {baseline / 2**20:7.1f} MB")
+        peaks = {}
         for workers in workers_list:
             args = ["compress", "huge", "-o", f"out_{workers}.arrow", "--workers", str(workers), "--no-progress",
                     "--table", "none"]
-            _, seconds, peak = measure(args, work)
+            _, seconds, peaks[workers] = measure(args, work)
             print(f"{count} x 8192x8192 RGBA PNG ({len(data) / 2**20:.0f} MB each), --workers {workers}: "
-                  f"peak RSS {peak / 2**20:7.1f} MB  {seconds:5.1f} s", flush=True)
+                  f"peak RSS {peaks[workers] / 2**20:7.1f} MB  {seconds:5.1f} s", flush=True)
+        if 1 in peaks and 2 in peaks:
+            ratio = peaks[2] / peaks[1]
+            print(f"--workers 2 / --workers 1: {ratio:.3f}x  (target <= {HUGE_WORKERS_RATIO}x: "
+                  f"{'yes' if ratio <= HUGE_WORKERS_RATIO else 'NO'})")
 
 
 def main() -> None:

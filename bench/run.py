@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backend_rows
 import baselines
+import object_store
 import parquet_output
 from inputs import WORK, make_inputs
 
@@ -291,6 +292,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round per end-to-end case (a smoke run)")
     parser.add_argument("--no-ray", action="store_true", help="skip the --engine ray rows (Ray's start-up takes ~7 s)")
+    parser.add_argument("--no-store", action="store_true", help="skip the S3 row (starts a SeaweedFS server on loopback)")
     args = parser.parse_args()
     started = time.perf_counter()
     info = machine()
@@ -310,7 +312,9 @@ def main() -> int:
                       ("parquet output", lambda: parquet_output.parquet_rows(inputs["folder"], inputs["files"],
                                                                               args.quick, Row, interleaved)),
                       ("ray engine", lambda: ([], {}) if args.no_ray else
-                       parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved))):
+                       parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved)),
+                      ("object store", lambda: ([], {}) if args.no_store else
+                       object_store.store_rows(inputs["files"], args.quick, Row, interleaved))):
         print(f"measuring {step} ...", file=sys.stderr, flush=True)
         got, samples = run()
         rows += got

@@ -6,6 +6,8 @@ The CLI parses options into these calls; notebooks and Ray jobs call them (or
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 from .engine import (
@@ -32,18 +34,23 @@ from .sources import (
     piece_size,
     plan,
 )
+from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
-    import os
-
     if output == "-":
         return None if sink is None else sink.bytes_written
+    if is_url(output):
+        from .objectstore import written_bytes as stored_bytes
+
+        return stored_bytes(output)
     path = Path(output)
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.iterdir() if f.is_file() and not f.name.startswith("."))
+    if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
+        from .shards import folder_bytes
+
+        return folder_bytes(path)
     return os.path.getsize(path) if path.exists() else None
 
 
@@ -57,10 +64,12 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
         return []
     import pyarrow.parquet as pq
 
+    from .storage import table_source
+
     fields, first = None, None
     for piece in plan(inputs, sources):
         if isinstance(piece, ParquetRows):
-            schema = pq.read_schema(piece.path)
+            schema = pq.read_schema(table_source(piece.path))
             these = [schema.field(c) for c in sources.keep_columns]
             if fields is None:
                 fields, first = these, piece.name
@@ -98,10 +107,18 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     """
     from . import writer
     from .formats import table_format
+    from .overlap import refuse_overlap
     from .schema import output_schema
 
     engine = engine_for(run)
+    inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
+    if output != "-":
+        folder = writer.is_shard_folder(output)
+        refuse_overlap(inputs, output, owned_folder=folder, table_output=not folder,
+                       also_writes=() if folder or is_url(output) else (str(writer.errors_path(output)),))
+        if not is_url(output):
+            sources = replace(sources, own_output=None if folder else os.path.abspath(output))
     engine.check(output, run)
     if output != "-" and not writer.is_shard_folder(output):
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
@@ -112,6 +129,9 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
         if value is not None and not writer.is_shard_folder(output):
             raise ConfigError(f"{option(name, value)} shapes a folder of shards (an output ending in '/'), and "
                               f"{output} is one {'stream' if output == '-' else 'file'}; drop it or write to a folder")
+    if resume and overwrite:
+        raise ConfigError(f"{option('resume')} keeps the committed shards and {option('overwrite')} replaces them; "
+                          "pass one of the two")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
@@ -121,7 +141,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite)
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=meta, output=output)
+    summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))
@@ -141,6 +161,7 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
 
     if inputs == [STDIN]:
         return stats_of_output(STDIN, sources)
+    inputs = [local_path(i) for i in inputs]
     check_inputs(inputs)
 
     if len(inputs) == 1 and compressed_meta(inputs[0]) is not None:
@@ -187,7 +208,7 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     from .readers import incomplete_note, iter_output_batches, output_meta
 
     meta = output_meta(path)
-    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=path)
+    summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=redact(path))
     note = incomplete_note(path)
     if note:
         summary.incomplete = note
@@ -205,7 +226,9 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
     from .restore import restore_file
 
-    return restore_file(path, out_dir, overwrite, progress)
+    if is_url(out_dir):
+        raise ConfigError(f"{redact(out_dir)}: restore writes PNG files into a local folder; give a local path")
+    return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
 __all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError",

@@ -4,8 +4,9 @@ Heavy modules (numpy, numba, pyarrow) are imported inside the commands so that
 `pixelprune --help` answers at once.
 
 Exit codes: 0 every image done, 1 some images failed (the rest written),
-2 usage error or no input could be read, 130/143 interrupted (Ctrl-C/SIGTERM),
-141 the reader of stdout went away before everything was written (a broken pipe).
+2 usage error or no input could be read, 128 + N stopped by signal N after
+cleaning up (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT), 141 the reader
+of stdout went away before everything was written (a broken pipe).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
 from .presets import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRESET, METHODS, METRICS, PRESETS
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT, SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
 
 
@@ -87,8 +88,10 @@ def report_options(fn):
 
 
 def _fail(message: str, code: int = EXIT_USAGE):
+    from .storage import redact
+
     try:
-        click.echo(f"pixelprune: error: {escape_controls(message)}", err=True)
+        click.echo(f"pixelprune: error: {escape_controls(redact(message))}", err=True)  # no user:secret@ ever
     except OSError:  # stderr on a full disk or gone: the exit code is all that is left to say it
         pass
     sys.exit(code)
@@ -117,35 +120,108 @@ def handle_errors(fn):
     def wrapper(*args, **kwargs):
         from .errors import COMMAND_LINE, PixelpruneError, broken_pipe
 
-        try:
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = None
+        previous = _catch_stop_signals()
         naming = COMMAND_LINE.set(True)  # messages name flags (--overwrite), not Python parameters
         try:
-            return fn(*args, **kwargs)
-        except KeyboardInterrupt as exc:
-            from .writer import release_everything_held
-
-            release_everything_held()  # what the signal caught before its cleanup was set up
-            click.echo("pixelprune: interrupted; nothing partial was left under the output name", err=True)
-            _exit_now(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
-        except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
-            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
-        except OSError as exc:
-            if not broken_pipe(exc):
-                raise
-            # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
-            # so this is no success. Further writes to stdout would fail again: send them nowhere.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            _fail("standard output was closed by its reader before everything was written (broken pipe)",
-                  EXIT_BROKEN_PIPE)
+            try:
+                return fn(*args, **kwargs)
+            except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
+                _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+            except OSError as exc:
+                behind = _interrupt_behind(exc)
+                if behind is not None:  # the cleanup after a signal wrote to a terminal that hung up (EIO)
+                    raise behind from None
+                if _terminal_hung_up(exc):  # the hangup itself, a moment before its SIGHUP is handled
+                    raise Terminated(signal.SIGHUP) from None
+                if not broken_pipe(exc):
+                    raise
+                # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
+                # so this is no success. Further writes to stdout would fail again: send them nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                _fail("standard output was closed by its reader before everything was written (broken pipe)",
+                      EXIT_BROKEN_PIPE)
+        except KeyboardInterrupt as exc:  # raised by the run, or by a signal handled while handling an error
+            _stopped(exc)
         finally:
             COMMAND_LINE.reset(naming)
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     return wrapper
+
+
+# Signals that stop a run the way Ctrl-C does: the output cleaned up, one line, exit 128 + N.
+# SIGHUP is what a dropped ssh session or a closed terminal sends; SIGQUIT (Ctrl-\) would
+# otherwise dump core and leave the run's temporary files and lock behind.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_STOPPED_BY: dict[int, str] = {signal.SIGHUP: "hung up (SIGHUP: the terminal or ssh session went away)",
+               signal.SIGQUIT: "quit (SIGQUIT)"}
+
+
+def _catch_stop_signals() -> dict:
+    """Turn STOP_SIGNALS into Terminated; returns the handlers to put back.
+
+    A signal the parent set to be ignored stays ignored: that is how `nohup`
+    keeps a run alive across a hangup. Outside the main thread signals are left alone.
+    """
+    previous = {}
+    for signum in STOP_SIGNALS:
+        try:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _raise_terminated)
+        except ValueError:  # not the main thread
+            return {}
+    if signal.getsignal(signal.SIGINT) is not None:  # left as it is, but put back after _stopped ignores it
+        previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    return previous
+
+
+def _stopped(exc: KeyboardInterrupt):
+    """End a run a signal stopped: release what is still held, say so in one line, exit 128 + N."""
+    from .writer import release_everything_held
+
+    for other in (signal.SIGINT, *STOP_SIGNALS):  # a second signal must not cut the cleanup short
+        try:
+            signal.signal(other, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            break
+    release_everything_held()  # what the signal caught before its cleanup was set up
+    signum = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
+    _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; nothing partial was left under the output name")
+    _exit_now(128 + signum)
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The signal an error was raised while handling (its __context__ chain), if any."""
+    seen = 0
+    while exc.__context__ is not None and seen < 20:
+        exc, seen = exc.__context__, seen + 1
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+    return None
+
+
+def _terminal_hung_up(exc: OSError) -> bool:
+    """EIO, and stderr is a terminal that hung up (any write to it fails so, even an empty one)."""
+    import errno
+
+    if exc.errno != errno.EIO:
+        return False
+    try:
+        os.write(sys.stderr.fileno(), b"")
+    except OSError as probe:
+        return probe.errno == errno.EIO
+    except (AttributeError, ValueError):  # no stderr at all
+        return False
+    return False
+
+
+def _say_last(line: str) -> None:
+    """A last line on stderr, which may be a terminal that hung up (EIO) or closed: never raises."""
+    try:
+        click.echo(line, err=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _exit_now(code: int):
@@ -168,11 +244,15 @@ def _exit_now(code: int):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so that temporary files are removed."""
+    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)
 
 
 def _raise_terminated(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
 
 
 def _config(preset, backend, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
@@ -268,6 +348,10 @@ def _where_errors_are(summary, as_json: bool) -> str:
 
     output = summary.output
     if summary.title.endswith("compress") and output and output != "-":
+        from .storage import is_url, join
+
+        if is_url(output):  # a Path would fold the // of the URL
+            return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"
         return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
@@ -315,8 +399,9 @@ def main():
     Images are resized and patchified exactly as the chosen model's processor
     does, then a predictive coder keeps only the merged tokens that their
     neighbours do not predict. Exit codes: 0 all images done, 1 some images
-    failed (the rest written), 2 usage error or nothing readable, 130/143
-    interrupted, 141 stdout closed by its reader before everything was written.
+    failed (the rest written), 2 usage error or nothing readable, 128+N
+    stopped by signal N (130 Ctrl-C, 129 hangup, 143 SIGTERM), 141 stdout
+    closed by its reader before everything was written.
     """
     reopen_closed_streams()
     escape_what_cannot_be_encoded()
@@ -326,7 +411,8 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True,
               help="OUT.arrow (Arrow IPC file), OUT.parquet, - (Arrow IPC stream on stdout), "
-                   "or DIR/ (shards part-NNNNN.arrow with manifest.json).")
+                   "or DIR/ (shards part-NNNNN.arrow with manifest.json). Each may be a URL: "
+                   "s3://, gs:// (README, \"Object storage and clusters\").")
 @coder_options
 @source_options
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,
@@ -351,6 +437,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
     pixelprune compress samples/ -o out.arrow
     pixelprune compress shard-000.parquet -o out.parquet --keep-columns question,answer
     pixelprune compress a.png b.jpg -o - | python read_stream.py
+    pixelprune compress s3://bucket/docs/ -o s3://bucket/pruned/
     """
     from . import api
 
@@ -463,16 +550,19 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
+    from .overlap import refuse_overlap
     from .parallel import default_workers
-    from .writer import check_target, write_atomically
+    from .writer import check_target, sweep_partials_of, write_atomically
 
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
+    refuse_overlap([path], output)
     check_target(output, overwrite)
     config = _pop_config(coder)
     options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
                                   sample=sample or None, workers=workers or default_workers(),
                                   image_column=image_column, hidden=hidden, output=output)
     picture, failures, note = drawing.render_path(path, config, options)
+    sweep_partials_of(output)  # what a killed show left
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
         _tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))

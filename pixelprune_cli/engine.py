@@ -25,6 +25,7 @@ from .pipeline import CodingConfig, process
 from .records import CodedImage, FailedImage, Sink
 from .report import Progress
 from .sources import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size, plan, read_piece
+from .storage import is_url, redact
 from .summary import ImageEntry, Summary
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ class Job:
             return writer.StdoutSink(self.schema, self.compression)
         if writer.is_shard_folder(self.output):
             return self.open_shard_folder()
+        if is_url(self.output):
+            from .objectstore import StoreFileSink
+
+            return StoreFileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
         return writer.FileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
 
     def open_shard_folder(self, manifest_extra: dict | None = None) -> ShardedSink:
@@ -74,9 +79,13 @@ class Job:
         from .shards import ShardedSink
 
         meta = read_meta(self.schema) or self.config.to_meta()  # with the image column, when known
-        return ShardedSink(self.output, self.schema, meta, self.shard_size, self.compression,
-                                  self.shard_format, resume=self.resume, overwrite=self.overwrite,
-                                  manifest_extra=manifest_extra)
+        sink = ShardedSink
+        if is_url(self.output):
+            from .objectstore import StoreShardSink
+
+            sink = StoreShardSink  # the same sink, committed without rename or lock
+        return sink(self.output, self.schema, meta, self.shard_size, self.compression,
+                    self.shard_format, resume=self.resume, overwrite=self.overwrite, manifest_extra=manifest_extra)
 
 
 class Engine(Protocol):
@@ -125,7 +134,7 @@ def no_images_error(inputs: list[str], counts: SourceCounts) -> InputError:
         skipped = (f" ({counts.skipped_files} {'file' if counts.skipped_files == 1 else 'files'} skipped: "
                    + ", ".join(names) + (", ..." if counts.skipped_files > len(names) else "")
                    + ("; hidden ones are included with --hidden" if counts.skipped_hidden else "") + ")")
-    return InputError(f"no images found in {', '.join(inputs)}{skipped}")
+    return InputError(f"no images found in {', '.join(map(redact, inputs))}{skipped}")
 
 
 class LocalEngine:

@@ -44,7 +44,9 @@ def _arrow_writer(handle, schema, codec):
 def _arrow_schema(path: Path):
     import pyarrow as pa
 
-    with pa.memory_map(str(path)) as source:
+    from .storage import open_random
+
+    with open_random(str(path)) as source:
         try:
             return pa.ipc.open_file(source).schema
         except pa.ArrowInvalid:  # an Arrow stream saved to a file (`compress -o - > out.arrows`)
@@ -55,9 +57,15 @@ def _arrow_schema(path: Path):
 def _arrow_batches(path: Path, columns: list[str] | None) -> Iterator:
     import pyarrow as pa
 
-    with pa.memory_map(str(path)) as source:
+    from .storage import open_random
+
+    with open_random(str(path)) as source:
         try:
             reader = pa.ipc.open_file(source)
+            fields = [reader.schema.get_field_index(c) for c in columns or ()]
+            if fields and min(fields) >= 0:  # every column there, once (-1: missing or ambiguous)
+                # Only the wanted columns' buffers are read: on a store, a few KB of a shard for `stats`.
+                reader = pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
         except pa.ArrowInvalid:
             source.seek(0)
@@ -69,7 +77,9 @@ def _arrow_batches(path: Path, columns: list[str] | None) -> Iterator:
 def _arrow_rows(path: Path) -> int:
     import pyarrow as pa
 
-    with pa.memory_map(str(path)) as source:
+    from .storage import open_random
+
+    with open_random(str(path)) as source:
         reader = pa.ipc.open_file(source)  # a stream has no footer: ArrowInvalid, no total
         return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
 
@@ -109,8 +119,9 @@ def _parquet_schema(path: Path):
 
     from .presets import resolve_preset
     from .schema import read_meta
+    from .storage import table_source
 
-    schema = pq.read_schema(str(path))
+    schema = pq.read_schema(table_source(str(path)))
     if "pixels" not in schema.names:
         return schema
     pixels = schema.field("pixels").type
@@ -130,8 +141,9 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
 
     from .presets import resolve_preset
     from .schema import pixels_as_tokens, read_meta
+    from .storage import table_source
 
-    parquet = pq.ParquetFile(str(path))
+    parquet = pq.ParquetFile(table_source(str(path)))
     meta = read_meta(parquet.schema_arrow)
     if meta is None:  # the readers turn this into a one-line error naming the file
         raise ValueError("no pixelprune metadata")
@@ -143,7 +155,9 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator:
 def _parquet_rows(path: Path) -> int:
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(str(path)).metadata.num_rows
+    from .storage import table_source
+
+    return pq.ParquetFile(table_source(str(path))).metadata.num_rows
 
 
 ARROW = TableFormat("arrow", (".arrow", ".ipc", ".feather", ".arrows"),

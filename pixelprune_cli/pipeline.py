@@ -22,6 +22,7 @@ from .parallel import DECODE_MEMORY
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decoded_bytes, open_image
 from .presets import Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
+from .storage import StoreUnavailable
 from .tokens import gather_tokens, layout, scatter_tokens
 
 
@@ -159,6 +160,8 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
         coded = code_array(image_id, resized, source_size, config)
     except ImageFailure as exc:
         return FailedImage(image_id, exc.stage, exc.reason, extra or {})
+    except StoreUnavailable:  # the store is down, not this image: the run stops, resumable
+        raise
     except MemoryError:
         return FailedImage(image_id, stage, "out of memory", extra or {})
     except Exception as exc:  # a bad image must never take the run down

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 import warnings
 
@@ -32,6 +33,15 @@ DEFAULT_MAX_IMAGE_BYTES = 1 << 29
 _LIFT_GUARD = threading.Lock()
 MAX_ASPECT_RATIO = 200
 _EXIF_ORIENTATION = 0x0112
+
+# Pillow allocates a large image in blocks of 16 MiB. glibc serves an allocation that size
+# from the allocating thread's arena once its dynamic mmap threshold has risen past it, and a
+# worker thread's arena keeps what it frees; blocks of 32 MiB or more (the highest that
+# threshold goes) are always mapped and given back on free. With 16 MiB blocks two workers
+# peaked at 1.12-1.19x one worker on two 8192x8192 RGBA PNGs; with 64 MiB, 0.99-1.01x
+# (bench/memory.py --huge 2). PILLOW_BLOCK_SIZE, when set, is the caller's choice.
+if "PILLOW_BLOCK_SIZE" not in os.environ:
+    Image.core.set_block_size(64 << 20)
 
 
 def decode_image(data: bytes, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:

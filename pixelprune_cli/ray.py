@@ -54,6 +54,7 @@ from .sources import (
     plan,
     read_piece,
 )
+from .storage import is_url
 from .summary import ImageEntry, Summary
 from .writer import RowSink
 
@@ -104,15 +105,23 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
     (`py_modules`), so rows cannot differ because nodes hold other versions;
     its dependencies (numba, pillow, pyarrow) must be installed on the nodes.
     """
+    import signal
+    import threading
+
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
+        # ray.init sets a SIGTERM handler that exits at once (status 15); the caller's (the
+        # command line's, which cleans up and exits 143) is put back.
+        held = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if ray_address:
             package = str(Path(__file__).resolve().parent)
             ray.init(address=ray_address, runtime_env={"py_modules": [package]}, **quiet)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, **quiet)
+        if held is not None:
+            signal.signal(signal.SIGTERM, held)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # pixelprune draws its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)
@@ -284,21 +293,37 @@ class _WriteShards:
 
     def __init__(self, folder: str, schema: pa.Schema, config: CodingConfig, keep_columns: tuple,
                  shard_rows: int, compression: str | None, fmt: str):
-        self.folder, self.schema, self.config = Path(folder), schema, config
+        self.folder, self.schema, self.config = folder, schema, config  # a local path, or a URL on a store
         self.keep_columns, self.shard_rows, self.compression, self.fmt = keep_columns, shard_rows, compression, fmt
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
-        for shard, spec in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist()):
-            rows += self.write_shard(shard, pickle.loads(spec))
+        for shard, spec, names in zip(batch.column("shard").to_pylist(), batch.column("spec").to_pylist(),
+                                      batch.column("names").to_pylist()):
+            rows += self.write_shard(shard, pickle.loads(spec), names)
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
-    def write_shard(self, shard: int, pieces: list[Piece]) -> list[dict]:
-        from .shards import shard_checksums, shard_errors_name, shard_name
+    def write_shard(self, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
+        """Code and write one shard under `names` (the sink's); on a store, built in a spool folder and uploaded."""
+        import shutil
+
+        from . import storage
+
+        if not storage.is_url(self.folder):
+            return self._write_shard_in(Path(self.folder), shard, pieces, names, upload=False)
+        spool = storage.spool_dir()
+        try:
+            return self._write_shard_in(Path(spool), shard, pieces, names, upload=True)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def _write_shard_in(self, folder: Path, shard: int, pieces: list[Piece], names: list[str], upload: bool) -> list[dict]:
+        from .objectstore import upload_shard
+        from .shards import shard_checksums
         from .writer import ErrorLog, TableFile
 
-        table = TableFile(self.folder / shard_name(shard, self.fmt), self.schema, self.fmt, self.compression)
-        errors = ErrorLog(self.folder / shard_errors_name(shard))
+        table = TableFile(folder / names[0], self.schema, self.fmt, self.compression)
+        errors = ErrorLog(folder / names[1])
         sink = RowSink(self.schema, table, errors)  # the local writer's batching (64 rows or 16 MB per batch)
         summary, position, ids = [], shard * self.shard_rows, hashlib.sha1()
         try:
@@ -312,7 +337,11 @@ class _WriteShards:
             summary[-1]["ids_sha1"] = ids.hexdigest()
             table.commit()
             errors.commit()
-            summary[-1]["checksums"] = json.dumps(shard_checksums(self.folder, shard, self.fmt))
+            if upload:
+                checksums = upload_shard(self.folder, str(folder / names[0]), str(folder / names[1]), names[0], names[1])
+            else:
+                checksums = shard_checksums(folder, shard, self.fmt)
+            summary[-1]["checksums"] = json.dumps(checksums)
         except BaseException:
             table.abort()
             errors.abort()
@@ -368,9 +397,11 @@ class RayEngine:
         started = connect(run.ray_address, run.workers)
         bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known
         try:
-            specs = [{"shard": k, "spec": pickle.dumps(shards[k])} for k in todo]  # our own dataclasses, to our own tasks
+            specs = [{"shard": k, "spec": pickle.dumps(shards[k]), "names": list(sink.shard_names(k))}
+                     for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            fn = _WriteShards(str(sink.shard_dir.resolve()), job.schema, job.config, job.sources.keep_columns,
+            folder = sink.shard_dir if is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
+            fn = _WriteShards(folder, job.schema, job.config, job.sources.keep_columns,
                               job.shard_size, job.compression, job.shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)
             seen, failed, hashes, checksums = dict.fromkeys(todo, 0), dict.fromkeys(todo, 0), {}, {}

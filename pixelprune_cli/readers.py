@@ -13,6 +13,7 @@ import pyarrow as pa
 from .errors import InputError, one_line
 from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
+from .storage import is_url, raise_if_unavailable, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
@@ -34,7 +35,11 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
     return reader
 
 
-def _output_files(path: str) -> list[Path]:
+def _output_files(path: str) -> list[Path] | list[str]:
+    if is_url(path):
+        from .objectstore import output_files
+
+        return output_files(path)
     p = Path(path)
     if p.is_dir():
         files = _shard_files(p)
@@ -54,7 +59,7 @@ def _shard_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
 
 
-def _format(file: Path) -> TableFormat:
+def _format(file: Path | str) -> TableFormat:
     """A file's format by suffix; a file named otherwise is tried as Arrow (what `-o -` saved to a file is)."""
     return format_of(file) or ARROW
 
@@ -67,6 +72,10 @@ def incomplete_note(path: str) -> str | None:
     """
     from .shards import MANIFEST, SWAP
 
+    if is_url(path):
+        from .objectstore import incomplete_note as stored_note
+
+        return stored_note(path)
     if (Path(path) / SWAP).is_dir():
         return (f"{path} is being replaced: a run that replaced it was stopped while moving its files in; "
                 f"the next `pixelprune compress ... -o {path}` finishes the move")
@@ -85,16 +94,17 @@ def incomplete_note(path: str) -> str | None:
             f"-o {path} --resume`")
 
 
-def _schema_of(path: Path) -> pa.Schema:
+def _schema_of(path: Path | str) -> pa.Schema:
     """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
     from .sources import check_regular
 
-    check_regular(str(path))  # opening a FIFO named x.arrow would block
+    if not is_url(path):
+        check_regular(str(path))  # opening a FIFO named x.arrow would block
     fmt = _format(path)
     try:
         return fmt.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: {fmt.unreadable} ({one_line(exc)})") from None
+        raise InputError(f"{redact(str(path))}: {fmt.unreadable} ({redact(one_line(exc))})") from None
 
 
 def _meta_of(schema: pa.Schema, name) -> dict | None:
@@ -126,6 +136,13 @@ def compressed_meta(path: str) -> dict | None:
     """
     if path == STDIN:
         return _meta_of(_stdin_stream().schema, "standard input")
+    if is_url(path):
+        from .objectstore import is_folder, read_manifest
+
+        if is_folder(path) and read_manifest(path) is None:
+            return None  # a folder of images on a store
+        files = _output_files(path)
+        return _meta_of(_schema_of(files[0]), redact(str(files[0]))) if format_of(files[0]) else None
     p = Path(path)
     if p.is_dir():
         shards = _shard_files(p)
@@ -217,7 +234,8 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
             for batch in fmt.iter_batches(file, columns):
                 yield file, batch
         except (pa.ArrowInvalid, OSError, ValueError) as exc:
-            raise InputError(f"{file}: not a readable pixelprune output ({one_line(exc)})") from None
+            raise_if_unavailable(exc, str(file))  # a store that went away, not a broken file
+            raise InputError(f"{redact(str(file))}: not a readable pixelprune output ({redact(one_line(exc))})") from None
 
 
 def kept_pixels(batch: pa.RecordBatch, i: int):

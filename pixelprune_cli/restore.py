@@ -12,12 +12,13 @@ import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, InputError, option
+from .overlap import refuse_overlap
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta, output_rows
 from .report import Progress
 from .summary import ImageEntry, Summary, WrittenBytes
 from .tokens import scatter_tokens
-from .writer import not_a_folder, output_errors, write_atomically
+from .writer import not_a_folder, output_errors, remove_stale_partials, write_atomically
 
 _MAX_NAME = 200
 
@@ -43,12 +44,14 @@ def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, pres
 
 
 def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: bool = True) -> Summary:
+    refuse_overlap([path], out_dir)  # PNG names end in .png, which no output to read from does
     meta = output_meta(path)
     preset = resolve_preset(meta)
     target = Path(out_dir)
     not_a_folder(out_dir, "the folder restore writes one PNG per row into")
     with output_errors(target):
         target.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(target, lambda name: name.endswith(".png"))  # what a killed restore left
     summary = Summary(title="pixelprune restore", config=meta, output=str(target))
     note = incomplete_note(path)
     if note:

@@ -134,6 +134,10 @@ class ShardedSink(RowSink):
             let_go(self)
             self.lock.release()
             raise
+        self._track_progress()
+
+    def _track_progress(self) -> None:
+        """What the run keeps besides its files: the shards it kept, and the ids it has seen (for resume checks)."""
         self.done = {s["index"] for s in self.shards}
         self.resumed = Resumed(shards=len(self.shards), images=sum(s["images"] for s in self.shards),
                                failed=sum(s["failed"] for s in self.shards), damaged=tuple(self.damaged))
@@ -162,7 +166,8 @@ class ShardedSink(RowSink):
             _remove_own_folder(staging)
         manifest = self._read_manifest(self.dir) if resume else None
         if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
+                              f"{option('resume')} to start again")
         self.shards: list[dict] = []  # manifest records of the committed shards kept
         self.damaged: list[str] = []  # file names of those that failed their check, redone
         if manifest is not None:
@@ -195,7 +200,7 @@ class ShardedSink(RowSink):
                 f"{self.folder} was written with a different configuration "
                 f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}"
                 + (f"; {', '.join(changed)} differ" if changed else "") + "); "
-                f"resume with the same options, or pass {option('overwrite')} to start again"
+                f"resume with the same options, or pass {option('overwrite')} instead of {option('resume')} to start again"
             )
 
     def _intact(self, record: dict) -> bool:
@@ -264,7 +269,8 @@ class ShardedSink(RowSink):
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
                     f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
-                    f"resume needs the same inputs, or pass {option('overwrite')} to start again"
+                    f"resume needs the same inputs, or pass {option('overwrite')} instead of {option('resume')} to start "
+                    "again"
                 )
             self._verified.add(k)
 
@@ -301,17 +307,31 @@ class ShardedSink(RowSink):
         """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
         if checksums is None:
             checksums = shard_checksums(self.dir, index, self.fmt)
-        self.shards.append({"index": index, "file": shard_name(index, self.fmt), "errors": shard_errors_name(index),
+        file, errors = self.shard_names(index)
+        self.shards.append({"index": index, "file": file, "errors": errors,
                             "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
                             **checksums})
         self.done.add(index)
         self._verified.add(index)  # written in this run: nothing to check against
         self._write_manifest(complete=False)
 
+    def shard_names(self, index: int) -> tuple[str, str]:
+        """The names of shard `index`'s table and error log in this run."""
+        return shard_name(index, self.fmt), shard_errors_name(index)
+
+    def _writing_dir(self) -> Path:
+        """Where a shard's files are written until committed: DIR (or its staging folder) here."""
+        return self.dir
+
+    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
+        """Put a committed shard's files where the manifest will list them; their checksums, or None to compute."""
+        return None  # already in place: record_shard reads them
+
     def _open_shard(self, index: int) -> None:
-        table = TableFile(self.dir / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
+        folder = self._writing_dir()
+        table = TableFile(folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
         try:
-            self.errors = ErrorLog(self.dir / shard_errors_name(index))
+            self.errors = ErrorLog(folder / shard_errors_name(index))
         except BaseException:
             table.abort()
             raise
@@ -327,7 +347,8 @@ class ShardedSink(RowSink):
         table.commit()
         errors.commit()
         index, self.current = self.current, None
-        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest())
+        checksums = self._commit_files(index, table, errors)
+        self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest(), checksums)
 
     def commit(self) -> None:
         self._close_shard()
@@ -403,6 +424,20 @@ class ShardedSink(RowSink):
             "shards": shards,
         }
         write_atomically(self.dir / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
+
+
+def folder_bytes(folder: Path) -> int | None:
+    """Bytes of the files a shard folder's output consists of: its manifest, what it lists, errors.jsonl.
+
+    Never the rest of the folder (images, notes): "wrote ... (SIZE)" counts only what pixelprune wrote.
+    None when there is no manifest to go by.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        listed = sum(s["bytes"] + s["errors_bytes"] for s in manifest["shards"])
+        return listed + sum((folder / name).stat().st_size for name in (MANIFEST, ERRORS) if (folder / name).is_file())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def shard_checksums(folder: Path, index: int, fmt: str) -> dict:

@@ -19,11 +19,13 @@ from .backends import load
 from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, thumbnail
 from .errors import ConfigError, InputError
 from .formats import PARQUET, format_of
+from .objectstore import is_folder
 from .preprocess import open_image
 from .presets import resolve_preset
 from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches, output_meta
 from .records import FailedImage
 from .sources import ParquetRows, SourceOptions, plan, read_file, read_piece
+from .storage import is_url
 from .token_overlay import LARGEST_ERROR, describe_error, overlay_for_image, overlay_for_row, row_image
 
 SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not a dump of it
@@ -173,7 +175,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
     is_table = format_of(p) is PARQUET
-    if not is_output and (p.is_dir() or (is_table and row is None and image_id is None)):
+    if not is_output and (_is_folder(path) or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
         left_out: list[str] = []
@@ -208,3 +210,10 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
     picture = overlay_for_image(image, config, side_by_side, config.budget, config.max_tau, title)
     largest = picture.info.get(LARGEST_ERROR)
     return Rendering(picture, [], None if largest is None else describe_error(largest[0], config.metric, largest[1]))
+
+
+def _is_folder(path: str) -> bool:
+    """A local folder, or a folder (prefix) on an object store."""
+    if is_url(path):
+        return is_folder(path)
+    return Path(path).is_dir()

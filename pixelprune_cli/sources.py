@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import storage
 from .errors import ConfigError, InputError, ReadFailure, one_line, option
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
@@ -56,6 +57,7 @@ class SourceOptions:
     image_column: str | None = None
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
+    own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
 
     def __post_init__(self):
         twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
@@ -107,6 +109,8 @@ def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     Not a regular file (a FIFO would block, /dev/zero never ends) is refused
     before it is opened, and at most max_bytes + 1 bytes are ever read.
     """
+    if storage.is_url(path):
+        return storage.read_bytes(path, max_bytes)
     shown = id_text(path)
     try:
         kind = not_regular(os.stat(path).st_mode)
@@ -260,7 +264,7 @@ def image_column_known_before(inputs: list[str], options: SourceOptions) -> str 
     return columns.pop() if len(columns) == 1 else None
 
 
-def cell_reader(cell, base_dir: Path, label: str):
+def cell_reader(cell, base_dir: Path | str, label: str):
     """A reader for one image cell: raw bytes, or an HF {bytes, path} struct."""
     if cell is None:
         return None, "image cell is null"
@@ -272,8 +276,8 @@ def cell_reader(cell, base_dir: Path, label: str):
             return held_bytes(bytes(data)), None
         ref = cell.get("path")
         if ref:
-            target = Path(ref) if os.path.isabs(ref) else base_dir / ref
-            return partial(read_file, str(target)), None
+            target = ref if os.path.isabs(ref) or storage.is_url(ref) else storage.join(str(base_dir), ref)
+            return partial(read_file, target), None
         return None, "image cell has neither bytes nor path"
     return None, f"image cell holds {type(cell).__name__}, not bytes"
 
@@ -323,6 +327,11 @@ def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: Sou
     if several:
         _refuse_overlaps(paths)
     for raw in paths:
+        if storage.is_url(raw):
+            from .objectstore import plan_url
+
+            yield from plan_url(raw, several, options, counts)
+            continue
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
@@ -355,7 +364,12 @@ def _refuse_overlaps(paths: list[str]) -> None:
 
 
 def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
+    from .overlap import OwnFiles
+
+    own = OwnFiles(options.own_output) if options.own_output else ()
     for path, kind in walk_files(root, counts, set(), options.hidden):
+        if path in own:  # this run's output, its error log, temporaries and lock: not even skipped
+            continue
         name = id_text(prefix + path.relative_to(root).as_posix())
         suffix = path.suffix.lower()
         if kind.startswith("hidden"):
@@ -372,14 +386,23 @@ def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: Source
             yield ImageFile(name, os.path.abspath(path))
 
 
-def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool) -> Iterator[Piece]:
+def _plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool) -> Iterator[Piece]:
     """All rows of one Parquet file, from its footer. Alone on the command line a bad file
     stops the run (exit 2); inside a folder it becomes one error entry."""
     import pyarrow.parquet as pq
 
+    from .schema import META_KEY
+
     try:
-        check_regular(str(path), name)  # a FIFO named x.parquet would block the open
-        parquet = pq.ParquetFile(str(path))
+        if not storage.is_url(path):
+            check_regular(str(path), name)  # a FIFO named x.parquet would block the open
+        parquet = pq.ParquetFile(storage.table_source(str(path)))
+        if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
+            if not inside_folder:
+                raise InputError(f"{name}: a pixelprune output, not an image table; read it with stats, restore "
+                                 "or show")
+            counts.skip(name)
+            return
         column = find_image_column(parquet.schema_arrow, options.image_column, name)
     except InputError as exc:
         if not inside_folder:
@@ -398,7 +421,7 @@ def _plan_parquet(path: Path, name: str, options: SourceOptions, counts: SourceC
     counts.parquet_files += 1
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
-        yield ParquetRows(os.path.abspath(path), name, column, 0, parquet.metadata.num_rows)
+        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows)
 
 
 def piece_size(piece: Piece) -> int:
@@ -420,7 +443,7 @@ def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Ite
         yield piece
 
 
-def cell_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
+def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
     """One image cell as an item to code, or a read failure when the cell holds no image."""
     try:
         reader, problem = cell_reader(cell, base_dir, image_id)
@@ -451,7 +474,7 @@ def column_values(batch, name: str) -> list:
         return values
 
 
-def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedImage:
+def row_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
     """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
     bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
     if bad:  # its bad value is not carried
@@ -460,7 +483,7 @@ def row_item(image_id: str, cell, base_dir: Path, extra: dict) -> Item | FailedI
 
 
 def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
-    base_dir, row = Path(piece.path).parent, piece.start
+    base_dir, row = storage.parent(piece.path), piece.start
     try:
         for start, stop, batches in _parquet_batches(piece, keep_columns):
             row = start
@@ -480,6 +503,7 @@ def _parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterato
 
 
 def _unreadable(piece: ParquetRows, start: int, stop: int, exc: Exception) -> Iterator[FailedImage]:
+    storage.raise_if_unavailable(exc, piece.path)  # a store that went away fails the run, not these rows
     reason = f"Parquet data unreadable from row {start} ({one_line(exc)})"
     for rest in range(start, stop):
         yield FailedImage(f"{piece.name}#{rest}", "read", reason)
@@ -492,7 +516,7 @@ def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
 
     # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
     # alive, and memory would grow with the file (measured in bench/memory.py).
-    parquet = pq.ParquetFile(piece.path, pre_buffer=False)
+    parquet = pq.ParquetFile(storage.table_source(piece.path), pre_buffer=False)
     columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
     offset = 0
     for index in range(parquet.metadata.num_row_groups):
@@ -551,6 +575,10 @@ def check_inputs(paths: list[str]) -> None:
     if not paths:
         raise InputError("no inputs given")
     for raw in paths:
+        if storage.is_url(raw):
+            if storage.kind(raw) == "missing":
+                raise InputError(f"{storage.shown(raw)}: no such file or folder")
+            continue
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
             raise InputError(f"{raw}: no such file or folder")

@@ -23,6 +23,7 @@ import pyarrow as pa
 from .errors import ConfigError, OutputError, broken_pipe, one_line, option
 from .formats import output_format, table_format
 from .records import CodedImage, Result, Resumed
+from .storage import is_url
 
 # Measured on the bench corpus (README, "Performance"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -140,11 +141,25 @@ class AtomicFile:
         self.handle = os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
 
     def commit(self) -> None:
+        self.seal()
+        self.publish()
+
+    def seal(self) -> None:
+        """Everything written is on disk, still under the temporary name."""
         try:
             with output_errors(self.target):
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-                self.handle.close()
+                if not self.handle.closed:
+                    self.handle.flush()
+                    os.fsync(self.handle.fileno())
+                    self.handle.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def publish(self) -> None:
+        """Rename the sealed file into place."""
+        try:
+            with output_errors(self.target):
                 os.replace(self.temp, self.target)
         except BaseException:
             self.abort()
@@ -170,7 +185,12 @@ def write_atomically(path, write) -> None:
     """write(handle) into a temporary file renamed to `path` when done; on any failure nothing is left.
 
     The rename replaces a symlink at `path` rather than writing through it.
+    On an object store the file is spooled locally and uploaded whole.
     """
+    if is_url(str(path)):
+        from .objectstore import write_object
+
+        return write_object(str(path), write)
     out = AtomicFile(path)
     try:
         with output_errors(path):
@@ -273,13 +293,18 @@ class TableFile:
             self.rows += batch.num_rows
 
     def commit(self) -> None:
+        self.seal()
+        self.file.publish()
+
+    def seal(self) -> None:
+        """The table's footer written and on disk, under the temporary name."""
         try:
             with output_errors(self.file.target):
                 self.writer.close()
         except BaseException:
             self.file.abort()
             raise
-        self.file.commit()
+        self.file.seal()
 
     def abort(self) -> None:
         try:
@@ -386,10 +411,19 @@ class FileSink(RowSink):
             raise
 
     def commit(self) -> None:
+        """Both files whole on disk first; then the old error log goes, the table moves in, its log last.
+
+        A reader sees the old pair, a table with no error log (a commit cut
+        short by a kill), or the new pair: never a table beside another run's log.
+        """
         self.flush()
         table, errors = self._parts()
-        table.commit()
-        errors.commit()
+        table.seal()
+        errors.file.seal()
+        with output_errors(errors.file.target):
+            errors.file.target.unlink(missing_ok=True)
+        table.file.publish()
+        errors.file.publish()
         self.lock.release()
 
     def abort(self) -> None:
@@ -465,29 +499,65 @@ class StdoutSink(RowSink):
 
 def is_shard_folder(output: str) -> bool:
     """`-o DIR/` (trailing slash) or an existing folder means sharded output."""
+    if is_url(output):
+        from .objectstore import is_folder
+
+        return is_folder(output)
     return output != "-" and (output.endswith(("/", os.sep)) or Path(output).is_dir())
 
 
 def remove_stale_partials(folder: Path, ours) -> None:
     """Delete temporary files that killed runs left behind (their process is gone).
 
-    Only `.NAME.partial-PID` where ours(NAME) holds: temporaries of files this writer makes.
+    Only `.NAME.partial-PID` where ours(NAME) holds: temporaries of files this
+    writer makes. A file whose PID is a live process that may have written it
+    is left alone; a PID reused by a process started after the file was last
+    written does not keep it (containers reuse small PIDs all the time).
     """
     for temp in folder.glob(".*.partial-*"):
         name, _, pid = temp.name[1:].rpartition(".partial-")
         if not ours(name) or not pid.isdigit():
             continue
-        alive = False
-        if int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 0)
-                alive = True
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive:
-            temp.unlink(missing_ok=True)
+        try:
+            if not _may_be_writing(int(pid), temp.lstat().st_mtime):
+                temp.unlink()
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            pass
+
+
+def sweep_partials_of(output: str) -> None:
+    """remove_stale_partials for the one local file `output` (an upload to a store leaves no partial to sweep)."""
+    if not is_url(output):
+        target = Path(output)
+        remove_stale_partials(target.parent, lambda name: name == temp_stem(target.name))
+
+
+def _may_be_writing(pid: int, modified: float) -> bool:
+    """Whether process `pid` is alive and was already running when a file was last modified."""
+    if pid == os.getpid():
+        return False  # an earlier process of the same number: this one has not made the file yet
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        pass
+    except OverflowError:
+        return False
+    started = _process_start(pid)
+    return started is None or started <= modified + 2  # /proc gives the boot time in whole seconds
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), from Linux's /proc; None where that is unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rpartition(b")")[2].split()
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks since boot
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def not_a_folder(folder: str | Path, what: str, hint: str = "") -> None:
@@ -508,6 +578,10 @@ def check_target(output: str, overwrite: bool) -> None:
     if is_shard_folder(output):
         not_a_folder(output, "a folder of shards", f", or -o {output.rstrip('/' + os.sep)} for one file")
         return
+    if is_url(output):
+        from .objectstore import check_stored_target
+
+        return check_stored_target(output, overwrite)  # a store has no parent folder to ask about
     path = Path(output)
     if os.path.lexists(path) and not overwrite:
         raise ConfigError(f"{output} already exists; pass {option('overwrite')} to replace it")

