@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baselines
 import parquet_output
+import resize_rows
 from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
@@ -302,6 +303,7 @@ def main() -> int:
     inputs = make_inputs()
     rows, raw = [], {}
     for step, run in (("coder", lambda: coder_rows(inputs["coder"], args.quick)),
+                      ("resize", lambda: resize_rows.resize_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("end to end", lambda: e2e_rows(inputs["folder"], inputs["files"], args.quick)),
                       ("start-up", lambda: startup_rows(inputs["small"], args.quick)),
                       ("parquet output", lambda: parquet_output.parquet_rows(inputs["folder"], inputs["files"],

@@ -179,8 +179,7 @@ def resize_rgb(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     from .resize import resize_bicubic  # Pillow's bytes, faster (Numba: not imported for --help)
 
     try:
-        # Pillow's resize to the same size is a plain copy
-        resized = rgb if rgb.size == target else resize_bicubic(rgb, target)
+        resized = resize_bicubic(rgb, target)  # at the same size, the pixels as they are
     except MemoryError:
         raise ResizeFailure(f"out of memory resizing {rgb.width}x{rgb.height} to {target[0]}x{target[1]}") from None
     return np.asarray(resized)

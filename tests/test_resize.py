@@ -141,3 +141,19 @@ def test_modes_it_does_not_cover_go_to_pillow(monkeypatch):
     monkeypatch.setattr(resize, "resize_array", not_ours)
     grey = Image.fromarray(np.random.default_rng(4).integers(0, 256, (30, 40), dtype=np.uint8), "L")
     assert np.array_equal(resize.resize_bicubic(grey, (17, 50)), np.asarray(grey.resize((17, 50), BICUBIC)))
+
+
+def test_pixels_come_out_of_pillow_as_numpy_sees_them(monkeypatch):
+    rng = np.random.default_rng(6)
+    for width, height in [(1, 1), (1, 70), (333, 1), (517, 301)]:
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        assert np.array_equal(resize.rgb_pixels(image), np.asarray(image))
+        assert np.array_equal(resize.resize_bicubic(image, image.size), np.asarray(image))
+
+    def no_encoder(*args):
+        raise AttributeError("a Pillow without _getencoder")
+
+    expected = np.asarray(image)
+    monkeypatch.setattr(Image, "_getencoder", no_encoder)
+    monkeypatch.setattr(Image.Image, "tobytes", lambda self: np.asarray(expected).tobytes())  # np.asarray's route
+    assert np.array_equal(resize.rgb_pixels(image), expected)
