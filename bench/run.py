@@ -33,6 +33,7 @@ import resize_rows
 from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
+FLOOR_TARGET = 1.0  # compress -j1 against Pillow's decode + resize: no slower than the old floor
 
 
 @dataclass
@@ -201,7 +202,10 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
     rows = []
     floor, w1 = t["floor"], t[f"ours {default} w1"]
     rows.append(Row(3, f"compress -j1 ({default}) vs Pillow decode+resize, {n} files", secs(w1), secs(floor),
-                    w1 / floor, "<= 1.2x time", w1 / floor <= 1.2, w1, floor))
+                    w1 / floor, f"<= {FLOOR_TARGET}x time", w1 / floor <= FLOOR_TARGET, w1, floor))
+    cpu_w1, cpu_floor = med(cpu[f"ours {default} w1"]), med(cpu["floor"])
+    rows.append(Row(3, "  info: the same, process CPU time (ours includes the writer thread)", secs(cpu_w1),
+                    secs(cpu_floor), cpu_w1 / cpu_floor, f"(<= {FLOOR_TARGET}x)", None, cpu_w1, cpu_floor))
     if processor is not None:
         hf = t["hf"]
         rows.append(Row(3, f"compress -j1 ({default}) vs decode+Qwen2VLImageProcessorPil", secs(w1), secs(hf),
@@ -209,7 +213,7 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
     for codec in codecs[1:]:
         tc = t[f"ours {codec} w1"]
         rows.append(Row(3, f"  info: compress -j1 ({codec}) vs decode+resize", secs(tc), secs(floor), tc / floor,
-                        "(<= 1.2x)", None, tc, floor))
+                        f"(<= {FLOOR_TARGET}x)", None, tc, floor))
     w2 = t[f"ours {default} w2"]
     rows.append(Row(4, f"compress -j2 vs -j1 throughput, {n} files", secs(w2), secs(w1), w1 / w2,
                     ">= 1.7x faster", w1 / w2 >= 1.7, w2, w1))
