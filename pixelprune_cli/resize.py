@@ -127,12 +127,12 @@ def _horizontal(src, src_top, src_bottom, first, count, weights, out, out_top, b
     for top in range(src_top, src_bottom, BLOCK_ROWS):
         rows = min(BLOCK_ROWS, src_bottom - top)
         lanes = rows * 3
-        for r in range(rows):
-            line = src[top + r]
-            for x in range(width):
-                block[x, 3 * r] = line[3 * x]
-                block[x, 3 * r + 1] = line[3 * x + 1]
-                block[x, 3 * r + 2] = line[3 * x + 2]
+        for x in range(width):
+            column = block[x]
+            for r in range(rows):
+                column[3 * r] = src[top + r, 3 * x]
+                column[3 * r + 1] = src[top + r, 3 * x + 1]
+                column[3 * r + 2] = src[top + r, 3 * x + 2]
         for xx in range(out_width):
             _weighted_sum(block, first[xx], count[xx], weights[xx], sums[xx], lanes, acc)
         for r in range(rows):
