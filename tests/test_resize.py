@@ -25,10 +25,14 @@ def pillow(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def assert_same_as_pillow(array: np.ndarray, size: tuple[int, int]) -> None:
-    ours, theirs = resize.resize_array(array, size), pillow(array, size)
-    assert ours.shape == theirs.shape
-    diff = np.abs(ours.astype(np.int16) - theirs).max()
-    assert diff == 0, f"{array.shape[1]}x{array.shape[0]} to {size[0]}x{size[1]}: max difference {diff}"
+    """Ours on 3-byte pixels and on Pillow's 4-byte layout (a padding byte that must not leak in)."""
+    theirs = pillow(array, size)
+    padded = np.concatenate([array, np.full(array.shape[:2] + (1,), 201, np.uint8)], axis=2)
+    for source in (array, padded):
+        ours = resize.resize_array(source, size)
+        assert ours.shape == theirs.shape
+        diff = np.abs(ours.astype(np.int16) - theirs).max()
+        assert diff == 0, f"{array.shape[1]}x{array.shape[0]} to {size[0]}x{size[1]}: max difference {diff}"
 
 
 def picture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -148,6 +152,7 @@ def test_pixels_come_out_of_pillow_as_numpy_sees_them(monkeypatch):
     for width, height in [(1, 1), (1, 70), (333, 1), (517, 301)]:
         image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
         assert np.array_equal(resize.rgb_pixels(image), np.asarray(image))
+        assert np.array_equal(resize.pillow_pixels(image)[:, :, :3], np.asarray(image))
         assert np.array_equal(resize.resize_bicubic(image, image.size), np.asarray(image))
 
     def no_encoder(*args):
@@ -157,3 +162,14 @@ def test_pixels_come_out_of_pillow_as_numpy_sees_them(monkeypatch):
     monkeypatch.setattr(Image, "_getencoder", no_encoder)
     monkeypatch.setattr(Image.Image, "tobytes", lambda self: np.asarray(expected).tobytes())  # np.asarray's route
     assert np.array_equal(resize.rgb_pixels(image), expected)
+
+
+def test_a_pillow_that_will_not_map_our_buffer_still_gives_pillows_bytes(monkeypatch):
+    image = Image.fromarray(np.random.default_rng(7).integers(0, 256, (45, 38, 3), dtype=np.uint8))
+
+    def no_mapping(*args):
+        raise ValueError("a Pillow that cannot map this buffer")
+
+    monkeypatch.setattr(Image, "frombuffer", no_mapping)
+    assert resize.pillow_pixels(image).shape == (45, 38, 3)
+    assert np.array_equal(resize.resize_bicubic(image, (20, 61)), np.asarray(image.resize((20, 61), BICUBIC)))
