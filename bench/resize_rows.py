@@ -5,8 +5,8 @@ already at a model size and are only copied), `resize.resize_bicubic` takes at
 most 1/1.5 of the time of `np.asarray(image.resize(size, BICUBIC))`, the call it
 replaced, on one thread. Both start from the decoded PIL image and end with the
 same uint8 array; the rows check that byte for byte before timing. The info
-rows split ours into the copy out of Pillow's 4-byte pixels (which Pillow's
-own resize does not pay on its input) and the kernel itself.
+rows split ours into the copy of Pillow's pixels into our buffer (which
+Pillow's own resize does not pay on its input) and the kernel itself.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ TARGET = 1.5
 def resize_rows(files: list[Path], quick: bool, Row, interleaved) -> tuple[list, dict]:
     from pixelprune_cli.preprocess import convert_rgb, decode_image, model_size
     from pixelprune_cli.presets import resolve_preset
-    from pixelprune_cli.resize import fast_path_ok, resize_array, resize_bicubic
+    from pixelprune_cli.resize import fast_path_ok, pillow_pixels, resize_array, resize_bicubic
 
     if not fast_path_ok():
         raise SystemExit("bench: pixelprune's resize differs from the installed Pillow; it would use Pillow's")
@@ -37,7 +37,7 @@ def resize_rows(files: list[Path], quick: bool, Row, interleaved) -> tuple[list,
         theirs = np.asarray(rgb.resize(size, Image.Resampling.BICUBIC))
         if not np.array_equal(resize_bicubic(rgb, size), theirs):
             raise SystemExit(f"bench: our resize differs from Pillow's on {path.name}")
-        cases.append((rgb, size, np.asarray(rgb)))
+        cases.append((rgb, size, pillow_pixels(rgb)))
 
     def pillow():
         for rgb, size, _ in cases:
@@ -49,7 +49,7 @@ def resize_rows(files: list[Path], quick: bool, Row, interleaved) -> tuple[list,
 
     def copy_out():
         for rgb, _, _ in cases:
-            np.asarray(rgb)
+            pillow_pixels(rgb)
 
     def kernel():
         for _, size, array in cases:
