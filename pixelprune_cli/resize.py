@@ -9,9 +9,10 @@ horizontal pass runs on blocks of rows turned on their side, which makes its
 sums contiguous too. The image is processed in bands of output rows, so no
 full-size intermediate is ever held: only a few rows of the first pass.
 
-Pillow is the spec. `resize_rgb` checks itself against the installed Pillow on
-a few synthetic images on first use (`check_against_pillow`) and falls back to
-Pillow, with one warning, if a future Pillow resamples differently.
+Pillow is the spec. `resize_bicubic` checks the whole path (pixels out of
+Pillow, then our resize) against the installed Pillow on a few synthetic
+images on first use (`fast_path_ok`) and falls back to Pillow, with one
+warning, if a future Pillow resamples differently.
 """
 
 from __future__ import annotations
@@ -339,6 +340,4 @@ def resize_bicubic(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
     ours for RGB once it has been checked against Pillow, Pillow's for other modes or if the check failed."""
     if image.mode != "RGB" or min(size) < 1 or not fast_path_ok():
         return np.asarray(image if image.size == size else image.resize(size, Image.Resampling.BICUBIC))
-    if image.size == size:
-        return rgb_pixels(image)
-    return resize_array(pillow_pixels(image), size)
+    return resize_array(pillow_pixels(image), size)  # at the same size, a copy without the GIL
