@@ -171,7 +171,8 @@ from pixelprune_cli import sources
 from pixelprune_cli.cli import main
 
 def stuck(path, max_bytes=0):
-    print("blocked", flush=True)
+    sys.stdout.write("blocked\\n")  # one write: two workers' print() calls could interleave their parts
+    sys.stdout.flush()
     threading.Event().wait()  # a read that never returns (a hung network mount)
 
 sources.read_file = stuck
