@@ -10,18 +10,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .engine import (
-    ImageFailedFast,
-    Job,
-    RunOptions,
-    coded_stream,
-    count_in_background,
-    engine_for,
-    image_entry,
-    no_images_error,
-)
+from .engine import ImageFailedFast, coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
 from .formats import output_format
+from .job import Job, RunOptions, no_images_error
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import Progress

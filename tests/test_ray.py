@@ -203,7 +203,7 @@ def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
 
 
 def test_shards_finishing_out_of_order_reach_the_summary_in_input_order():
-    from pixelprune_cli.ray import _ShardOrder
+    from pixelprune_cli.ray_engine import _ShardOrder
     from pixelprune_cli.summary import ImageEntry, Summary
 
     summary = Summary()
