@@ -178,7 +178,7 @@ def _catch_stop_signals() -> dict:
 
 def _stopped(exc: KeyboardInterrupt):
     """End a run a signal stopped: release what is still held, say so in one line, exit 128 + N."""
-    from .writer import release_everything_held
+    from .atomic import release_everything_held
 
     for other in (signal.SIGINT, *STOP_SIGNALS):  # a second signal must not cut the cleanup short
         try:
@@ -283,7 +283,7 @@ def _columns(text: str) -> tuple[str, ...]:
 
 
 def _sources(image_column=None, keep_columns=(), hidden=False):
-    from .sources import SourceOptions
+    from .pieces import SourceOptions
 
     return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden)
 
@@ -550,9 +550,10 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
+    from .atomic import sweep_partials_of
     from .overlap import refuse_overlap
     from .parallel import default_workers
-    from .writer import check_target, sweep_partials_of, write_atomically
+    from .writer import check_target, write_atomically
 
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
     refuse_overlap([path], output)

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from . import writer
 from .errors import InputError
-from .objectstore import StoreFileSink, StoreShardSink
+from .pieces import SourceCounts, SourceOptions
 from .pipeline import CodingConfig
 from .records import Sink
 from .schema import read_meta
 from .shards import ShardedSink
-from .sources import SourceCounts, SourceOptions
 from .storage import is_url, redact
+from .store_sinks import StoreFileSink, StoreShardSink
 from .summary import Summary
 
 if TYPE_CHECKING:

@@ -21,6 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from .api import RunOptions, compress
+from .parquet_source import column_values, row_item
+from .pieces import SourceOptions
 from .pipeline import CodingConfig
 from .ray_engine import (  # noqa: F401  (connect, split_into_shards, RayJobError: this module's public names too)
     DEFAULT_SHARD_ROWS,
@@ -33,7 +35,6 @@ from .ray_engine import (  # noqa: F401  (connect, split_into_shards, RayJobErro
 )
 from .records import FailedImage
 from .schema import output_schema, to_record_batch
-from .sources import SourceOptions, column_values, row_item
 from .summary import Summary
 from .writer import ErrorLog, is_shard_folder
 

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray
 
 from pixelprune_cli import api  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
+from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig, FailedImage  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
 from pixelprune_cli.readers import iter_output_batches  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
-from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow  # noqa: E402
 

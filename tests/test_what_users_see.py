@@ -92,8 +92,8 @@ def test_restore_shows_progress_with_the_row_count(thirty_images, tmp_path):
 
 
 def test_progress_total_of_a_parquet_table_comes_from_its_footer(tmp_path):
+    from pixelprune_cli.pieces import SourceOptions
     from pixelprune_cli.report import Progress
-    from pixelprune_cli.sources import SourceOptions
 
     class Recorder(Progress):
         def __init__(self):
