@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api
-from pixelprune_cli.cli import EXIT_BROKEN_PIPE, main
+from pixelprune_cli.cli import main
+from pixelprune_cli.cli_errors import EXIT_BROKEN_PIPE
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.report import shorten_middle
