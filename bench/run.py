@@ -31,9 +31,11 @@ import backend_rows
 import baselines
 import object_store
 import parquet_output
+import resize_rows
 from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
+FLOOR_TARGET = 1.0  # compress -j1 against Pillow's decode + resize: no slower than the old floor
 
 
 @dataclass
@@ -202,7 +204,10 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
     rows = []
     floor, w1 = t["floor"], t[f"ours {default} w1"]
     rows.append(Row(3, f"compress -j1 ({default}) vs Pillow decode+resize, {n} files", secs(w1), secs(floor),
-                    w1 / floor, "<= 1.2x time", w1 / floor <= 1.2, w1, floor))
+                    w1 / floor, f"<= {FLOOR_TARGET}x time", w1 / floor <= FLOOR_TARGET, w1, floor))
+    cpu_w1, cpu_floor = med(cpu[f"ours {default} w1"]), med(cpu["floor"])
+    rows.append(Row(3, "  info: the same, process CPU time (ours includes the writer thread)", secs(cpu_w1),
+                    secs(cpu_floor), cpu_w1 / cpu_floor, f"(<= {FLOOR_TARGET}x)", None, cpu_w1, cpu_floor))
     if processor is not None:
         hf = t["hf"]
         rows.append(Row(3, f"compress -j1 ({default}) vs decode+Qwen2VLImageProcessorPil", secs(w1), secs(hf),
@@ -210,7 +215,7 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
     for codec in codecs[1:]:
         tc = t[f"ours {codec} w1"]
         rows.append(Row(3, f"  info: compress -j1 ({codec}) vs decode+resize", secs(tc), secs(floor), tc / floor,
-                        "(<= 1.2x)", None, tc, floor))
+                        f"(<= {FLOOR_TARGET}x)", None, tc, floor))
     w2 = t[f"ours {default} w2"]
     rows.append(Row(4, f"compress -j2 vs -j1 throughput, {n} files", secs(w2), secs(w1), w1 / w2,
                     ">= 1.7x faster", w1 / w2 >= 1.7, w2, w1))
@@ -221,6 +226,11 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
             for w in (1, 2)}
     rows.append(Row(4, "  info: cores kept busy, -j2 vs -j1 (CPU time / wall)", f"{busy[2]:.2f}", f"{busy[1]:.2f}",
                     busy[2] / busy[1], "(ideal 2x)", None, busy[2], busy[1]))
+    # -j1 runs its writer thread beside the worker, so it can keep more than one core busy; on
+    # `cores` cores, -j2 then gains at most cores / busy[1], whatever the code does.
+    cores = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    rows.append(Row(4, f"  info: most -j2 can gain on {cores} cores, given -j1's cores kept busy", "-",
+                    f"{busy[1]:.2f}", cores / busy[1], "(>= 1.7x)", None, None, busy[1]))
     source = sum(p.stat().st_size for p in files) / n
     sizes = {}
     for codec in codecs:  # the target is on the default; the others are there to choose it
@@ -305,6 +315,7 @@ def main() -> int:
     inputs = make_inputs()
     rows, raw = [], {}
     for step, run in (("coder", lambda: coder_rows(inputs["coder"], args.quick)),
+                      ("resize", lambda: resize_rows.resize_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("end to end", lambda: e2e_rows(inputs["folder"], inputs["files"], args.quick)),
                       ("backends", lambda: backend_rows.backend_rows(inputs["folder"], inputs["files"], args.quick,
                                                                      Row, interleaved)),

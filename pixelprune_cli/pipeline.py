@@ -195,6 +195,9 @@ def warm_up() -> list[str]:
                 row = code_array(name, array, (2 * ts, 2 * ts), CodingConfig(preset, method, metric, tau))
         scatter_tokens(row.pixels, row.index_map, row.height, row.width, preset.patch_size, preset.merge_size)
         done.append(f"{name} ({ts} px tokens)")
+    from .resize import fast_path_ok  # compiles the resize kernels and checks them against Pillow
+
+    done.append("resize (same bytes as Pillow)" if fast_path_ok() else "resize (Pillow's: ours differs)")
     return done
 
 

@@ -186,9 +186,10 @@ def convert_rgb(image: Image.Image) -> Image.Image:
 
 def resize_rgb(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     """An RGB image resized (BICUBIC on uint8) to target (width, height), as a C-contiguous uint8 (H, W, 3) array."""
+    from .resize import resize_bicubic  # Pillow's bytes, faster (Numba: not imported for --help)
+
     try:
-        # Pillow's resize to the same size is a plain copy
-        resized = rgb if rgb.size == target else rgb.resize(target, Image.Resampling.BICUBIC)
+        resized = resize_bicubic(rgb, target)  # at the same size, the pixels as they are
     except MemoryError:
         raise ResizeFailure(f"out of memory resizing {rgb.width}x{rgb.height} to {target[0]}x{target[1]}") from None
     return np.asarray(resized)

@@ -182,15 +182,15 @@ def test_prune_image_of_an_image_whose_load_raises_is_a_decode_error():
         prune_image(image, image_id="page")
 
 
-def test_prune_image_of_an_image_pillow_cannot_resize_is_a_value_error():
-    image = Image.new("RGB", (64, 64))
+def test_prune_image_of_an_image_that_cannot_be_resized_is_a_value_error(monkeypatch):
+    import pixelprune_cli.resize
 
-    def resize(*args, **kwargs):  # a plugin's image whose resampling gives up
+    def resize(*args, **kwargs):  # the resampling gives up (a plugin's image, a future Pillow)
         raise OSError("no resampler for this image")
 
-    image.resize = resize  # type: ignore[method-assign]
+    monkeypatch.setattr(pixelprune_cli.resize, "resize_bicubic", resize)
     with pytest.raises(ValueError, match=r"^page: resize failed: no resampler for this image$"):
-        prune_image(image, image_id="page")
+        prune_image(Image.new("RGB", (64, 64)), image_id="page")
 
 
 @pytest.mark.parametrize("change,key", [({"patch_size": 0}, "patch_size"), ({"patch_size": 16.5}, "patch_size"),
