@@ -10,30 +10,16 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .engine import (
-    ImageFailedFast,
-    Job,
-    RunOptions,
-    coded_stream,
-    count_in_background,
-    engine_for,
-    image_entry,
-    no_images_error,
-)
+from .engine import ImageFailedFast, coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
 from .formats import output_format
+from .job import Job, RunOptions, no_images_error
+from .parquet_source import image_column_known_before
+from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import Progress
-from .sources import (
-    ParquetRows,
-    SourceCounts,
-    SourceOptions,
-    check_inputs,
-    image_column_known_before,
-    piece_size,
-    plan,
-)
+from .sources import check_inputs, plan
 from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
 
@@ -48,7 +34,7 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
         return stored_bytes(output)
     path = Path(output)
     if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
-        from .shards import folder_bytes
+        from .manifest import folder_bytes
 
         return folder_bytes(path)
     return os.path.getsize(path) if path.exists() else None

@@ -3,295 +3,39 @@
 Heavy modules (numpy, numba, pyarrow) are imported inside the commands so that
 `pixelprune --help` answers at once.
 
-Exit codes: 0 every image done, 1 some images failed (the rest written),
-2 usage error or no input could be read, 128 + N stopped by signal N after
-cleaning up (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT), 141 the reader
-of stdout went away before everything was written (a broken pipe).
+The options the commands share are in cli_options.py; how a command ends
+(exit codes, one-line errors, signals) in cli_errors.py.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import signal
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .cli_errors import (
+    CLOSED_AT_START,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    escape_what_cannot_be_encoded,
+    handle_errors,
+    reopen_closed_streams,
+    tell,
+)
+from .cli_options import (
+    coder_options,
+    column_list,
+    pop_config,
+    report_options,
+    run_options_from,
+    source_options,
+    sources_from,
+)
 from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
-from .presets import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRESET, METHODS, METRICS, PRESETS
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT, SIGTERM
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose pipe closed
-
-
-def coder_options(fn):
-    """Options that decide the tokens: preset, its overrides, method, metric, tau."""
-    options = [
-        click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
-                     help="Model whose image processor to reproduce."),
-        click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND, show_default=True,
-                     help="Processor to match: pil (Qwen2VLImageProcessorPil), torchvision (Qwen2VLImageProcessor, "
-                          "AutoProcessor's default with torchvision; needs pixelprune[torchvision]), qwen-vl-utils "
-                          "(fetch_image: no EXIF orientation, its own pixel bounds)."),
-        click.option("--patch-size", type=click.IntRange(min=1), help="Override the preset's patch size."),
-        click.option("--merge-size", type=click.IntRange(min=1), help="Override the preset's merge size."),
-        click.option("--min-pixels", type=click.IntRange(min=1), help="Override the preset's min_pixels."),
-        click.option("--max-pixels", type=click.IntRange(min=1), help="Override the preset's max_pixels."),
-        click.option("--method", type=click.Choice(METHODS), default=METHODS[0],
-                     show_default=True, help="Predictor: LOCO-I 2-D edge rule, or a 1-D scan."),
-        click.option("--metric", type=click.Choice(METRICS), default=METRICS[0], show_default=True,
-                     help="Per-token error measure for --tau."),
-        click.option("--tau", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
-                     help="Allowed per-token error in [0,1] units; 0 is pixel-lossless."),
-        click.option("--max-image-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
-                     help="Refuse images larger than this before decoding them (decompression bombs)."),
-        click.option("--max-image-bytes", type=click.IntRange(min=1), default=1 << 29, show_default=True,
-                     help="Read at most this many bytes of one image file or cell; larger ones fail."),
-        click.option("--budget", type=click.IntRange(min=1),
-                     help="Keep at most N merged tokens per image: code with the smallest tau <= --max-tau that fits."),
-        click.option("--max-tau", type=click.FloatRange(min=0.0, max=1.0), default=0.1, show_default=True,
-                     help="Largest tau --budget may use; images that still do not fit are flagged over budget."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def source_options(fn):
-    options = [
-        click.option("--image-column", help="Parquet column holding the images (default: found from the schema)."),
-        click.option("--keep-columns", default="", help="Comma-separated Parquet columns to carry into the output."),
-        click.option("--workers", "-j", type=click.IntRange(min=1), help="Worker threads [default: all cores]."),
-        click.option("--hidden", is_flag=True, help="Also read hidden files and folders (.git/, .cache/, ...) inside "
-                     "folders; they are skipped and counted by default."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def report_options(fn):
-    options = [
-        click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
-        click.option("--table", type=click.Choice(["auto", "all", "summary", "none"]), default="auto",
-                     show_default=True, help="Per-image rows: all, the 5 best and 5 worst, or none; totals, "
-                     "notices and failures are always printed."),
-        click.option("--no-progress", is_flag=True, help="Never show the progress line (count/total, rate, time left)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _fail(message: str, code: int = EXIT_USAGE):
-    from .storage import redact
-
-    try:
-        click.echo(f"pixelprune: error: {escape_controls(redact(message))}", err=True)  # no user:secret@ ever
-    except OSError:  # stderr on a full disk or gone: the exit code is all that is left to say it
-        pass
-    sys.exit(code)
-
-
-def _tell(message: str) -> None:
-    """One line on stderr. A stderr that cannot take it (2>/dev/full) loses the message, never the run:
-    the exit code still says how it went, as with a closed stderr."""
-    from .errors import broken_pipe
-
-    try:
-        click.echo(message, err=True)
-    except OSError as exc:
-        if broken_pipe(exc):
-            raise
-        try:  # what is left in its buffer would fail again at exit (and turn the exit code into 120)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
-        except (OSError, ValueError):
-            pass
-
-
-def handle_errors(fn):
-    """Turn known failures into one-line messages and exit codes, never tracebacks."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import COMMAND_LINE, PixelpruneError, broken_pipe
-
-        previous = _catch_stop_signals()
-        naming = COMMAND_LINE.set(True)  # messages name flags (--overwrite), not Python parameters
-        try:
-            try:
-                return fn(*args, **kwargs)
-            except PixelpruneError as exc:  # converted where it happened, naming the file and the reason
-                _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
-            except OSError as exc:
-                behind = _interrupt_behind(exc)
-                if behind is not None:  # the cleanup after a signal wrote to a terminal that hung up (EIO)
-                    raise behind from None
-                if _terminal_hung_up(exc):  # the hangup itself, a moment before its SIGHUP is handled
-                    raise Terminated(signal.SIGHUP) from None
-                if not broken_pipe(exc):
-                    raise
-                # The reader of our stdout went away (e.g. `| head`): what it wanted may be incomplete,
-                # so this is no success. Further writes to stdout would fail again: send them nowhere.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                _fail("standard output was closed by its reader before everything was written (broken pipe)",
-                      EXIT_BROKEN_PIPE)
-        except KeyboardInterrupt as exc:  # raised by the run, or by a signal handled while handling an error
-            _stopped(exc)
-        finally:
-            COMMAND_LINE.reset(naming)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    return wrapper
-
-
-# Signals that stop a run the way Ctrl-C does: the output cleaned up, one line, exit 128 + N.
-# SIGHUP is what a dropped ssh session or a closed terminal sends; SIGQUIT (Ctrl-\) would
-# otherwise dump core and leave the run's temporary files and lock behind.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-_STOPPED_BY: dict[int, str] = {signal.SIGHUP: "hung up (SIGHUP: the terminal or ssh session went away)",
-               signal.SIGQUIT: "quit (SIGQUIT)"}
-
-
-def _catch_stop_signals() -> dict:
-    """Turn STOP_SIGNALS into Terminated; returns the handlers to put back.
-
-    A signal the parent set to be ignored stays ignored: that is how `nohup`
-    keeps a run alive across a hangup. Outside the main thread signals are left alone.
-    """
-    previous = {}
-    for signum in STOP_SIGNALS:
-        try:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                previous[signum] = signal.signal(signum, _raise_terminated)
-        except ValueError:  # not the main thread
-            return {}
-    if signal.getsignal(signal.SIGINT) is not None:  # left as it is, but put back after _stopped ignores it
-        previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
-    return previous
-
-
-def _stopped(exc: KeyboardInterrupt):
-    """End a run a signal stopped: release what is still held, say so in one line, exit 128 + N."""
-    from .writer import release_everything_held
-
-    for other in (signal.SIGINT, *STOP_SIGNALS):  # a second signal must not cut the cleanup short
-        try:
-            signal.signal(other, signal.SIG_IGN)
-        except ValueError:  # not the main thread
-            break
-    release_everything_held()  # what the signal caught before its cleanup was set up
-    signum = exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT)
-    _say_last(f"pixelprune: {_STOPPED_BY.get(signum, 'interrupted')}; nothing partial was left under the output name")
-    _exit_now(128 + signum)
-
-
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The signal an error was raised while handling (its __context__ chain), if any."""
-    seen = 0
-    while exc.__context__ is not None and seen < 20:
-        exc, seen = exc.__context__, seen + 1
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-    return None
-
-
-def _terminal_hung_up(exc: OSError) -> bool:
-    """EIO, and stderr is a terminal that hung up (any write to it fails so, even an empty one)."""
-    import errno
-
-    if exc.errno != errno.EIO:
-        return False
-    try:
-        os.write(sys.stderr.fileno(), b"")
-    except OSError as probe:
-        return probe.errno == errno.EIO
-    except (AttributeError, ValueError):  # no stderr at all
-        return False
-    return False
-
-
-def _say_last(line: str) -> None:
-    """A last line on stderr, which may be a terminal that hung up (EIO) or closed: never raises."""
-    try:
-        click.echo(line, err=True)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _exit_now(code: int):
-    """Exit with code, even when a worker thread is stuck in a read that never returns.
-
-    Outputs have been cleaned up by now; Python's own exit would wait for every
-    worker thread, so with one still running the process ends here instead.
-    """
-    import threading
-
-    stuck = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
-    if stuck:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe or stream: nothing more to say on it
-                pass
-        os._exit(code)
-    sys.exit(code)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
-
-    def __init__(self, signum: int = signal.SIGTERM):
-        super().__init__()
-        self.signum = int(signum)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
-
-
-def _config(preset, backend, patch_size, merge_size, min_pixels, max_pixels, method, metric, tau, max_image_pixels,
-            max_image_bytes, budget, max_tau):
-    """A CodingConfig from the options `coder_options` adds."""
-    from .backends import preset_for
-    from .pipeline import CodingConfig
-
-    return CodingConfig(
-        preset=preset_for(backend, preset, patch_size=patch_size, merge_size=merge_size,
-                          min_pixels=min_pixels, max_pixels=max_pixels),
-        method=method, metric=metric, tau=tau, max_image_pixels=max_image_pixels,
-        max_image_bytes=max_image_bytes, budget=budget, max_tau=max_tau, backend=backend,
-    )
-
-
-CODER_OPTION_NAMES = ("preset", "backend", "patch_size", "merge_size", "min_pixels", "max_pixels", "method", "metric", "tau",
-                      "max_image_pixels", "max_image_bytes", "budget", "max_tau")
-
-
-def _pop_config(options: dict):
-    """Remove the coder options from a command's keyword arguments and build the config."""
-    return _config(**{name: options.pop(name) for name in CODER_OPTION_NAMES})
-
-
-def _columns(text: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in text.split(",") if c.strip())
-
-
-def _sources(image_column=None, keep_columns=(), hidden=False):
-    from .sources import SourceOptions
-
-    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden)
-
-
-def _run_options(workers, no_progress, **extra):
-    from .api import RunOptions
-
-    return RunOptions(workers=workers, progress=not no_progress, **extra)
 
 
 def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
@@ -319,9 +63,9 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
             written = f"; {_written_line(summary, wrote)}, in full" if wrote else ""
             raise OutputError(f"standard output: the report could not be written ({one_line(exc)}){written}") from None
     if summary.incomplete:  # on stderr whatever the mode, and in --json as "incomplete"
-        _tell(f"pixelprune: warning: {escape_controls(summary.incomplete)}")
+        tell(f"pixelprune: warning: {escape_controls(summary.incomplete)}")
     if wrote and not as_json:
-        _tell(_written_line(summary, wrote))
+        tell(_written_line(summary, wrote))
     # A resumed output is one output: images that failed in the earlier run still failed.
     failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
@@ -329,7 +73,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
     if earlier:
         counts.append(f"{earlier:,} failed in the resumed shards")
-    _tell(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})")
+    tell(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})")
     return EXIT_SOME_FAILED
 
 
@@ -354,41 +98,6 @@ def _where_errors_are(summary, as_json: bool) -> str:
             return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"
         return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
-
-
-CLOSED_AT_START: set[str] = set()  # the standard streams this process was started without ("stdout", ...)
-
-
-def reopen_closed_streams() -> None:
-    """Give every standard stream the process was started without (cron, systemd, `>&-`) /dev/null.
-
-    Else the next file opened takes the free descriptor 1 or 2, and whatever
-    writes there (ours or a library's) lands in it; and Python leaves
-    sys.stdout or sys.stderr None, which printing the report would trip on.
-    stdin stays None in Python, so reading `-` says it is closed.
-    """
-    for fd, name in enumerate(("stdin", "stdout", "stderr")):
-        try:
-            os.fstat(fd)
-            continue
-        except OSError:
-            pass
-        null = os.open(os.devnull, os.O_RDWR)
-        if null != fd:
-            os.dup2(null, fd)
-            os.close(null)
-        CLOSED_AT_START.add(name)
-        if name != "stdin":
-            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115 (lives as long as the process)
-
-
-def escape_what_cannot_be_encoded() -> None:
-    """Write a character stdout or stderr cannot encode (an ASCII or Latin-1 locale, PYTHONIOENCODING)
-    as a visible escape (\\u2026), instead of failing the report after the output was written."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
-            reconfigure(errors="backslashreplace")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -448,8 +157,8 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
         raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     summary = api.compress(
-        list(inputs), output, _pop_config(coder), _sources(image_column, _columns(keep_columns), hidden),
-        _run_options(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
+        list(inputs), output, pop_config(coder), sources_from(image_column, column_list(keep_columns), hidden),
+        run_options_from(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
         compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
     sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
@@ -477,12 +186,12 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
     from . import api
     from .summary import add_groups
 
-    columns = _columns(keep_columns)
+    columns = column_list(keep_columns)
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
-    config = _pop_config(coder)
-    summary = api.stats(list(inputs), config, _sources(image_column, columns, hidden),
-                        _run_options(workers, no_progress), sample=sample)
+    config = pop_config(coder)
+    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden),
+                        run_options_from(workers, no_progress), sample=sample)
     if group_by:
         add_groups(summary, group_by)
     sys.exit(_report(summary, as_json, table, to_stderr=False))
@@ -521,7 +230,7 @@ def warmup():
 
     started = time.perf_counter()
     covered = warm_up()
-    _tell(f"numba cache warm for {', '.join(covered)} in {time.perf_counter() - started:.1f} s")
+    tell(f"numba cache warm for {', '.join(covered)} in {time.perf_counter() - started:.1f} s")
 
 
 @main.command()
@@ -550,14 +259,15 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
     from . import show as drawing
+    from .atomic import sweep_partials_of
     from .overlap import refuse_overlap
     from .parallel import default_workers
-    from .writer import check_target, sweep_partials_of, write_atomically
+    from .writer import check_target, write_atomically
 
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
     refuse_overlap([path], output)
     check_target(output, overwrite)
-    config = _pop_config(coder)
+    config = pop_config(coder)
     options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
                                   sample=sample or None, workers=workers or default_workers(),
                                   image_column=image_column, hidden=hidden, output=output)
@@ -565,6 +275,6 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     sweep_partials_of(output)  # what a killed show left
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
-        _tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
-    _tell(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
+        tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
+    tell(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

@@ -18,8 +18,9 @@ from PIL import Image, ImageDraw
 
 from .engine import RunOptions, coded_stream
 from .errors import InputError
+from .pieces import ImageFile, Piece, SourceCounts, SourceOptions
 from .records import FailedImage
-from .sources import ImageFile, Piece, SourceCounts, SourceOptions, plan, sample
+from .sources import plan, sample
 from .token_overlay import (
     BACKGROUND,
     PADDING,

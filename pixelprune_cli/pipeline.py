@@ -136,7 +136,7 @@ def process(image_id: str, read, config: CodingConfig, extra: dict | None = None
     """Read, decode, resize and code one image; never raises for a bad image.
 
     `read(max_bytes)` returns the image bytes, or raises ReadFailure past
-    max_bytes (`sources.read_file`, `sources.held_bytes`), so the bytes of a
+    max_bytes (`input_files.read_file`, `input_files.held_bytes`), so the bytes of a
     file are read in the worker that codes it.
     """
     start = time.perf_counter()
@@ -220,7 +220,7 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
     """
     from pathlib import Path
 
-    from .sources import held_bytes, read_file
+    from .input_files import held_bytes, read_file
 
     if backend is None:
         backend = backends.rows_backend(preset)

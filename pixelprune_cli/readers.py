@@ -54,7 +54,7 @@ _SHARD_PATTERNS = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.val
 
 def _shard_files(folder: Path) -> list[Path]:
     """The shard files of a folder: only names the writer gives (part-NNNNN.arrow, ...), not any part-* file."""
-    from .shards import is_shard_file
+    from .manifest import is_shard_file
 
     return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
 
@@ -70,7 +70,7 @@ def incomplete_note(path: str) -> str | None:
     Such a folder reads fine, shard by shard, but holds only the committed
     shards; whoever reads it should know that before trusting the totals.
     """
-    from .shards import MANIFEST, SWAP
+    from .manifest import MANIFEST, SWAP
 
     if is_url(path):
         from .objectstore import incomplete_note as stored_note
@@ -96,7 +96,7 @@ def incomplete_note(path: str) -> str | None:
 
 def _schema_of(path: Path | str) -> pa.Schema:
     """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
-    from .sources import check_regular
+    from .input_files import check_regular
 
     if not is_url(path):
         check_regular(str(path))  # opening a FIFO named x.arrow would block
@@ -146,7 +146,7 @@ def compressed_meta(path: str) -> dict | None:
     p = Path(path)
     if p.is_dir():
         shards = _shard_files(p)
-        from .shards import MANIFEST
+        from .manifest import MANIFEST
 
         if not shards:
             if (p / MANIFEST).is_file():

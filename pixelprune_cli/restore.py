@@ -11,6 +11,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image
 
+from .atomic import output_errors, remove_stale_partials
 from .errors import ConfigError, InputError, option
 from .overlap import refuse_overlap
 from .presets import resolve_preset
@@ -18,7 +19,7 @@ from .readers import checked_row, incomplete_note, iter_output_batches, output_m
 from .report import Progress
 from .summary import ImageEntry, Summary, WrittenBytes
 from .tokens import scatter_tokens
-from .writer import not_a_folder, output_errors, remove_stale_partials, write_atomically
+from .writer import not_a_folder, write_atomically
 
 _MAX_NAME = 200
 

@@ -10,68 +10,40 @@ only on commit; a lock file inside DIR keeps a second run off the folder.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
 
-from .errors import ConfigError, option
-from .formats import TABLE_FORMATS
-from .records import CodedImage, Result, Resumed
-from .writer import (
+from .atomic import (
     AtomicFile,
-    ErrorLog,
-    RowSink,
-    TableFile,
     TargetLock,
-    compression_arg,
-    file_checksum,
     hold,
     let_go,
     output_errors,
     remove_stale_partials,
-    write_atomically,
 )
-
-MANIFEST = "manifest.json"
-ERRORS = "errors.jsonl"  # a shard folder's merged error report
-STAGING = ".pixelprune-staging"  # inside DIR: a replacing (--overwrite) run's output until it commits
-SWAP = ".pixelprune-swap"  # inside DIR: a committed replacement being moved into place
-LOCK = ".pixelprune-lock"  # inside DIR; beside a file output it is .NAME.pixelprune-lock
-_SHARD_FILE = re.compile(rf"part-\d{{5,}}\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")  # shard_name's names
-
-
-def shard_name(index: int, fmt: str = "arrow") -> str:
-    return f"part-{index:05d}.{fmt}"
-
-
-def shard_errors_name(index: int) -> str:
-    return f"part-{index:05d}.errors.jsonl"
-
-
-def _same_config(a: dict, b: dict) -> bool:
-    """Configs match when everything but the tool and library versions is equal (no backend: pil; and the
-    image column, which outputs before 0.3.0 did not record: one absent from either side is not a difference)."""
-    unrecorded = {"image_column"} - (a.keys() & b.keys())
-
-    def strip(meta: dict) -> dict:
-        return {"backend": "pil", **{k: v for k, v in meta.items()
-                                     if k not in ("version", "runtime") and k not in unrecorded}}
-
-    return strip(a) == strip(b)
-
-
-def is_shard_file(name: str) -> bool:
-    """A name the shard writer gives its files: part-NNNNN.arrow, .parquet, .errors.jsonl (never `part-time notes.txt`)."""
-    return _SHARD_FILE.fullmatch(name) is not None
-
-
-def _is_folder_file(name: str) -> bool:
-    """Every file a shard folder's writer makes, inside DIR or its staging folder."""
-    return is_shard_file(name) or name in (MANIFEST, ERRORS)
+from .errors import ConfigError, option
+from .manifest import (
+    ERRORS,
+    LOCK,
+    MANIFEST,
+    STAGING,
+    SWAP,
+    check_same,
+    columns,
+    intact,
+    is_folder_file,
+    is_shard_file,
+    read_manifest,
+    shard_checksums,
+    shard_errors_name,
+    shard_name,
+    write_manifest,
+)
+from .records import CodedImage, Result, Resumed
+from .writer import ErrorLog, RowSink, TableFile, compression_arg
 
 
 def _remove_own_folder(folder: Path) -> None:
@@ -79,18 +51,13 @@ def _remove_own_folder(folder: Path) -> None:
     if not folder.is_dir() or folder.is_symlink():
         return
     for entry in folder.iterdir():
-        if _is_folder_file(entry.name) and not entry.is_dir():
+        if is_folder_file(entry.name) and not entry.is_dir():
             entry.unlink()
-    remove_stale_partials(folder, _is_folder_file)
+    remove_stale_partials(folder, is_folder_file)
     try:
         folder.rmdir()
     except OSError:
         pass
-
-
-def _columns(schema: pa.Schema) -> list[list[str]]:
-    """A schema's columns as the manifest records them: [name, Arrow type] (the metadata is `config`)."""
-    return [[f.name, str(f.type)] for f in schema]
 
 
 class ShardedSink(RowSink):
@@ -120,7 +87,7 @@ class ShardedSink(RowSink):
         self.folder = Path(folder)
         self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
         self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
-                       "columns": _columns(schema)}  # with `config`: everything that shapes the files
+                       "columns": columns(schema)}  # with `config`: everything that shapes the files
         with output_errors(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = TargetLock(self.folder / LOCK, str(folder))
@@ -184,40 +151,16 @@ class ShardedSink(RowSink):
             if manifest is None:
                 _remove_own_folder(staging)
             staging.mkdir(exist_ok=True)
-        remove_stale_partials(self.dir, _is_folder_file)
+        remove_stale_partials(self.dir, is_folder_file)
         if not self.shards or self.damaged:
             self._write_manifest(complete=False)  # resuming leaves intact files alone until a shard is done
 
     def _check_same(self, manifest: dict) -> None:
         """Refuse (ConfigError) to resume with options that would write different files."""
-        layout = {key: manifest.get(key) for key in self.layout}
-        layout["format"] = layout["format"] or "arrow"
-        if "compression" not in manifest and "columns" not in manifest:  # from an older version: its shards
-            layout.update(compression=self.layout["compression"], columns=self.layout["columns"])  # fail _intact
-        if not _same_config(manifest["config"], self.meta) or layout != self.layout:
-            changed = [k for k in self.layout if layout[k] != self.layout[k]]
-            raise ConfigError(
-                f"{self.folder} was written with a different configuration "
-                f"({_describe(manifest['config'])}, shard size {manifest['shard_size']}"
-                + (f"; {', '.join(changed)} differ" if changed else "") + "); "
-                f"resume with the same options, or pass {option('overwrite')} instead of {option('resume')} to start again"
-            )
+        check_same(self.folder, manifest, self.meta, self.layout)
 
     def _intact(self, record: dict) -> bool:
-        """A committed shard is kept only under its own names, with the size and SHA-256 the manifest holds."""
-        index = record.get("index")
-        if not isinstance(index, int) or index < 0:
-            return False
-        if record.get("file") != shard_name(index, self.fmt) or record.get("errors") != shard_errors_name(index):
-            return False  # a manifest never sends a read outside the folder
-        for name, size, digest in ((record["file"], record.get("bytes"), record.get("sha256")),
-                                   (record["errors"], record.get("errors_bytes"), record.get("errors_sha256"))):
-            path = self.dir / name
-            if size is None or path.is_symlink() or not path.is_file() or path.stat().st_size != size:
-                return False
-            if file_checksum(path) != (size, digest):
-                return False
-        return True
+        return intact(self.dir, record, self.fmt)
 
     def _finish_swap(self) -> None:
         """Move a committed replacement into place: its files over the old ones, the manifest last. Repeatable."""
@@ -371,7 +314,7 @@ class ShardedSink(RowSink):
                 for old in self.folder.iterdir():  # shards a torn earlier run left, not part of this output
                     if is_shard_file(old.name) and old.name not in listed and not old.is_dir():
                         old.unlink()
-                remove_stale_partials(self.folder, _is_folder_file)
+                remove_stale_partials(self.folder, is_folder_file)
         self.finished = True
         let_go(self)
         self.lock.release()
@@ -396,58 +339,7 @@ class ShardedSink(RowSink):
 
     @staticmethod
     def _read_manifest(folder: Path) -> dict | None:
-        """The manifest in folder, None if there is none; ConfigError for a manifest.json that is not ours."""
-        path = folder / MANIFEST
-        if not os.path.lexists(path):
-            return None
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest = None
-        if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
-                and isinstance(manifest.get("shard_size"), int) and isinstance(manifest.get("shards"), list)
-                and all(isinstance(s, dict) for s in manifest["shards"])):
-            raise ConfigError(f"{path} is not a pixelprune manifest; pixelprune replaces only its own files: "
-                              "move it, or write elsewhere")
-        return manifest
+        return read_manifest(folder)
 
     def _write_manifest(self, complete: bool) -> None:
-        shards = sorted(self.shards, key=lambda s: s["index"])
-        manifest = {
-            "config": self.meta,
-            **self.layout,
-            "complete": complete,
-            **self.manifest_extra,
-            "images": sum(s["images"] for s in shards),
-            "written": sum(s["written"] for s in shards),
-            "failed": sum(s["failed"] for s in shards),
-            "shards": shards,
-        }
-        write_atomically(self.dir / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
-
-
-def folder_bytes(folder: Path) -> int | None:
-    """Bytes of the files a shard folder's output consists of: its manifest, what it lists, errors.jsonl.
-
-    Never the rest of the folder (images, notes): "wrote ... (SIZE)" counts only what pixelprune wrote.
-    None when there is no manifest to go by.
-    """
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        listed = sum(s["bytes"] + s["errors_bytes"] for s in manifest["shards"])
-        return listed + sum((folder / name).stat().st_size for name in (MANIFEST, ERRORS) if (folder / name).is_file())
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def shard_checksums(folder: Path, index: int, fmt: str) -> dict:
-    """Size and SHA-256 of a committed shard and of its error log, as the manifest lists them."""
-    size, digest = file_checksum(Path(folder) / shard_name(index, fmt))
-    errors_size, errors_digest = file_checksum(Path(folder) / shard_errors_name(index))
-    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
-
-
-def _describe(meta: dict) -> str:
-    return ", ".join(f"{k}={meta.get(k)}" for k in ("preset", "method", "metric", "tau"))
-
-
+        write_manifest(self.dir, self.meta, self.layout, self.shards, complete, self.manifest_extra)

@@ -19,12 +19,14 @@ from .backends import load
 from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, thumbnail
 from .errors import ConfigError, InputError
 from .formats import PARQUET, format_of
+from .input_files import read_file
 from .objectstore import is_folder
+from .pieces import ParquetRows, SourceOptions
 from .preprocess import open_image
 from .presets import resolve_preset
 from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches, output_meta
 from .records import FailedImage
-from .sources import ParquetRows, SourceOptions, plan, read_file, read_piece
+from .sources import plan, read_piece
 from .storage import is_url
 from .token_overlay import LARGEST_ERROR, describe_error, overlay_for_image, overlay_for_row, row_image
 

@@ -30,6 +30,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .errors import InputError, OutputError, PixelpruneError, ReadFailure, one_line
+from .urls import (  # noqa: F401  (the seam's text helpers, used as storage.join etc. by its callers)
+    absolute,
+    is_url,
+    join,
+    local_path,
+    name_of,
+    parent,
+    redact,
+    scheme_of,
+    shown,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,61 +54,6 @@ ATTEMPTS = 4  # tries per request (AWS_MAX_ATTEMPTS overrides): throttling, rese
 # What the AWS SDK says when the store itself is unreachable or failing (after its retries), not one object.
 _UNAVAILABLE = re.compile(r"NETWORK_CONNECTION|curlCode|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|SLOW_DOWN|"
                           r"REQUEST_TIMEOUT|Throttl|timed out|Connection reset|Could not connect")
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]*):([^/@\s]*)@")
-
-
-def scheme_of(path: str) -> str | None:
-    """`s3` for s3://bucket/key, None for a plain path (Windows drives and `file://` count as local)."""
-    match = _URL.match(str(path))
-    if match is None or len(match.group(1)) == 1:
-        return None
-    scheme = match.group(1).lower()
-    return None if scheme == "file" else scheme
-
-
-def is_url(path) -> bool:
-    """True for a path on an object store (any scheme but file://)."""
-    return scheme_of(str(path)) is not None
-
-
-def local_path(path: str) -> str:
-    """A local path as the OS takes it: `file:///data/x` -> `/data/x`; anything else unchanged."""
-    text = str(path)
-    if text.lower().startswith("file://"):
-        return unquote(urlsplit(text).path) or "/"
-    return text
-
-
-def redact(text: str) -> str:
-    """Every `scheme://user:secret@` in text with its secret replaced by `***`."""
-    return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", str(text))
-
-
-shown = redact  # how a URL is printed, reported or recorded
-
-
-def join(base: str, name: str) -> str:
-    """`base/name` for a URL or a path, without doubling the slash."""
-    return base.rstrip("/") + "/" + name.lstrip("/") if is_url(base) else os.path.join(base, name)
-
-
-def parent(url: str) -> str:
-    """The folder holding a file URL (or path)."""
-    if not is_url(url):
-        return os.path.dirname(url)
-    head, _, _ = url.rstrip("/").rpartition("/")
-    return head
-
-
-def name_of(url: str) -> str:
-    return url.rstrip("/").rpartition("/")[2]
-
-
-def absolute(path: str) -> str:
-    """A URL as it is; a local path made absolute (what pieces carry into worker threads and Ray tasks)."""
-    return path if is_url(path) else os.path.abspath(local_path(path))
-
 
 # ------------------------------------------------------------------ filesystems
 

@@ -27,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from pixelprune_cli import sources
+from pixelprune_cli import input_files, sources
 from pixelprune_cli.cli import main
 from pixelprune_cli.errors import STAGES
 from pixelprune_cli.presets import PRESETS
@@ -542,7 +542,7 @@ def test_permission_denied_file_and_folder_are_error_entries_simulated(tmp_path,
             raise denied(path)
         return real_scandir(path)
 
-    monkeypatch.setattr(sources, "open", fake_open, raising=False)
+    monkeypatch.setattr(input_files, "open", fake_open, raising=False)
     monkeypatch.setattr(os, "scandir", fake_scandir)
     run = compress([folder], out, "--workers", "2")
     monkeypatch.undo()

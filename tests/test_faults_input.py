@@ -65,7 +65,7 @@ NAMES = [b"plain.png", b"latin1-caf\xe9.png", b"\xff\xfe.png", b"back\\slash.png
 
 
 def test_id_escaping_is_reversible_and_leaves_utf8_names_alone():
-    from pixelprune_cli.sources import id_text
+    from pixelprune_cli.pieces import id_text
     for raw in [*NAMES, b"caf\xc3\xa9.png", b"\\\\x41\x80", b"a/\xe9/b.png"]:
         text = id_text(os.fsdecode(raw))
         text.encode("utf-8")  # a valid Arrow string
@@ -167,7 +167,7 @@ def test_fifo_in_a_parquet_path_cell_and_as_inputs_never_blocks(tmp_path):
 
 BLOCKED_RUN = """
 import sys, threading
-from pixelprune_cli import sources
+from pixelprune_cli import input_files
 from pixelprune_cli.cli import main
 
 def stuck(path, max_bytes=0):
@@ -175,7 +175,7 @@ def stuck(path, max_bytes=0):
     sys.stdout.flush()
     threading.Event().wait()  # a read that never returns (a hung network mount)
 
-sources.read_file = stuck
+input_files.read_file = stuck
 sys.argv = ["pixelprune", "compress", *sys.argv[1:]]
 main()
 """

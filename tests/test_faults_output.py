@@ -22,7 +22,8 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pixelprune_cli import shards, writer
+from pixelprune_cli import atomic, writer
+from pixelprune_cli.manifest import STAGING, SWAP
 
 import badfiles as bad
 from conftest import (
@@ -116,7 +117,7 @@ def test_overwrite_stopped_by_fail_fast_leaves_the_old_output_whole(old_output, 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_interrupted_overwrite_leaves_the_old_output_readable_in_full(old_output, slow_folder, tmp_path, when, signum):
     out, before = old_output
-    staging = out / shards.STAGING
+    staging = out / STAGING
     options = ["--shard-size", 4, "--workers", 1, "--no-progress", "--table", "none"]
     proc = start(["compress", slow_folder, "-o", f"{out}/", *options, "--overwrite"], tmp_path)
     if when == "before any shard":
@@ -155,7 +156,7 @@ def test_a_swap_cut_short_is_flagged_to_readers_and_finished_by_the_next_run(old
     assert cli("compress", folder, "-o", f"{new}/", "--shard-size", 3)[0] == 0
     # The state a run killed while moving its committed replacement into place leaves:
     # the swap folder, two of whose files have already replaced the old ones.
-    swap = out / shards.SWAP
+    swap = out / SWAP
     swap.mkdir()
     for p in new.iterdir():
         (swap / p.name).write_bytes(p.read_bytes())
@@ -404,15 +405,15 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
 # the code that would remove it on failure has been entered. The CLI must still leave nothing.
 SIGNAL_AFTER_CREATE = """
 import sys
-from pixelprune_cli import cli, writer
-create, calls, when = writer._create_new, [], int(sys.argv.pop(1))
+from pixelprune_cli import atomic, cli, cli_errors
+create, calls, when = atomic._create_new, [], int(sys.argv.pop(1))
 def create_then_signalled(path):
     fd = create(path)
     calls.append(path)
     if len(calls) == when:
-        raise cli.Terminated()
+        raise cli_errors.Terminated()
     return fd
-writer._create_new = create_then_signalled
+atomic._create_new = create_then_signalled
 sys.argv[0] = "pixelprune"
 cli.main()
 """
@@ -439,12 +440,12 @@ def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(small_o
 # The same, a step later: right after a lock or a shard folder's staging was set up.
 SIGNAL_AFTER_SETUP = """
 import sys
-from pixelprune_cli import cli, shards, writer
-cls = {"lock": writer.TargetLock, "sink": shards.ShardedSink}[sys.argv.pop(1)]
+from pixelprune_cli import atomic, cli, cli_errors, shards
+cls = {"lock": atomic.TargetLock, "sink": shards.ShardedSink}[sys.argv.pop(1)]
 set_up = cls.__init__
 def set_up_then_signalled(self, *args, **kwargs):
     set_up(self, *args, **kwargs)
-    raise cli.Terminated()
+    raise cli_errors.Terminated()
 cls.__init__ = set_up_then_signalled
 sys.argv[0] = "pixelprune"
 cli.main()
@@ -594,7 +595,7 @@ def test_a_second_run_on_an_output_being_written_is_refused(slow_folder, tmp_pat
 
 def test_a_lock_held_in_this_process_names_its_holder(tmp_path):
     folder = small_folder(tmp_path, 1)
-    held = writer.TargetLock(tmp_path / ".out.parquet.pixelprune-lock", "out.parquet")
+    held = atomic.TargetLock(tmp_path / ".out.parquet.pixelprune-lock", "out.parquet")
     try:
         code, _, stderr = cli("compress", folder, "-o", tmp_path / "out.parquet")
         assert code == 2

@@ -207,8 +207,8 @@ def rows_by_reader(url: str) -> pa.Table:
 
 def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tmp_path, monkeypatch):
     from pixelprune_cli import api, storage
-    from pixelprune_cli.objectstore import StoreShardSink
     from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.store_sinks import StoreShardSink
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
@@ -259,9 +259,9 @@ def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path)
     """Two runs on one folder: the one whose manifest was replaced under it stops (exit 2) and names the other."""
     from pixelprune_cli import api
     from pixelprune_cli.errors import ConfigError
-    from pixelprune_cli.objectstore import StoreShardSink
     from pixelprune_cli.pipeline import CodingConfig
     from pixelprune_cli.schema import output_schema
+    from pixelprune_cli.store_sinks import StoreShardSink
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
@@ -357,8 +357,8 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
 def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, monkeypatch):
     """Killed at its third upload (shard 1's error log), a replacement has one shard in its pending manifest."""
     from pixelprune_cli import api, storage
-    from pixelprune_cli.objectstore import StoreShardSink
     from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.store_sinks import StoreShardSink
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:3])

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from pixelprune_cli import __version__, api
 from pixelprune_cli.cli import main
 from pixelprune_cli.model import model_inputs
+from pixelprune_cli.pieces import SourceOptions
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.preprocess import decode_image, smart_resize
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.schema import output_schema, read_meta
-from pixelprune_cli.sources import SourceOptions
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 

@@ -24,11 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray
 
 from pixelprune_cli import api  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
+from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig, FailedImage  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
 from pixelprune_cli.readers import iter_output_batches  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
-from pixelprune_cli.sources import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow  # noqa: E402
 
@@ -203,7 +203,7 @@ def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
 
 
 def test_shards_finishing_out_of_order_reach_the_summary_in_input_order():
-    from pixelprune_cli.ray import _ShardOrder
+    from pixelprune_cli.ray_engine import _ShardOrder
     from pixelprune_cli.summary import ImageEntry, Summary
 
     summary = Summary()

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelprune_cli import sources
+from pixelprune_cli import parquet_source
 
 import badfiles as bad
 from conftest import (
@@ -184,8 +184,8 @@ def test_resume_reads_only_the_parquet_rows_of_missing_shards(tmp_path, monkeypa
     (out / "part-00001.arrow").unlink()  # a missing shard in the middle
 
     reads = []
-    real = sources._parquet_batches
-    monkeypatch.setattr(sources, "_parquet_batches", lambda piece, keep: reads.append((piece.start, piece.stop)) or real(piece, keep))
+    real = parquet_source._parquet_batches
+    monkeypatch.setattr(parquet_source, "_parquet_batches", lambda piece, keep: reads.append((piece.start, piece.stop)) or real(piece, keep))
     code, stdout, stderr = cli("compress", samples, "-o", f"{out}/", "--shard-size", 4, "--workers", 1, "--resume", "--json")
     assert code == 0, stderr
     assert reads == [(4, 8)]  # the committed rows' bytes were not read again
@@ -343,10 +343,10 @@ def test_shard_checksum_is_the_files_sha256_on_python_3_10_too(tmp_path, monkeyp
     """The manifest's checksum without hashlib.file_digest, which Python 3.10 (our oldest) does not have."""
     import hashlib
 
-    from pixelprune_cli import writer
+    from pixelprune_cli import atomic
 
     data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 17, dtype=np.uint8).tobytes()
     path = tmp_path / "part-00000.arrow"
     path.write_bytes(data)
     monkeypatch.delattr(hashlib, "file_digest", raising=False)
-    assert writer.file_checksum(path) == (len(data), hashlib.sha256(data).hexdigest())
+    assert atomic.file_checksum(path) == (len(data), hashlib.sha256(data).hexdigest())

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pixelprune_cli import sources
+from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceCounts, piece_ids, piece_size
 from pixelprune_cli.pipeline import FailedImage
-from pixelprune_cli.sources import ImageFile, ParquetRows
 
 from conftest import SAMPLES_PARQUET
 
@@ -25,13 +25,13 @@ def folder_of(tmp_path: Path, count: int) -> Path:
 
 
 def ids_of(pieces) -> list[str]:
-    return [i for piece in pieces for i in sources.piece_ids(piece)]
+    return [i for piece in pieces for i in piece_ids(piece)]
 
 
 def test_plan_names_images_as_iter_items_does_with_one_and_several_inputs(tmp_path):
     folder = folder_of(tmp_path, 2)
     (folder / "notes.txt").write_text("skipped")
-    counts = sources.SourceCounts()
+    counts = SourceCounts()
     one = list(sources.plan([str(folder)], counts=counts))
     assert one == [ImageFile("img_000.png", str(folder / "img_000.png")), ImageFile("img_001.png", str(folder / "img_001.png"))]
     assert counts.skipped_files == 1
@@ -60,7 +60,7 @@ def test_sample_of_more_than_the_input_is_every_image_in_order(tmp_path):
     pieces, total = sources.sample([str(folder), str(SAMPLES_PARQUET)], size=100)
     assert total == 14
     assert ids_of(pieces) == ids_of(sources.plan([str(folder), str(SAMPLES_PARQUET)]))
-    assert all(sources.piece_size(p) == 1 for p in pieces)
+    assert all(piece_size(p) == 1 for p in pieces)
 
 
 def test_sample_is_seeded_sized_in_input_order_and_reads_single_rows(tmp_path):

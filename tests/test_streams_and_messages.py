@@ -22,10 +22,12 @@ from PIL import Image
 from pixelprune_cli import api, contact_sheet, prune_image
 from pixelprune_cli.cli import main
 from pixelprune_cli.errors import ConfigError, InputError, ReadFailure
+from pixelprune_cli.input_files import read_file
+from pixelprune_cli.pieces import SourceOptions
 from pixelprune_cli.pipeline import CodingConfig, process
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.records import FailedImage
-from pixelprune_cli.sources import SourceOptions, plan, read_file, read_piece
+from pixelprune_cli.sources import plan, read_piece
 
 from conftest import SAMPLES, SAMPLES_PARQUET, cli, one_line_error, read_arrow
 
@@ -368,7 +370,8 @@ def test_an_absurd_columns_is_read_as_80(tmp_path, columns):
 
 
 def test_a_legal_246_byte_output_name_is_written_with_its_lock_temporaries_and_error_log(tmp_path):
-    from pixelprune_cli.writer import errors_path, temp_stem
+    from pixelprune_cli.atomic import temp_stem
+    from pixelprune_cli.writer import errors_path
 
     name = "n" * 240 + ".arrow"  # 246 bytes: legal, but .NAME.pixelprune-lock would be 263
     stale = tmp_path / f".{temp_stem(name)}.partial-999999999"  # a killed run's temporary (no such pid)

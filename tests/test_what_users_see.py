@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api
-from pixelprune_cli.cli import EXIT_BROKEN_PIPE, main
+from pixelprune_cli.cli import main
+from pixelprune_cli.cli_errors import EXIT_BROKEN_PIPE
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.report import shorten_middle
@@ -92,8 +93,8 @@ def test_restore_shows_progress_with_the_row_count(thirty_images, tmp_path):
 
 
 def test_progress_total_of_a_parquet_table_comes_from_its_footer(tmp_path):
+    from pixelprune_cli.pieces import SourceOptions
     from pixelprune_cli.report import Progress
-    from pixelprune_cli.sources import SourceOptions
 
     class Recorder(Progress):
         def __init__(self):

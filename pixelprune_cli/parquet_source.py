@@ -1,0 +1,221 @@
+"""Parquet image tables as inputs: which column holds the images, a file's plan from its footer, its rows read as items.
+
+Rows are read ROWS_PER_READ at a time, one row group after another, so memory
+stays bounded on multi-GB files and a bad page costs one row group's images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from . import storage
+from .errors import InputError, one_line, option
+from .formats import PARQUET_SUFFIXES
+from .input_files import check_regular, held_bytes, read_file
+from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
+from .records import FailedImage, Item
+from .schema import META_KEY
+
+ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
+
+
+def find_image_column(schema, requested: str | None, name: str) -> str:
+    """The image column: --image-column, else the HF `Image` feature, else a bytes struct, else binary."""
+    import pyarrow as pa
+
+    if requested is not None:
+        if requested not in schema.names:
+            raise InputError(f"{name}: no column {requested!r} (columns: {', '.join(schema.names)})")
+        return requested
+    meta = (schema.metadata or {}).get(b"huggingface")
+    if meta:
+        try:
+            info = json.loads(meta)
+            features = info.get("info", {}).get("features") or info.get("features") or {}
+            for column, feature in features.items():
+                if isinstance(feature, dict) and feature.get("_type") == "Image" and column in schema.names:
+                    return column
+        except (ValueError, AttributeError):
+            pass
+    candidates = [f.name for f in schema if (pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0)
+                  or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if len(candidates) > 1:  # `thumb` and `full`: which one is the image is the user's call, not the schema's order
+        raise InputError(f"{name}: {len(candidates)} columns could hold the images ({', '.join(candidates)}); "
+                         f"choose one with {option('image_column', 'NAME')}")
+    if candidates:
+        return candidates[0]
+    raise InputError(f"{name}: no image column found (no HF Image feature, bytes struct or binary column); "
+                     f"name it with {option('image_column', 'NAME')}")
+
+
+def image_column_known_before(inputs: list[str], options: SourceOptions) -> str | None:
+    """The image column of every Parquet input, when it is known before the run, for the output's metadata.
+
+    That is --image-column, or the one column that the Parquet files named as
+    inputs all use (a footer read each). None when there are folders, whose
+    Parquet files are found as the run goes (the report names their columns),
+    or no Parquet input, or files that differ or cannot be read (the run says why).
+    """
+    if options.image_column is not None:
+        return options.image_column
+    if any(os.path.isdir(p) for p in inputs):
+        return None
+    columns = set()
+    for path in inputs:
+        if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                columns.add(find_image_column(pq.read_schema(path), None, path))
+            except Exception:
+                return None
+    return columns.pop() if len(columns) == 1 else None
+
+
+def cell_reader(cell, base_dir: Path | str, label: str):
+    """A reader for one image cell: raw bytes, or an HF {bytes, path} struct."""
+    if cell is None:
+        return None, "image cell is null"
+    if isinstance(cell, (bytes, bytearray, memoryview)):
+        return held_bytes(bytes(cell)), None
+    if isinstance(cell, dict):
+        data = cell.get("bytes")
+        if data is not None:
+            return held_bytes(bytes(data)), None
+        ref = cell.get("path")
+        if ref:
+            target = ref if os.path.isabs(ref) or storage.is_url(ref) else storage.join(str(base_dir), ref)
+            return partial(read_file, target), None
+        return None, "image cell has neither bytes nor path"
+    return None, f"image cell holds {type(cell).__name__}, not bytes"
+
+
+
+def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool) -> Iterator[Piece]:
+    """All rows of one Parquet file, from its footer. Alone on the command line a bad file
+    stops the run (exit 2); inside a folder it becomes one error entry."""
+    try:
+        if not storage.is_url(path):
+            check_regular(str(path), name)  # a FIFO named x.parquet would block the open
+        parquet = pq.ParquetFile(storage.table_source(str(path)))
+        if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
+            if not inside_folder:
+                raise InputError(f"{name}: a pixelprune output, not an image table; read it with stats, restore "
+                                 "or show")
+            counts.skip(name)
+            return
+        column = find_image_column(parquet.schema_arrow, options.image_column, name)
+    except InputError as exc:
+        if not inside_folder:
+            raise
+        yield FailedImage(name, "read", str(exc))
+        return
+    except Exception as exc:
+        if not inside_folder:
+            raise InputError(f"{name}: not a readable Parquet file ({one_line(exc)})") from None
+        yield FailedImage(name, "read", f"not a readable Parquet file ({one_line(exc)})")
+        return
+    missing = [c for c in options.keep_columns if c not in parquet.schema_arrow.names]
+    if missing:
+        raise InputError(f"{name}: no column {', '.join(map(repr, missing))} to carry or group by "
+                         f"(columns: {', '.join(parquet.schema_arrow.names)})")
+    counts.parquet_files += 1
+    counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
+    if parquet.metadata.num_rows:
+        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows)
+
+
+def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
+    """One image cell as an item to code, or a read failure when the cell holds no image."""
+    try:
+        reader, problem = cell_reader(cell, base_dir, image_id)
+    except Exception as exc:  # a cell of an unexpected shape (e.g. a struct whose path is not a string)
+        reader, problem = None, f"malformed image cell ({one_line(exc)})"
+    return FailedImage(image_id, "read", problem, extra) if problem else Item(image_id, reader, extra)
+
+
+class _BadCell:
+    """A Parquet value that cannot be turned into Python (invalid UTF-8, a timestamp out of range ...)."""
+
+    def __init__(self, column: str, exc: Exception):
+        self.reason = f"column {column!r}: malformed value ({one_line(exc)})"
+
+
+def column_values(batch, name: str) -> list:
+    """A batch column as Python values; a value that will not convert becomes a _BadCell, alone."""
+    column = batch.column(name)
+    try:
+        return column.to_pylist()
+    except Exception:
+        values = []
+        for i in range(len(column)):
+            try:
+                values.append(column[i].as_py())
+            except Exception as exc:
+                values.append(_BadCell(name, exc))
+        return values
+
+
+def row_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
+    """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
+    bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
+    if bad:  # its bad value is not carried
+        return FailedImage(image_id, "read", bad[0].reason)
+    return cell_item(image_id, cell, base_dir, extra)
+
+
+def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
+    base_dir, row = storage.parent(piece.path), piece.start
+    try:
+        for start, stop, batches in _parquet_batches(piece, keep_columns):
+            row = start
+            try:
+                for first, batch in batches:
+                    cells = column_values(batch, piece.column)
+                    kept = {c: column_values(batch, c) for c in keep_columns}
+                    for i, cell in enumerate(cells):
+                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
+                        row = first + i + 1
+            except Exception as exc:
+                # The rest of this row group cannot be read (a corrupt page): account for each of its
+                # rows, then go on with the next row group, which has pages of its own.
+                yield from _unreadable(piece, row, stop, exc)
+    except Exception as exc:  # the file itself cannot be opened any more
+        yield from _unreadable(piece, row, piece.stop, exc)
+
+
+def _unreadable(piece: ParquetRows, start: int, stop: int, exc: Exception) -> Iterator[FailedImage]:
+    storage.raise_if_unavailable(exc, piece.path)  # a store that went away fails the run, not these rows
+    reason = f"Parquet data unreadable from row {start} ({one_line(exc)})"
+    for rest in range(start, stop):
+        yield FailedImage(f"{piece.name}#{rest}", "read", reason)
+
+
+def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
+    """The piece's batches, grouped by row group: (first row, stop row, lazy (first row, Arrow batch)
+    iterator) for each row group holding rows of the piece, so that a bad page costs one group."""
+    # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
+    # alive, and memory would grow with the file (measured in bench/memory.py).
+    parquet = pq.ParquetFile(storage.table_source(piece.path), pre_buffer=False)
+    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
+    offset = 0
+    for index in range(parquet.metadata.num_row_groups):
+        rows = parquet.metadata.row_group(index).num_rows
+        if offset < piece.stop and offset + rows > piece.start:
+            start, stop = max(offset, piece.start), min(offset + rows, piece.stop)
+            yield start, stop, _group_batches(parquet, index, offset, columns, start, stop)
+        offset += rows
+
+
+def _group_batches(parquet, index: int, offset: int, columns: list[str], start: int, stop: int):
+    """(first row, batch) over rows [start, stop) of row group `index`, which begins at row `offset`."""
+    row = offset
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_READ, row_groups=[index], columns=columns):
+        lo, hi = max(start - row, 0), min(stop - row, batch.num_rows)
+        if hi > lo:
+            yield row + lo, batch.slice(lo, hi - lo)
+        row += batch.num_rows

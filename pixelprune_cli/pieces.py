@@ -1,0 +1,103 @@
+"""The input plan's records: options, counts, and the pieces a plan is made of (image files, runs of Parquet rows).
+
+Planning (sources.plan) makes them from folder listings and Parquet footers
+only; readers (sources.read_piece) turn each into items. Engines, resume and
+sampling work on pieces, so they are small and picklable (Ray sends them to
+its tasks).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .errors import ConfigError, option
+from .records import FailedImage
+from .summary import SpooledList
+
+
+@dataclass
+class SourceCounts:
+    """What enumeration saw besides images: files left out of a folder walk, by name, and Parquet files."""
+
+    skipped_files: int = 0
+    skipped_hidden: int = 0  # of skipped_files: hidden files and folders (a folder counts once)
+    parquet_files: int = 0
+    skipped: SpooledList | None = None  # the skipped paths, spooled past 10,000; made on the first one
+    image_columns: dict[str, int] = field(default_factory=dict)  # Parquet files read, by the column of their images
+
+    def skip(self, name: str, hidden: bool = False) -> None:
+        if self.skipped is None:
+            self.skipped = SpooledList()
+        self.skipped.append(name)
+        self.skipped_files += 1
+        self.skipped_hidden += hidden
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    image_column: str | None = None
+    keep_columns: tuple[str, ...] = ()
+    hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
+    own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
+
+    def __post_init__(self):
+        twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
+        if twice:  # an Arrow table may hold two columns of one name, but no reader can pick one of them
+            raise ConfigError(f"{option('keep_columns', list(self.keep_columns), ','.join(self.keep_columns))} "
+                              f"names {', '.join(map(repr, twice))} more than once; name each column once")
+
+
+def id_text(name: str) -> str:
+    """A path as an id, reversibly: a backslash is doubled and each byte that is not UTF-8 is written `\\xNN`.
+
+    Linux names are bytes; Python hands the bytes that are not UTF-8 over as
+    lone surrogates, which no Arrow string (and no terminal) can hold.
+    """
+    if "\\" not in name and name.isascii():
+        return name
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image file to read: its id and its path."""
+
+    id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ParquetRows:
+    """Rows [start, stop) of a Parquet image table, known from its footer; ids are `name#ROW`."""
+
+    path: str
+    name: str
+    column: str
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def ids(self) -> Iterator[str]:
+        return (f"{self.name}#{row}" for row in range(self.start, self.stop))
+
+
+# A piece of the input plan: an image file, a run of Parquet rows, or an input that failed
+# to enumerate (FailedImage). Planning reads folder listings and Parquet footers, never images.
+Piece = ImageFile | ParquetRows | FailedImage
+
+
+
+def piece_size(piece: Piece) -> int:
+    """How many input positions a piece takes."""
+    return piece.size if isinstance(piece, ParquetRows) else 1
+
+
+def piece_ids(piece: Piece) -> Iterator[str]:
+    return piece.ids() if isinstance(piece, ParquetRows) else iter([piece.id])

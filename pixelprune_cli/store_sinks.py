@@ -1,0 +1,324 @@
+"""The sinks that write outputs on a store: one object (`StoreFileSink`), a shard folder (`StoreShardSink`).
+
+How a store commits without rename or lock is in objectstore.py's docstring;
+this module does it. Everything goes through `storage`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import storage
+from .atomic import file_checksum, hold, let_go
+from .errors import ConfigError, option
+from .formats import output_format
+from .manifest import ERRORS, MANIFEST, columns
+from .objectstore import (
+    PENDING,
+    STORE_SHARD,
+    check_stored_target,
+    describe_run,
+    is_store_shard,
+    new_run,
+    parse_manifest,
+)
+from .shards import ShardedSink
+from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
+
+CHECK_THREADS = 8  # shards checksummed at once on --resume: each is one streaming GET
+
+
+class StoreFileSink(RowSink):
+    """Rows to one object (URL.arrow / URL.parquet), errors to URL.errors.jsonl, each uploaded whole on commit.
+
+    The table is built in a local spool folder and uploaded last: the error
+    log goes up first, so a run stopped between the two leaves the previous
+    table (if any) with the new run's error log, never a partial table.
+    """
+
+    def __init__(self, target: str, schema: pa.Schema, compression: str | None, overwrite: bool = False):
+        super().__init__(schema)
+        self.target = target
+        self.spool = storage.spool_dir()
+        hold(self, self.abort)
+        try:
+            check_stored_target(target, overwrite)  # again: another run may have finished it meanwhile
+            local = Path(self.spool) / storage.name_of(target)
+            self.table = TableFile(local, schema, output_format(target).name, compression)
+            self.errors = ErrorLog(errors_path(str(local)))
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> None:
+        self.flush()
+        table, errors = self._parts()
+        try:
+            table.commit()
+            errors.commit()
+            storage.put_file(str(errors.file.target), self.target + ".errors.jsonl")
+            storage.put_file(str(table.file.target), self.target)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        for part in (self.table, self.errors):
+            if part is not None:
+                part.abort()
+        shutil.rmtree(self.spool, ignore_errors=True)
+        let_go(self)
+
+
+class StoreShardSink(ShardedSink):
+    """A shard folder on a store: ShardedSink's shards, resume checks and ids, committed without rename or lock.
+
+    See the module docstring for the protocol. Shards are written in a local
+    spool folder, uploaded whole under this run's names, and listed in the
+    manifest (or, when replacing, the pending manifest) after each one.
+    """
+
+    def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
+                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
+        RowSink.__init__(self, schema)
+        self.manifest_extra = manifest_extra or {}
+        self.url = folder.rstrip("/")
+        self.folder = storage.shown(self.url)  # type: ignore[assignment]  # what messages name
+        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
+        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
+                       "columns": columns(schema)}
+        self.run = new_run()
+        self.current: int | None = None
+        self.finished = False
+        self.uploaded: list[str] = []  # names uploaded but not yet listed in a manifest of ours
+        self.spool = storage.spool_dir()
+        hold(self, self.abort)
+        try:
+            self._start(resume, overwrite)
+        except BaseException:
+            self._drop_spool()
+            raise
+        self._track_progress()
+
+    # -- where the progress manifest lives, and the check that no other run wrote it meanwhile
+    def _start(self, resume: bool, overwrite: bool) -> None:
+        manifest_url, pending_url = storage.join(self.url, MANIFEST), storage.join(self.url, PENDING)
+        current_bytes, pending_bytes = storage.read_small(manifest_url), storage.read_small(pending_url)
+        current = None if current_bytes is None else parse_manifest(current_bytes, manifest_url)
+        pending = None if pending_bytes is None else parse_manifest(pending_bytes, pending_url)
+        self.replaced: dict | None = None  # the manifest a replacing run replaces on commit
+        self.replaced_bytes = current_bytes
+        # Runs whose leftovers (shards uploaded but never listed) this run may sweep once it commits: each
+        # is dead, or will be refused at its next manifest write, since this run's commit replaces what it saw.
+        self.stale_runs = {m["run"].get("id") for m in (current, pending) if m and isinstance(m.get("run"), dict)}
+        self.stale_runs.update(_names(pending, "stale_runs"))  # those a killed replacement had not swept yet
+        base: dict | None
+        if resume and pending is not None:
+            self.replacing, base = True, pending  # finish the interrupted replacement; the old output stays
+        elif resume or current is None:
+            self.replacing, base = False, current
+        elif not overwrite:
+            by = "" if current.get("complete", True) else f" that {describe_run(current.get('run'))} has not finished"
+            raise ConfigError(f"{self.folder} already holds a pixelprune output{by}; pass {option('resume')} to finish "
+                              f"it (once no run is writing it) or {option('overwrite')} to replace it")
+        else:
+            self.replacing, base = True, None
+            if pending is not None:  # a replacement a killed run left: its shards are ours, not the output's
+                self._delete_listed(pending, keep=current)
+        if self.replacing:
+            self.replaced = current
+        self.progress_url = pending_url if self.replacing else manifest_url
+        self.expected = pending_bytes if self.replacing else current_bytes
+        if base is None and resume and any(is_store_shard(n) for n, _ in storage.list_files(self.url)):
+            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        if current is not None:  # what the last committed run was killed before cleaning up
+            self._delete_names(_names(current, "replaces"), keep=current)
+            self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
+        self.shards: list[dict] = []
+        self.damaged: list[str] = []
+        if base is not None:
+            self._check_same(base)
+            records = base["shards"]
+            with ThreadPoolExecutor(CHECK_THREADS) as pool:
+                intact = list(pool.map(self._intact, records))
+            self.shards = [r for r, ok in zip(records, intact) if ok]
+            self.damaged = [str(r.get("file")) for r, ok in zip(records, intact) if not ok]
+        self._write_manifest(complete=False)  # claims the folder: a second writer now sees this run
+
+    def _check_same(self, manifest: dict) -> None:
+        if "shard_size" not in manifest or "format" not in manifest:
+            raise ConfigError(f"{self.folder}: its {MANIFEST} does not say how its shards were cut; "
+                              f"pass {option('overwrite')} to start again")
+        super()._check_same(manifest)
+
+    def _intact(self, record: dict) -> bool:
+        """A listed shard is kept only under a shard name, with the size and SHA-256 the manifest holds."""
+        index = record.get("index")
+        if not isinstance(index, int) or index < 0:
+            return False
+        for name, size, digest in ((record.get("file"), record.get("bytes"), record.get("sha256")),
+                                   (record.get("errors"), record.get("errors_bytes"), record.get("errors_sha256"))):
+            if not isinstance(name, str) or size is None:
+                return False
+            number = re.match(r"part-(\d+)[-.]", name) if is_store_shard(name) else None
+            if number is None or int(number.group(1)) != index:
+                return False  # only a shard name, and one of its own index
+            url = storage.join(self.url, name)
+            if storage.size(url) != size or storage.sha256_of(url) != (size, digest):
+                return False
+        return True
+
+    def _put_manifest(self, url: str, data: bytes, expected: bytes | None) -> None:
+        """PUT data at url unless another run wrote there since we last looked; ConfigError (exit 2) naming it."""
+        now = storage.read_small(url)
+        if now != expected:
+            try:
+                other = json.loads(now).get("run") if now is not None else None
+            except (ValueError, AttributeError):
+                other = None
+            what = describe_run(other) if now is not None else "another run, which removed it"
+            raise ConfigError(f"{self.folder} is being written by {what}; this run stopped without committing: "
+                              "wait for it to finish, or write elsewhere")
+        storage.put_bytes(url, data)
+
+    def _manifest_bytes(self, complete: bool, replaces: list[str] | None = None) -> bytes:
+        shards = sorted(self.shards, key=lambda s: s["index"])
+        manifest = {
+            "config": self.meta, **self.layout, "complete": complete, **self.manifest_extra, "run": self.run,
+            "images": sum(s["images"] for s in shards), "written": sum(s["written"] for s in shards),
+            "failed": sum(s["failed"] for s in shards), "shards": shards,
+        }
+        if replaces:  # the replaced output's files, deleted after this commit (again by the next run if cut short)
+            manifest["replaces"] = replaces
+        if self.stale_runs:  # runs whose unlisted shards are swept on commit (again by the next run if cut short)
+            manifest["stale_runs"] = sorted(self.stale_runs)
+        return json.dumps(manifest, indent=1).encode() + b"\n"
+
+    def _write_manifest(self, complete: bool) -> None:
+        data = self._manifest_bytes(complete)
+        self._put_manifest(self.progress_url, data, self.expected)
+        self.expected = data
+        self.uploaded = []
+
+    # -- shards
+    def shard_names(self, index: int) -> tuple[str, str]:
+        for record in self.shards:  # a kept shard keeps the names it was written under
+            if record["index"] == index:
+                return record["file"], record["errors"]
+        stem = f"part-{index:05d}-{self.run['id']}"
+        return f"{stem}.{self.fmt}", f"{stem}.errors.jsonl"
+
+    @property
+    def shard_dir(self):
+        """The folder URL this run uploads shards into (engines that write whole shards: ray.py)."""
+        return self.url
+
+    def _writing_dir(self) -> Path:
+        return Path(self.spool)  # built locally, uploaded whole once committed
+
+    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
+        file, errors_name = self.shard_names(index)
+        checksums = upload_shard(self.url, str(table.file.target), str(errors.file.target), file, errors_name,
+                                 self.uploaded)
+        for part in (table, errors):
+            Path(part.file.target).unlink(missing_ok=True)  # the spool holds one shard at a time
+        return checksums
+
+    def commit(self) -> None:
+        self._close_shard()
+        self.verify_resumed()
+        merged = Path(self.spool) / ERRORS
+        with merged.open("wb") as out:
+            for shard in sorted(self.shards, key=lambda s: s["index"]):
+                out.write(storage.read_small(storage.join(self.url, shard["errors"])) or b"")
+        listed = {s[k] for s in self.shards for k in ("file", "errors")}
+        replaces = None
+        if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
+            replaces = sorted(n for n in _listed_names(self.replaced) if is_store_shard(n) and n not in listed)
+        data = self._manifest_bytes(complete=True, replaces=replaces)
+        if self.replacing:
+            self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?
+            self._put_manifest(storage.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
+        else:
+            self._put_manifest(self.progress_url, data, self.expected)  # the commit point
+        self.expected, self.uploaded = data, []
+        self.finished = True
+        storage.put_file(str(merged), storage.join(self.url, ERRORS))
+        self._delete_names(set(replaces or ()), keep=json.loads(data))
+        if self.replacing:
+            storage.delete(self.progress_url)
+        self._sweep(self.stale_runs | {self.run["id"]}, listed)
+        self._drop_spool()
+
+    def _sweep(self, runs: set[str], listed: set[str]) -> None:
+        """Delete shards that these runs uploaded but never listed (a kill between an upload and the manifest
+        write leaves one): this run's, and those of runs whose manifest it replaced, which are dead or will be
+        refused at their next manifest write. A listing finds them; nothing else trusts it."""
+        if not runs:
+            return
+        for name, _ in storage.list_files(self.url):
+            match = STORE_SHARD.fullmatch(name)
+            if match and match.group(2) in runs and name not in listed:
+                storage.delete(storage.join(self.url, name))
+
+    def abort(self) -> None:
+        """Drop the shard in progress and any upload not yet listed; listed shards stay for --resume. Never raises."""
+        if self.finished:
+            return
+        try:
+            for part in (self.table, self.errors):
+                if part is not None:
+                    part.abort()
+            self.current = None
+            for name in self.uploaded:
+                storage.delete(storage.join(self.url, name))
+            self.uploaded = []
+            if self.replacing and not self.shards and storage.read_small(self.progress_url) == self.expected:
+                storage.delete(self.progress_url)  # a replacement that committed nothing leaves no trace
+        except Exception:
+            pass
+        finally:
+            self._drop_spool()
+
+    def _drop_spool(self) -> None:
+        shutil.rmtree(self.spool, ignore_errors=True)
+        let_go(self)
+
+    def _delete_listed(self, manifest: dict, keep: dict | None) -> None:
+        """Delete the shard files `manifest` lists that `keep` does not."""
+        self._delete_names(_listed_names(manifest), keep)
+
+    def _delete_names(self, names: set[str], keep: dict | None) -> None:
+        """Delete these files unless `keep` lists them: only names pixelprune gives its shards, never a path."""
+        kept = _listed_names(keep) if keep is not None else set()
+        for name in sorted(names):
+            if is_store_shard(name) and name not in kept:
+                storage.delete(storage.join(self.url, name))
+
+
+def _names(manifest: dict | None, key: str) -> set[str]:
+    """A list of names a manifest keeps under `key` ("replaces", "stale_runs"), as a set of strings."""
+    values = (manifest or {}).get(key)
+    return {v for v in values if isinstance(v, str)} if isinstance(values, list) else set()
+
+
+def _listed_names(manifest: dict) -> set[str]:
+    """Every file name a manifest lists (shards and their error logs)."""
+    return {n for s in manifest["shards"] for n in (s.get("file"), s.get("errors")) if isinstance(n, str)}
+
+
+def upload_shard(folder: str, table: str, errors: str, table_name: str, errors_name: str,
+                 uploaded: list[str] | None = None) -> dict:
+    """Upload a committed local shard and its error log whole; their sizes and SHA-256 as the manifest lists them."""
+    size, digest = file_checksum(Path(table))
+    errors_size, errors_digest = file_checksum(Path(errors))
+    for local, name in ((errors, errors_name), (table, table_name)):
+        if uploaded is not None:
+            uploaded.append(name)  # listed before the upload: an interrupted one is deleted by abort
+        storage.put_file(local, storage.join(folder, name))
+    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
