@@ -14,18 +14,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "pixelprune_cli"
 MAX_LINES = 400
-
-# Still over MAX_LINES, to split in phase 2 (ARCHITECTURE.md, "Layering" lists the plan).
-STILL_TO_SPLIT: set[str] = set()
-
-# Import edges (importer, imported) that close a circle, to break in phase 2. The rest of the graph
-# must be free of circles with these left out.
-EDGES_STILL_TO_BREAK: set[tuple[str, str]] = set()
-
 
 def module_lines() -> dict[str, int]:
     return {path.stem: len(path.read_text().splitlines()) for path in sorted(PACKAGE.glob("*.py"))}
@@ -123,37 +113,12 @@ def test_imports_are_found_in_functions_but_not_under_type_checking():
     assert imported_modules(source, modules) == {"records", "schema", "formats", "writer", "errors", "ray"}
 
 
-def test_no_module_is_over_400_lines_except_those_still_to_split():
+def test_no_module_is_over_400_lines():
     lines = module_lines()
-    over = {name for name, count in lines.items() if count > MAX_LINES}
-    assert over - STILL_TO_SPLIT == set(), {name: lines[name] for name in over - STILL_TO_SPLIT}
-    stale = STILL_TO_SPLIT - over
-    assert not stale, f"{sorted(stale)} are {MAX_LINES} lines or fewer now: remove them from STILL_TO_SPLIT"
+    over = {name: count for name, count in lines.items() if count > MAX_LINES}
+    assert not over, f"split these by concern (ARCHITECTURE.md, Layering): {over}"
 
 
-def test_no_import_circle_except_the_edges_still_to_break():
-    graph = import_graph()
-    stale = {edge for edge in EDGES_STILL_TO_BREAK if edge[1] not in graph.get(edge[0], set())}
-    assert not stale, f"{sorted(stale)} no longer exist: remove them from EDGES_STILL_TO_BREAK"
-    for importer, imported in EDGES_STILL_TO_BREAK:
-        graph[importer] = graph[importer] - {imported}
-    cycle = find_cycle(graph)
+def test_no_import_circle():
+    cycle = find_cycle(import_graph())
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
-
-
-def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
-    seen, todo = set(), [start]
-    while todo:
-        node = todo.pop()
-        if node == goal:
-            return True
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, ()))
-    return False
-
-
-@pytest.mark.parametrize("importer, imported", sorted(EDGES_STILL_TO_BREAK))
-def test_each_edge_still_to_break_closes_a_circle(importer, imported):
-    """An edge that no longer closes a circle is not a debt any more: drop it from the list."""
-    assert reaches(import_graph(), imported, importer), f"{importer} -> {imported} is on no circle now"
