@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from pixelprune_cli.cli import main
 
@@ -108,6 +109,24 @@ def shard_rows(folder: Path) -> pa.Table:
 def snapshot(folder: Path) -> dict:
     """name -> (bytes, mtime_ns) of every file in folder (hidden ones too)."""
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def slow_folder_of(root: Path, count: int, seed: int) -> Path:
+    """count large, mostly flat 1024x1024 PNGs root/in/big_000.png ...: a run over them lasts long
+    enough for a test to stop or interrupt it at a chosen point."""
+    folder = root / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        img = np.full((1024, 1024, 3), 90, dtype=np.uint8)
+        img[(k * 41) % 960:][:64, :384] = rng.integers(0, 256, size=(64, 384, 3), dtype=np.uint8)
+        Image.fromarray(img).save(folder / f"big_{k:03d}.png", compress_level=1)
+    return folder
+
+
+def hidden_leftovers(folder: Path) -> list[str]:
+    """Temporary files, lock files and staging folders anywhere under folder."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
 
 
 def small_folder(root: Path, count: int, bad_at: int | None = None) -> Path:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pytest
 from PIL import Image
@@ -30,11 +29,13 @@ from conftest import (
     SAMPLES,
     cli_result,
     finish,
+    hidden_leftovers,
     manifest,
     one_line_error,
     read_arrow,
     run_process,
     shard_rows,
+    slow_folder_of,
     small_folder,
     snapshot,
     start,
@@ -51,20 +52,7 @@ def cli(*args, stdin: bytes | None = None) -> tuple[int, bytes, str]:
 
 @pytest.fixture(scope="module")
 def slow_folder(tmp_path_factory) -> Path:
-    """24 large mostly flat images: a run over them lasts long enough to interrupt at chosen points."""
-    folder = tmp_path_factory.mktemp("slow") / "in"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    for k in range(24):
-        img = np.full((1024, 1024, 3), 90, dtype=np.uint8)
-        img[(k * 41) % 960:][:64, :384] = rng.integers(0, 256, size=(64, 384, 3), dtype=np.uint8)
-        Image.fromarray(img).save(folder / f"big_{k:03d}.png", compress_level=1)
-    return folder
-
-
-def hidden_leftovers(folder: Path) -> list[str]:
-    """Temporary files, lock files and staging folders anywhere under folder."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+    return slow_folder_of(tmp_path_factory.mktemp("slow"), 24, seed=1)
 
 
 def mkdir(folder: Path) -> Path:

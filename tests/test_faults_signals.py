@@ -14,32 +14,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import badfiles as bad
-from conftest import cli, finish, manifest, read_arrow, run_process, start, wait_for
+from conftest import cli, finish, hidden_leftovers, manifest, read_arrow, run_process, slow_folder_of, start, wait_for
 
 OPTIONS = ["--workers", 1, "--no-progress", "--table", "none"]
 
 
 @pytest.fixture(scope="module")
 def slow_folder(tmp_path_factory) -> Path:
-    """16 large mostly flat images: a run over them lasts long enough to stop it at a chosen point."""
-    folder = tmp_path_factory.mktemp("slow") / "in"
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for k in range(16):
-        img = np.full((1024, 1024, 3), 70, dtype=np.uint8)
-        img[(k * 53) % 960:][:64, :512] = rng.integers(0, 256, size=(64, 512, 3), dtype=np.uint8)
-        Image.fromarray(img).save(folder / f"big_{k:03d}.png", compress_level=1)
-    return folder
-
-
-def hidden(folder: Path) -> list[str]:
-    """Temporary files, locks and staging folders anywhere under folder."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+    return slow_folder_of(tmp_path_factory.mktemp("slow"), 16, seed=2)
 
 
 # ----------------------------------------------------------------- 2. SIGHUP and SIGQUIT stop a run like SIGTERM
@@ -96,7 +81,7 @@ def test_a_hangup_leaves_a_shard_folder_that_resume_finishes(slow_folder, tmp_pa
              "two shards were committed")
     proc.send_signal(signal.SIGHUP)
     assert finish(proc, tmp_path)[0] == 129
-    assert hidden(out) == [] and not manifest(out)["complete"]
+    assert hidden_leftovers(out) == [] and not manifest(out)["complete"]
     code, _, stderr = run_process(["compress", slow_folder, "-o", f"{out}/", "--shard-size", 3, "--resume", *OPTIONS],
                                   tmp_path)
     assert code == 0, stderr
@@ -115,7 +100,7 @@ def test_a_run_started_under_nohup_ignores_the_hangup_and_finishes(slow_folder, 
     proc.send_signal(signal.SIGHUP)
     code, _, stderr = finish(proc, tmp_path)
     assert code == 0, stderr
-    assert out.exists() and hidden(tmp_path) == []
+    assert out.exists() and hidden_leftovers(tmp_path) == []
 
 
 # ----------------------------------------------------------------- 3. the next run sweeps what a SIGKILLed run left
@@ -127,7 +112,7 @@ def test_the_next_run_sweeps_what_a_sigkilled_run_left(slow_folder, tmp_path):
     wait_for(lambda: len(list(out.glob(".rows.arrow*"))) == 3, proc, "its temporaries and lock were made")
     proc.kill()
     proc.wait()
-    assert len(hidden(out)) == 3
+    assert len(hidden_leftovers(out)) == 3
     code, _, stderr = run_process(["compress", slow_folder, "-o", out / "rows.arrow", *OPTIONS], tmp_path)
     assert code == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == ["rows.arrow", "rows.arrow.errors.jsonl"]
