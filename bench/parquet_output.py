@@ -13,10 +13,15 @@ is a maximum over everything it did before.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import sys
 from pathlib import Path
+
+# Every Ray the bench starts (in process, or in `pixelprune --engine ray` children, which inherit
+# this) binds to 127.0.0.1, not the machine's outward address; engines.py and run.py import this module.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 from inputs import WORK
 
