@@ -19,6 +19,7 @@ from .errors import InputError, ReadFailure, one_line, option
 from .formats import PARQUET_SUFFIXES
 from .input_files import check_regular, held_bytes, read_file
 from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
+from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
 from .schema import META_KEY
 
@@ -99,7 +100,7 @@ def cell_reader(cell, base_dir: Path | str, label: str, allowed: tuple[str, ...]
     return None, f"image cell holds {type(cell).__name__}, not bytes"
 
 
-def read_path_cell(target: path_cells.CellTarget, max_bytes: int) -> bytes:
+def read_path_cell(target: path_cells.CellTarget, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     """The bytes a path cell names. A store that only cells name (allowed by scheme) failing is this
     row's failure; the table's own store failing is an outage that stops the run (StoreUnavailable)."""
     try:

@@ -107,6 +107,18 @@ def test_file_urls_and_relative_cells_are_read_beside_a_local_table_and_dot_dot_
         assert got.column("pixels")[row] == want.column("pixels")[source]
 
 
+def test_show_draws_a_row_whose_path_cell_the_rule_reads_and_refuses_one_it_does_not(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(bad.png(64, 64, seed=4))
+    bad.write_parquet(tmp_path / "t.parquet", bad.hf_image_table([cell("img/a.png"), cell("http://127.0.0.1:9/a.png")]))
+    code, _, stderr = cli("show", tmp_path / "t.parquet", "--row", 0, "-o", tmp_path / "row0.png")
+    assert code == 0 and (tmp_path / "row0.png").exists(), stderr
+    code, _, stderr = cli("show", tmp_path / "t.parquet", "--row", 1, "-o", tmp_path / "row1.png")
+    assert code == 2 and "path-cell rule" in stderr and "--allow-path-schemes http" in stderr
+    assert "\n" not in stderr.strip()
+    assert not (tmp_path / "row1.png").exists()
+
+
 class _Counting(BaseHTTPRequestHandler):
     """Serves one PNG at any path, and counts the requests that reached it."""
 
