@@ -107,9 +107,10 @@ def resolve(folder: str, ref: str, allowed: tuple[str, ...] = ()) -> CellTarget 
 
 
 def _scheme(path: str) -> str | None:
-    """`s3` for s3://b/k, `file` for file:///x, None for a plain path."""
+    """`s3` for s3://b/k, `file` for file:///x, None for a plain path (a one-letter scheme is a
+    Windows drive, as storage takes it: `c://x` is a relative path here, never a URL)."""
     match = _SCHEME.match(path)
-    if match is None:
+    if match is None or len(match.group(1)) == 1:
         return None
     name = match.group(1).lower()
     return _ALIASES.get(name, name)

@@ -25,6 +25,7 @@ from conftest import cli, manifest, read_arrow, shard_rows
 
 @pytest.mark.parametrize("folder, cell, allowed, expected", [
     ("/data/t", "img/a.png", (), CellTarget("/data/t/img/a.png")),
+    ("/data/t", "c://a.png", ("c",), CellTarget("/data/t/c://a.png")),  # storage reads no one-letter scheme as a URL
     ("/data/t", "/srv/a.png", (), CellTarget("/srv/a.png")),
     ("/data/t", "file:///srv/a%20b.png", (), CellTarget("/srv/a b.png")),
     ("/data/t", "file://localhost/srv/a.png", (), CellTarget("/srv/a.png")),
