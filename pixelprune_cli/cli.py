@@ -138,8 +138,8 @@ def main():
 @click.option("--ray-address", help="Ray cluster to join (HOST:6379, auto, ray://HOST:10001) with --engine ray.")
 @report_options
 @handle_errors
-def compress(inputs, output, image_column, keep_columns, workers, hidden, compression, overwrite, fail_fast,
-             shard_size, shard_format, resume, engine, ray_address, as_json, table, no_progress, **coder):
+def compress(inputs, output, image_column, keep_columns, workers, hidden, allow_path_schemes, compression, overwrite,
+             fail_fast, shard_size, shard_format, resume, engine, ray_address, as_json, table, no_progress, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -157,7 +157,8 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
         raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     summary = api.compress(
-        list(inputs), output, pop_config(coder), sources_from(image_column, column_list(keep_columns), hidden),
+        list(inputs), output, pop_config(coder),
+        sources_from(image_column, column_list(keep_columns), hidden, allow_path_schemes),
         run_options_from(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
         compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
@@ -174,7 +175,8 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
               "of this many images instead of coding them all (images only; outputs are read whole).")
 @report_options
 @handle_errors
-def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample, as_json, table, no_progress, **coder):
+def stats(inputs, image_column, keep_columns, workers, hidden, allow_path_schemes, group_by, sample, as_json, table,
+          no_progress, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -190,7 +192,7 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
     config = pop_config(coder)
-    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden),
+    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, allow_path_schemes),
                         run_options_from(workers, no_progress), sample=sample)
     if group_by:
         add_groups(summary, group_by)
@@ -247,7 +249,7 @@ def warmup():
 @source_options
 @handle_errors
 def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, hidden,
-         **coder):
+         allow_path_schemes, **coder):
     """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
 
     \b
@@ -270,7 +272,8 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     config = pop_config(coder)
     options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
                                   sample=sample or None, workers=workers or default_workers(),
-                                  image_column=image_column, hidden=hidden, output=output)
+                                  image_column=image_column, hidden=hidden, output=output,
+                                  allow_path_schemes=column_list(allow_path_schemes))
     picture, failures, note = drawing.render_path(path, config, options)
     sweep_partials_of(output)  # what a killed show left
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))

@@ -52,6 +52,10 @@ def source_options(fn):
         click.option("--workers", "-j", type=click.IntRange(min=1), help="Worker threads [default: all cores]."),
         click.option("--hidden", is_flag=True, help="Also read hidden files and folders (.git/, .cache/, ...) inside "
                      "folders; they are skipped and counted by default."),
+        click.option("--allow-path-schemes", default="", metavar="SCHEMES",
+                     help="Comma-separated URL schemes (s3,gs,http,...) a table's path cells may name on any store; "
+                          "'file' lets a table on a store name local files. By default a path cell is read only "
+                          "beside its table (docs: Inputs, path cells)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -98,10 +102,11 @@ def column_list(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
-def sources_from(image_column=None, keep_columns=(), hidden=False):
+def sources_from(image_column=None, keep_columns=(), hidden=False, allow_path_schemes=""):
     from .pieces import SourceOptions
 
-    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden)
+    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden,
+                         allow_path_schemes=column_list(allow_path_schemes))
 
 
 def run_options_from(workers, no_progress, **extra):

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import storage
-from .errors import InputError, one_line, option
+from . import path_cells, storage
+from .errors import InputError, ReadFailure, one_line, option
 from .formats import PARQUET_SUFFIXES
 from .input_files import check_regular, held_bytes, read_file
 from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
+from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
 from .schema import META_KEY
 
@@ -76,8 +77,9 @@ def image_column_known_before(inputs: list[str], options: SourceOptions) -> str 
     return columns.pop() if len(columns) == 1 else None
 
 
-def cell_reader(cell, base_dir: Path | str, label: str):
-    """A reader for one image cell: raw bytes, or an HF {bytes, path} struct."""
+def cell_reader(cell, base_dir: Path | str, label: str, allowed: tuple[str, ...] = ()):
+    """A reader for one image cell: raw bytes, or an HF {bytes, path} struct whose path the
+    path-cell rule (`path_cells.resolve`) allows; else (None, why not)."""
     if cell is None:
         return None, "image cell is null"
     if isinstance(cell, (bytes, bytearray, memoryview)):
@@ -88,11 +90,28 @@ def cell_reader(cell, base_dir: Path | str, label: str):
             return held_bytes(bytes(data)), None
         ref = cell.get("path")
         if ref:
-            target = ref if os.path.isabs(ref) or storage.is_url(ref) else storage.join(str(base_dir), ref)
-            return partial(read_file, target), None
+            if not isinstance(ref, str):
+                return None, f"malformed image cell (its path is {type(ref).__name__}, not a string)"
+            target = path_cells.resolve(str(base_dir), ref, allowed)
+            if isinstance(target, path_cells.Refusal):
+                return None, target.reason
+            return partial(read_path_cell, target), None
         return None, "image cell has neither bytes nor path"
     return None, f"image cell holds {type(cell).__name__}, not bytes"
 
+
+def read_path_cell(target: path_cells.CellTarget, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
+    """The bytes a path cell names. A store that only cells name (allowed by scheme) failing is this
+    row's failure; the table's own store failing is an outage that stops the run (StoreUnavailable)."""
+    try:
+        return read_file(target.path, max_bytes)
+    except storage.StoreUnavailable as exc:
+        if not target.elsewhere:
+            raise
+        cause = exc.__context__  # the store's own error, which raise_if_unavailable turned into an outage
+        why = storage.reason(cause) if cause is not None else str(exc)
+        raise ReadFailure(f"cannot read {storage.shown(target.path)}: its store, which only path cells name, is "
+                          f"unreachable or failing ({why})") from None
 
 
 def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: SourceCounts, inside_folder: bool) -> Iterator[Piece]:
@@ -126,13 +145,14 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     counts.parquet_files += 1
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
-        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows)
+        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows,
+                          options.allow_path_schemes)
 
 
-def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
+def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | FailedImage:
     """One image cell as an item to code, or a read failure when the cell holds no image."""
     try:
-        reader, problem = cell_reader(cell, base_dir, image_id)
+        reader, problem = cell_reader(cell, base_dir, image_id, allowed)
     except Exception as exc:  # a cell of an unexpected shape (e.g. a struct whose path is not a string)
         reader, problem = None, f"malformed image cell ({one_line(exc)})"
     return FailedImage(image_id, "read", problem, extra) if problem else Item(image_id, reader, extra)
@@ -160,12 +180,12 @@ def column_values(batch, name: str) -> list:
         return values
 
 
-def row_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
+def row_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | FailedImage:
     """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
     bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
     if bad:  # its bad value is not carried
         return FailedImage(image_id, "read", bad[0].reason)
-    return cell_item(image_id, cell, base_dir, extra)
+    return cell_item(image_id, cell, base_dir, extra, allowed)
 
 
 def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
@@ -178,7 +198,8 @@ def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator
                     cells = column_values(batch, piece.column)
                     kept = {c: column_values(batch, c) for c in keep_columns}
                     for i, cell in enumerate(cells):
-                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir, {c: values[i] for c, values in kept.items()})
+                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir,
+                                       {c: values[i] for c, values in kept.items()}, piece.allow_path_schemes)
                         row = first + i + 1
             except Exception as exc:
                 # The rest of this row group cannot be read (a corrupt page): account for each of its

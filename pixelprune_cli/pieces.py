@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, option
+from .path_cells import scheme_names
 from .records import FailedImage
 from .summary import SpooledList
 
@@ -41,8 +42,17 @@ class SourceOptions:
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
     own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
+    # Schemes whose URLs a table's path cells may name on any store ("file": local files from a table
+    # on a store); without them a path cell reads only beside its table (path_cells.resolve).
+    allow_path_schemes: tuple[str, ...] = ()
 
     def __post_init__(self):
+        try:
+            object.__setattr__(self, "allow_path_schemes", scheme_names(self.allow_path_schemes))
+        except ValueError as exc:
+            given = self.allow_path_schemes
+            shown = given if isinstance(given, str) else ",".join(map(str, given))
+            raise ConfigError(f"{option('allow_path_schemes', given, shown)}: {exc}") from None
         twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
         if twice:  # an Arrow table may hold two columns of one name, but no reader can pick one of them
             raise ConfigError(f"{option('keep_columns', list(self.keep_columns), ','.join(self.keep_columns))} "
@@ -79,6 +89,7 @@ class ParquetRows:
     column: str
     start: int
     stop: int
+    allow_path_schemes: tuple[str, ...] = ()  # SourceOptions': how its path cells may be read
 
     @property
     def size(self) -> int:

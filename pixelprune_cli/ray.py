@@ -42,10 +42,11 @@ ERROR_FIELDS = [pa.field("id", pa.string()), pa.field("stage", pa.string()), pa.
 _STAGE, _REASON = "__pixelprune_stage", "__pixelprune_reason"  # failure columns between map steps
 
 
-def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path):
-    """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order."""
+def code_cells(ids, cells, extras, config: CodingConfig, base_dir: Path, allow_path_schemes: tuple[str, ...] = ()):
+    """CodedImage | FailedImage for each image cell (HF {bytes, path} struct or bytes), in order; path
+    cells are read as those of a local table in `base_dir` (path_cells.resolve)."""
     for image_id, cell, extra in zip(ids, cells, extras):
-        yield code_item(row_item(image_id, cell, base_dir, extra), config)
+        yield code_item(row_item(image_id, cell, base_dir, extra, allow_path_schemes), config)
 
 
 
@@ -69,8 +70,10 @@ class _CodeBatch:
     rows), so one Ray step yields both; `compress_dataset` splits them.
     """
 
-    def __init__(self, config: CodingConfig, image_column: str, keep_columns: tuple, id_column: str | None):
+    def __init__(self, config: CodingConfig, image_column: str, keep_columns: tuple, id_column: str | None,
+                 allow_path_schemes: tuple[str, ...] = ()):
         self.config, self.image_column, self.keep_columns, self.id_column = config, image_column, keep_columns, id_column
+        self.allow_path_schemes = allow_path_schemes
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         id_column = self.id_column or "id"
@@ -84,7 +87,8 @@ class _CodeBatch:
         kept = {c: column_values(batch, c) for c in self.keep_columns}
         extras = [{c: values[i] for c, values in kept.items()} for i in range(batch.num_rows)]
         ids = [str(i) for i in batch.column(id_column).to_pylist()]
-        results = list(code_cells(ids, column_values(batch, self.image_column), extras, self.config, Path.cwd()))
+        results = list(code_cells(ids, column_values(batch, self.image_column), extras, self.config, Path.cwd(),
+                                  self.allow_path_schemes))
         coded = [r for r in results if not isinstance(r, FailedImage)]
         failed = [r for r in results if isinstance(r, FailedImage)]
         parts = [_failures_table(failed, schema)]
@@ -110,12 +114,15 @@ def _failed_rows(batch: pa.Table) -> pa.Table:
 
 
 def compress_dataset(ds, config: CodingConfig = CodingConfig(), image_column: str = "image",
-                     keep_columns=(), id_column: str | None = None, errors_path: str | os.PathLike | None = None):
+                     keep_columns=(), id_column: str | None = None, errors_path: str | os.PathLike | None = None,
+                     allow_path_schemes=()):
     """A Ray Dataset of the output schema: `ds` coded with the CLI's per-image function.
 
     `ds` holds one image per row in `image_column` (HF Image struct
     {bytes, path} or binary) and a unique id in `id_column` (default: "id");
-    `keep_columns` are carried into the output. The returned rows have the
+    `keep_columns` are carried into the output. Path cells are read as those
+    of a local table in the current folder, and name URLs only of the schemes
+    in `allow_path_schemes` (`SourceOptions`'). The returned rows have the
     output schema and their blocks carry the `pixelprune` metadata, so
     `write_parquet` files do too. An image that fails does not fail the job:
     its {id, stage, reason} goes to `errors_path` as JSON lines (the format of
@@ -128,7 +135,8 @@ def compress_dataset(ds, config: CodingConfig = CodingConfig(), image_column: st
     `compress_with_ray`, which writes shards as it codes.
     """
     import_ray()
-    fn = _CodeBatch(config, image_column, tuple(keep_columns), id_column)
+    schemes = SourceOptions(allow_path_schemes=allow_path_schemes).allow_path_schemes  # checked before Ray starts work
+    fn = _CodeBatch(config, image_column, tuple(keep_columns), id_column, schemes)
     coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=ROWS_PER_READ).materialize()
     failures = coded.map_batches(_failed_rows, batch_format="pyarrow", batch_size=None).take_all()
     _report_failures(failures, errors_path)

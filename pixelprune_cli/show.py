@@ -45,6 +45,11 @@ class ShowOptions:
     image_column: str | None = None  # Parquet column holding the images
     hidden: bool = False  # include hidden files of a folder
     output: str | None = None  # the picture about to be written: never a tile of its own sheet
+    allow_path_schemes: tuple[str, ...] = ()  # what a table's path cells may name (SourceOptions')
+
+    def sources(self) -> SourceOptions:
+        return SourceOptions(image_column=self.image_column, hidden=self.hidden,
+                             allow_path_schemes=self.allow_path_schemes)
 
 
 def read_output_row(path: str, image_id: str | None = None, row: int | None = None) -> tuple[dict, dict]:
@@ -77,11 +82,11 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
     raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))
 
 
-def read_table_image(path: str, row: int, image_column: str | None = None, backend: str = "pil") -> Image.Image:
+def read_table_image(path: str, row: int, image_column: str | None = None, backend: str = "pil",
+                     sources: SourceOptions | None = None) -> Image.Image:
     """Decode row `row` (from 0) of a Parquet image table, as compress reads it (reading only the row group that holds it)."""
-
-
-    table = next((p for p in plan([path], SourceOptions(image_column=image_column)) if isinstance(p, ParquetRows)), None)
+    sources = sources or SourceOptions(image_column=image_column)
+    table = next((p for p in plan([path], sources) if isinstance(p, ParquetRows)), None)
     total = 0 if table is None else table.stop
     if table is None or not 0 <= row < total:
         raise InputError(f"{path}: no row {row} (it has {total} rows, counted from 0)")
@@ -183,7 +188,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
         left_out: list[str] = []
         sheet, failures, total = contact_sheet_for_folder(
             [path], config, thumb=thumb, max_images=sample, workers=options.workers,
-            sources=SourceOptions(image_column=options.image_column, hidden=options.hidden), output=options.output,
+            sources=options.sources(), output=options.output,
             left_out=left_out)
         shown = total if sample is None else min(sample, total)
         notes = [f"a random sample of {shown:,} of {total:,} images (--sample to change)"] if shown < total else []
@@ -202,7 +207,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
         raise ConfigError("--id picks a row of a compressed output; use --row N for a Parquet image table")
     if is_table:
         assert row is not None  # a table without --row is a contact sheet, above
-        image = read_table_image(path, row, options.image_column, config.backend)
+        image = read_table_image(path, row, backend=config.backend, sources=options.sources())
         title = f"{p.name}#{row}"
     else:
         if row is not None:

@@ -145,6 +145,32 @@ def test_bad_image_goes_to_errors_and_good_rows_are_written(tmp_path):
     assert (manifest["complete"], manifest["images"], manifest["written"], manifest["failed"]) == (True, 3, 2, 1)
 
 
+def test_ray_tasks_read_path_cells_by_the_rule_and_the_schemes_the_user_allowed(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(png_bytes((10, 200, 10)))
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    cells = [{"bytes": None, "path": "img/a.png"}, {"bytes": None, "path": "http://127.0.0.1:9/x.png"},
+             {"bytes": png_bytes((10, 10, 10)), "path": None}, {"bytes": None, "path": "../a.png"}]
+    pq.write_table(pa.table({"image": pa.array(cells, image_type)}), tmp_path / "t.parquet")
+    table = [str(tmp_path / "t.parquet")]
+
+    def errors_of(folder: Path) -> dict:
+        return {e["id"]: e["reason"] for e in map(json.loads, (folder / "errors.jsonl").read_text().splitlines())}
+
+    api.compress(table, str(tmp_path / "local") + "/", CONFIG, run=RUN, shard_size=2, shard_format="parquet")
+    compress_with_ray(table, str(tmp_path / "ray"), CONFIG, shard_size=2, progress=False)
+    assert_same_rows(read_shards(tmp_path / "ray"), read_shards(tmp_path / "local"))  # the relative cell
+    refused = errors_of(tmp_path / "ray")
+    assert refused == errors_of(tmp_path / "local") and sorted(refused) == ["t.parquet#1", "t.parquet#3"]
+    assert "--allow-path-schemes http" in refused["t.parquet#1"] and "'..' segment" in refused["t.parquet#3"]
+
+    allowed = SourceOptions(allow_path_schemes=("http",))  # port 9 on loopback: nothing answers, the row still fails
+    compress_with_ray(table, str(tmp_path / "allowed"), CONFIG, allowed, shard_size=2, progress=False)
+    reasons = errors_of(tmp_path / "allowed")
+    assert "path-cell rule" not in reasons["t.parquet#1"] and "http://127.0.0.1:9/x.png" in reasons["t.parquet#1"]
+    assert reasons["t.parquet#3"] == refused["t.parquet#3"]
+
+
 def test_resume_rewrites_only_the_missing_shard(tmp_path):
     out = tmp_path / "out"
     compress_with_ray([str(SAMPLES_PARQUET)], str(out), CONFIG, shard_size=4, progress=False)
