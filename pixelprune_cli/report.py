@@ -94,8 +94,15 @@ def describe_config(config: dict) -> str:
 def _console(to_stderr: bool):
     from rich.console import Console
 
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """A closed pipe (`| head -1`) stays a BrokenPipeError, which the CLI ends with exit 141 as for any
+            output; rich's own handling exits 1, the code for a failed image."""
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
     stream = sys.stderr if to_stderr else sys.stdout
-    return Console(stderr=to_stderr, highlight=False, width=console_width(stream.isatty()))
+    return PipeAwareConsole(stderr=to_stderr, highlight=False, width=console_width(stream.isatty()))
 
 
 SANE_COLUMNS = range(20, 4097)  # a COLUMNS outside this (0, -5, 10**8, "abc") is a mistake: read as 80

@@ -287,6 +287,22 @@ def test_a_closed_downstream_pipe_is_a_failure_without_traceback(tmp_path):
                                                "everything was written (broken pipe)")
 
 
+@pytest.mark.parametrize("command", [["stats", "{samples}/chart.png"], ["stats", "{out}"],
+                                     ["compress", "{samples}/chart.png", "-o", "{tmp}/again.arrow"]])
+def test_a_table_report_into_a_closed_pipe_exits_141_with_one_line(tmp_path, command):
+    """`pixelprune stats DIR/ | head -1`: the reader went away, which is not an image that failed (exit 1)."""
+    out = tmp_path / "out.arrow"
+    run(["compress", SAMPLES / "chart.png", "-o", out, "--no-progress"])
+    args = [a.format(samples=SAMPLES, out=out, tmp=tmp_path) for a in command]
+    process = subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *args, "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # closed before the table is drawn: every write to stdout meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == EXIT_BROKEN_PIPE, stderr
+    assert stderr.strip().splitlines() == ["pixelprune: error: standard output was closed by its reader before "
+                                           "everything was written (broken pipe)"]
+
+
 def test_shell_pipe_into_head_exits_141():
     shell = (f"{sys.executable} -m pixelprune_cli compress {' '.join(map(str, IMAGES))} -o - -j 1 "
              "| head -c 100 > /dev/null; echo ${PIPESTATUS[0]}")
