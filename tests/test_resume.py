@@ -138,15 +138,20 @@ def interrupted(tmp_path) -> tuple[Path, Path]:
     return folder, out
 
 
-@pytest.mark.parametrize("change", [["--tau", "0.05"], ["--preset", "qwen2-vl"], ["--method", "raster"],
-                                    ["--metric", "mae"], ["--shard-size", "3"], ["--shard-format", "parquet"]],
-                         ids=lambda c: c[0].strip("-"))
-def test_resume_with_a_different_config_is_refused_and_touches_nothing(interrupted, change):
+@pytest.mark.parametrize("change, named", [
+    (["--tau", "0.05"], "tau 0.0 (not 0.05)"), (["--preset", "qwen2-vl"], "preset qwen3-vl (not qwen2-vl)"),
+    (["--method", "raster"], "method pred_2d (not raster)"), (["--metric", "mae"], "metric max (not mae)"),
+    (["--backend", "torchvision"], "backend pil (not torchvision)"),
+    (["--shard-size", "3"], "shard_size differ"), (["--shard-format", "parquet"], "format differ")],
+    ids=lambda c: c[0].strip("-") if isinstance(c, list) else None)
+def test_resume_with_a_different_config_is_refused_naming_the_setting_and_touches_nothing(interrupted, change, named):
+    if change[0] == "--backend":
+        pytest.importorskip("torchvision", reason="--backend torchvision needs the torchvision extra")
     folder, out = interrupted
     before = snapshot(out)
     code, _stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
     assert code == 2
-    one_line_error(stderr, "different configuration", "--overwrite")
+    one_line_error(stderr, "different configuration", named, "--overwrite")
     assert snapshot(out) == before
 
 
