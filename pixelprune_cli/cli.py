@@ -83,6 +83,10 @@ def _written_line(summary, what: str) -> str:
 
     size = summary.bytes_written.size if summary.bytes_written else None
     where = "stdout (an Arrow IPC stream)" if summary.output == "-" else summary.output
+    if summary.resumed and summary.images == 0:  # --resume of a complete output: "wrote 0 rows" would read as a loss
+        images = summary.resumed.images
+        return f"nothing to do: {'the' if images == 1 else 'all'} {images:,} image{'' if images == 1 else 's'} " \
+               f"{'is' if images == 1 else 'are'} already in {where}"
     count = f"{summary.written:,} {what}{'' if summary.written == 1 else 's'}"
     return f"wrote {count}" + (f" ({format_bytes(size)})" if size is not None else "") + f" to {where}"
 

@@ -167,6 +167,19 @@ def test_resume_with_the_same_config_finishes_the_interrupted_folder(interrupted
     assert manifest(out)["complete"] is True and temporaries(out) == []
 
 
+def test_resuming_a_complete_folder_says_there_is_nothing_to_do(tmp_path):
+    folder = small_folder(tmp_path, 3)
+    out = tmp_path / "out"
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--no-progress")
+    assert code == 0 and stderr.strip().splitlines()[-1].startswith("wrote 3 rows"), stderr
+    shards = {name: data for name, (data, _) in snapshot(out).items() if name.startswith("part-")}
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--no-progress", "--resume")
+    assert code == 0, stderr
+    assert stderr.strip().splitlines()[-1] == f"nothing to do: all 3 images are already in {out}/"
+    assert "wrote" not in stderr
+    assert {name: data for name, (data, _) in snapshot(out).items() if name.startswith("part-")} == shards
+
+
 def test_resume_exits_1_when_a_kept_shard_holds_a_failed_image(tmp_path):
     folder = small_folder(tmp_path, 4, bad_at=1)  # the bad image is in shard 0
     out = tmp_path / "out"
