@@ -26,7 +26,7 @@ def test_coding_config_takes_a_preset_by_name(name):
 def test_coding_config_refuses_an_unknown_preset_name_or_type_clearly():
     with pytest.raises(ConfigError, match="unknown preset 'qwen9'; choose one of"):
         pp.CodingConfig(preset="qwen9")
-    with pytest.raises(ConfigError, match="preset must be a preset name .* or a Preset, got int"):
+    with pytest.raises(ConfigError, match=r"preset must be a preset name .* or a Preset, got int"):
         pp.CodingConfig(preset=3)  # type: ignore[arg-type]
 
 
