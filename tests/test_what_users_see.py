@@ -345,12 +345,38 @@ def test_make_demo_codes_each_sample_once(tmp_path):
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "pixelprune").exists():
         pytest.skip("pixelprune script not installed beside this python")
-    done = subprocess.run(["make", "-s", "demo", "-o", "install", f"VENV={bin_dir.parent}", f"DEMO_OUT={tmp_path}"],
+    done = subprocess.run(["make", "-s", "demo", "DEMO_STAMP=", f"VENV={bin_dir.parent}", f"DEMO_OUT={tmp_path}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     table = pa.ipc.open_file(str(tmp_path / "samples.arrow")).read_all()
     assert sorted(table.column("id").to_pylist()) == [p.name for p in IMAGES]
     assert f"\n{len(IMAGES)} images in " in done.stdout and "20 images" not in done.stdout
+
+
+def make_plan(*args: str) -> list[str]:
+    """The commands `make ARGS` would run (make -n runs none of them)."""
+    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def pip_installs(commands: list[str]) -> list[str]:
+    return [c.split(" install ", 1)[1] for c in commands if " -m pip install " in c]
+
+
+def test_make_demo_installs_only_the_base_package_and_make_test_the_test_extra(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    venv = tmp_path / "venv"  # a fresh clone: no venv yet
+    assert pip_installs(make_plan("demo", f"VENV={venv}")) == ["--quiet -e '.'"]
+    assert pip_installs(make_plan("test", f"VENV={venv}")) == ["--quiet -e '.[test]'"]
+    assert pip_installs(make_plan("test", f"VENV={venv}", "EXTRAS=test,hf")) == [
+        "--quiet torch==2.14.1 torchvision==0.29.1", "--quiet -e '.[test,hf]'"]
+    venv.mkdir()
+    (venv / ".installed-test-hf").touch()  # after `make test EXTRAS=test,hf`: the demo installs nothing more
+    os.utime(venv / ".installed-test-hf", (2**31, 2**31))  # newer than pyproject.toml
+    demo = make_plan("demo", f"VENV={venv}")
+    assert pip_installs(demo) == [] and any(" compress " in c for c in demo)
 
 
 def test_skipped_files_are_named_and_hidden_ones_skipped_unless_asked(tmp_path):
