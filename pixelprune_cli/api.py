@@ -172,7 +172,8 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
         pieces, total = draw(inputs, sources, sample, counts=counts)
         if total > sample:
             summary.sample = Sample(images=sample, of=total, seed=0)
-    progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)))
+    progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)),
+                        listing=inputs)
     if pieces is None:
         count_in_background(inputs, sources, progress)
     from .budget import BudgetTally

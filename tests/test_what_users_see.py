@@ -30,6 +30,7 @@ from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.report import shorten_middle
 from pixelprune_cli.summary import ImageEntry, Summary, sample_estimate
 
+import badfiles as bad
 import terminal
 from conftest import ROOT as REPO
 from conftest import SAMPLE_IMAGES as IMAGES
@@ -80,6 +81,32 @@ def test_progress_shows_the_total_and_time_left_in_a_terminal(thirty_images, tmp
     assert not re.search(r"[1-9]\d*/\?", text), text  # the count arrived before the first image was done
     assert re.search(r"eta \d+:\d\d", text), text
     assert re.search(r"\d+\.\d img/s", text)
+
+
+def test_first_progress_frame_says_what_is_listed_and_the_count_never_reads_n_of_unknown(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(150):
+        (folder / f"img_{k:03d}.png").write_bytes(bad.png(seed=k))
+    code, shown, _ = in_terminal(["compress", f"{folder}/", "-o", tmp_path / "p.arrow", "-j", "1", "--table", "none"],
+                                 columns=120)
+    assert code == 0, shown
+    frames = [f.strip() for f in ANSI.sub("", shown).replace("\r\n", "\r").split("\r") if "━" in f]
+    assert frames and frames[0].startswith(f"listing {folder}/"), frames[:3]  # drawn before any count is known
+    assert not [f for f in frames if "/?" in f], frames
+    counted = [f for f in frames if re.search(r"\b\d+/150\b", f)]
+    assert counted and counted[-1].split()[2] == "150/150", frames
+
+
+def test_progress_count_column_shows_no_open_ended_total():
+    from types import SimpleNamespace
+
+    from pixelprune_cli.report import _count_column
+
+    column = _count_column()
+    shown = [column.render(SimpleNamespace(completed=done, total=total)).plain
+             for done, total in [(0, None), (3, None), (0, 150), (3, 150)]]
+    assert shown == ["", "3", "0/150", "3/150"]
 
 
 def test_restore_shows_progress_with_the_row_count(thirty_images, tmp_path):
