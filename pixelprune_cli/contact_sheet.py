@@ -23,12 +23,14 @@ from .records import FailedImage
 from .sources import plan, sample
 from .token_overlay import (
     BACKGROUND,
+    CAPTION_MIN_SIZE,
     PADDING,
     TEXT_COLOUR,
     caption_font,
     line_height,
     mark_dropped,
     row_image,
+    saving_text,
     text_width,
 )
 
@@ -48,9 +50,14 @@ def _fit(font, text: str, width: int) -> str:
     return text + "..." if text_width(font, text + "...") <= width else ""
 
 
+def tile_font(thumb: int):
+    """The labels' font: it grows with the thumbnails (16 px for 256 px ones), so a large sheet stays readable."""
+    return caption_font(max(CAPTION_MIN_SIZE, round(thumb / 16)))
+
+
 def contact_tile_size(thumb: int) -> tuple[int, int]:
     """(width, height) of one contact-sheet tile: the thumbnail box plus two label lines."""
-    return thumb + 2 * PADDING, thumb + 2 * line_height(caption_font()) + 3 * PADDING
+    return thumb + 2 * PADDING, thumb + 2 * line_height(tile_font(thumb)) + 3 * PADDING
 
 
 def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | None = None, thumb: int = 256) -> Image.Image:
@@ -67,14 +74,14 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
     tile_w, tile_h = contact_tile_size(thumb)
     sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font = caption_font()
+    font = tile_font(thumb)
     line = line_height(font)
     for k, (image, label, fraction) in enumerate(ordered):
         x0, y0 = (k % columns) * tile_w + PADDING, (k // columns) * tile_h + PADDING
         small = image if max(image.size) <= thumb else image.copy()
         small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
         sheet.paste(small.convert("RGB"), (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
-        kept = f"kept {fraction * 100:.1f}%  (-{(1 - fraction) * 100:.1f}%)"
+        kept = f"kept {fraction * 100:.1f}%  ({saving_text(fraction, 1)})"
         if text_width(font, kept) > thumb:
             kept = f"kept {fraction * 100:.0f}%"
         draw.text((x0, y0 + thumb + PADDING), _fit(font, label, thumb), fill=TEXT_COLOUR, font=font)

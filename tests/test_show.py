@@ -272,3 +272,37 @@ def test_render_path_on_a_folder_gives_a_contact_sheet(tmp_path):
     assert [(f.id, f.stage) for f in failures] == [("broken.jpg", "decode")]
     with pytest.raises(ConfigError):
         show.render_path(str(tmp_path), CodingConfig(), show.ShowOptions(row=0))
+
+
+def ink_rows(picture: Image.Image, top: int) -> int:
+    """How many pixel rows below `top` hold dark (text) pixels: the drawn caption's height, measured from its ink."""
+    text = np.asarray(picture.convert("L"))[top:]
+    return int((text < 128).any(axis=1).sum())
+
+
+@pytest.mark.parametrize("tokens_wide", [15, 60])  # 480 px and a 1,920 px picture (32 px tokens)
+def test_caption_grows_with_the_picture(tokens_wide):
+    image = np.full((2 * TS, tokens_wide * TS, 3), 200, dtype=np.uint8)
+    ref = np.arange(2 * tokens_wide, dtype=np.int32)
+    picture = token_overlay.render_overlay(image, ref, TS, CAPTION)
+    width, caption_top = picture.width, image.shape[0]
+    ink = ink_rows(picture, caption_top)
+    assert ink >= max(12, width / 100), (width, ink)  # a 1,920 px picture: at least 19 px of text, not 11
+    assert picture.height - caption_top <= max(40, width / 25)  # and the bar stays a caption, not a banner
+
+
+@pytest.mark.parametrize("thumb", [128, 512])
+def test_contact_sheet_labels_grow_with_the_thumbnails(thumb):
+    tile = Image.new("RGB", (thumb, thumb), (200, 200, 200))
+    sheet = contact_sheet.contact_sheet([(tile, "Agjy_label.png", 0.5)], thumb=thumb)
+    ink = ink_rows(sheet, token_overlay.PADDING + thumb)
+    assert ink >= max(20, thumb / 14), (thumb, ink)  # two label lines: at least 2 x thumb/28 px of text
+    assert sheet.height - thumb <= max(60, thumb / 4)
+
+
+def test_no_saving_reads_0_percent_never_minus_0_0():
+    assert token_overlay.caption_for("qwen3-vl", "pred_2d", "max", 0, 475, 475).endswith("| kept 475/475 tokens | 0%")
+    assert token_overlay.caption_for("qwen3-vl", "pred_2d", "max", 0, 327, 620).endswith("| -47.3%")
+    assert token_overlay.saving_text(1.0, 1) == "0%"
+    assert token_overlay.saving_text(9999, 10000) == "-<0.1%"  # a saving too small for one decimal is still one
+    assert token_overlay.saving_text(0, 0) == "0%"
