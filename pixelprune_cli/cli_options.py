@@ -58,6 +58,12 @@ def source_options(fn):
     return fn
 
 
+def limit_option(fn):
+    return click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                        help="Only the first N input images, in input order (sorted paths, then table rows): "
+                             "try settings on a large input quickly.")(fn)
+
+
 def report_options(fn):
     options = [
         click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
@@ -98,10 +104,10 @@ def column_list(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
-def sources_from(image_column=None, keep_columns=(), hidden=False):
+def sources_from(image_column=None, keep_columns=(), hidden=False, limit=None):
     from .pieces import SourceOptions
 
-    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden)
+    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden, limit=limit)
 
 
 def run_options_from(workers, no_progress, **extra):

@@ -41,8 +41,11 @@ class SourceOptions:
     keep_columns: tuple[str, ...] = ()
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
     own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
+    limit: int | None = None  # only the first N input positions of the plan (--limit), to try settings quickly
 
     def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"{option('limit', self.limit)} must be at least 1")
         twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
         if twice:  # an Arrow table may hold two columns of one name, but no reader can pick one of them
             raise ConfigError(f"{option('keep_columns', list(self.keep_columns), ','.join(self.keep_columns))} "

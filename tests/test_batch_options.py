@@ -1,0 +1,51 @@
+"""What a batch tool is expected to have: --limit to try settings on the first N inputs, a --quiet that is quiet."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import badfiles as bad
+from conftest import cli, read_arrow, small_folder
+
+
+def ids_of(out) -> list[str]:
+    return read_arrow(out).column("id").to_pylist()
+
+
+@pytest.fixture
+def folder_and_table(tmp_path):
+    """5 image files and a 6-row Parquet image table, as two inputs."""
+    folder = small_folder(tmp_path, 5)
+    table = bad.write_parquet(tmp_path / "t.parquet",
+                              bad.hf_image_table([{"bytes": bad.png(seed=10 + k), "path": None} for k in range(6)]))
+    return folder, table
+
+
+@pytest.mark.parametrize("limit", [3, 7, 50])  # within the files, inside the table, more than there are
+def test_limit_codes_the_first_n_inputs_in_input_order(tmp_path, folder_and_table, limit):
+    folder, table = folder_and_table
+    out = tmp_path / "out.arrow"
+    code, stdout, err = cli("compress", folder, table, "-o", out, "--limit", limit, "--json", "--no-progress")
+    assert code == 0, err
+    every = [f"{folder}/img_00{k}.png" for k in range(5)] + [f"{table}#{k}" for k in range(6)]  # ids of two inputs
+    assert ids_of(out) == every[:limit]
+    assert json.loads(stdout)["images"] == min(limit, len(every))
+
+
+def test_limit_cuts_a_table_and_a_shard_folder_alike_and_stats_counts_the_same(tmp_path, folder_and_table):
+    _, table = folder_and_table
+    code, _, err = cli("compress", table, "-o", f"{tmp_path}/shards/", "--shard-size", 2, "--limit", 5, "--no-progress")
+    assert code == 0, err
+    rows = [read_arrow(p).column("id").to_pylist() for p in sorted((tmp_path / "shards").glob("part-*.arrow"))]
+    assert rows == [["t.parquet#0", "t.parquet#1"], ["t.parquet#2", "t.parquet#3"], ["t.parquet#4"]]
+    code, stdout, _ = cli("stats", table, "--limit", 4, "--json", "--no-progress")
+    assert code == 0 and json.loads(stdout)["images"] == 4
+
+
+def test_limit_below_one_is_a_usage_error(tmp_path, folder_and_table):
+    folder, _ = folder_and_table
+    code, _, err = cli("compress", folder, "-o", tmp_path / "out.arrow", "--limit", 0)
+    assert code == 2 and "--limit" in err
+    assert not (tmp_path / "out.arrow").exists()
