@@ -39,9 +39,11 @@ from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
 
 
-def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
+def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None, quiet: bool = False) -> int:
     """Print the summary, then on stderr the warnings, what was written (`wrote`: rows or PNGs) and,
-    for a run that did not fully succeed, why in one line. Returns the exit code."""
+    for a run that did not fully succeed, why in one line. Returns the exit code.
+
+    `quiet` (--quiet): warnings and errors only; failures not kept in an errors file get a line each."""
     from .errors import OutputError, broken_pipe
     from .report import render_table
     from .summary import print_json
@@ -50,7 +52,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     try:
         if as_json:
             print_json(summary, to_stderr=to_stderr)
-        else:
+        elif not quiet:
             render_table(summary, table, to_stderr=to_stderr)
         stream.flush()
     except OSError as exc:  # stdout on a full disk or /dev/full: the output itself is whole
@@ -65,16 +67,20 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
             raise OutputError(f"standard output: the report could not be written ({one_line(exc)}){written}") from None
     if summary.incomplete:  # on stderr whatever the mode, and in --json as "incomplete"
         tell(f"pixelprune: warning: {escape_controls(summary.incomplete)}")
-    if wrote and not as_json:
+    if wrote and not as_json and not quiet:
         tell(_written_line(summary, wrote))
     # A resumed output is one output: images that failed in the earlier run still failed.
     failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
         return EXIT_OK
+    where = _where_errors_are(summary, as_json)
+    if quiet and where == "listed above":  # no table listed them: one line each
+        for record in summary.error_log:
+            tell(escape_controls(f"pixelprune: {record['id']}: {record['stage']} failed: {record['reason']}"))
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
     if earlier:
         counts.append(f"{earlier:,} failed in the resumed shards")
-    tell(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})")
+    tell(f"pixelprune: {'; '.join(counts)} ({where})")
     return EXIT_SOME_FAILED
 
 
@@ -145,7 +151,7 @@ def main():
 @report_options
 @handle_errors
 def compress(inputs, output, image_column, keep_columns, workers, hidden, compression, overwrite, fail_fast,
-             shard_size, shard_format, resume, engine, ray_address, limit, as_json, table, no_progress, **coder):
+             shard_size, shard_format, resume, engine, ray_address, limit, as_json, table, no_progress, quiet, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -164,10 +170,10 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     summary = api.compress(
         list(inputs), output, pop_config(coder), sources_from(image_column, column_list(keep_columns), hidden, limit),
-        run_options_from(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
+        run_options_from(workers, no_progress or quiet, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
         compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
-    sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
+    sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row", quiet=quiet))
 
 
 @main.command()
@@ -182,7 +188,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
 @report_options
 @handle_errors
 def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample, limit, as_json, table, no_progress,
-          **coder):
+          quiet, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -199,10 +205,10 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
         columns = (*columns, group_by)
     config = pop_config(coder)
     summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, limit),
-                        run_options_from(workers, no_progress), sample=sample)
+                        run_options_from(workers, no_progress or quiet), sample=sample)
     if group_by:
         add_groups(summary, group_by)
-    sys.exit(_report(summary, as_json, table, to_stderr=False))
+    sys.exit(_report(summary, as_json, table, to_stderr=False, quiet=quiet))
 
 
 @main.command()
@@ -211,7 +217,7 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
 @click.option("--overwrite", is_flag=True, help="Replace existing PNGs.")
 @report_options
 @handle_errors
-def restore(path, output, overwrite, as_json, table, no_progress):
+def restore(path, output, overwrite, as_json, table, no_progress, quiet):
     """Rebuild every row's resized image as a PNG from a compressed output (- : a stream on stdin).
 
     Files are named by percent-encoding the row id and adding .png
@@ -220,8 +226,8 @@ def restore(path, output, overwrite, as_json, table, no_progress):
     """
     from . import api
 
-    summary = api.restore(path, output, overwrite, progress=not no_progress)
-    sys.exit(_report(summary, as_json, table, to_stderr=False, wrote="PNG"))
+    summary = api.restore(path, output, overwrite, progress=not (no_progress or quiet))
+    sys.exit(_report(summary, as_json, table, to_stderr=False, wrote="PNG", quiet=quiet))
 
 
 @main.command()

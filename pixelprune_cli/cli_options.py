@@ -71,6 +71,8 @@ def report_options(fn):
                      show_default=True, help="Per-image rows: all, the 5 best and 5 worst, or none; totals, "
                      "notices and failures are always printed."),
         click.option("--no-progress", is_flag=True, help="Never show the progress line (count/total, rate, time left)."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors (no table, progress or "
+                     "'wrote' line); the exit code says how it went. --json still prints the JSON."),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -49,3 +49,32 @@ def test_limit_below_one_is_a_usage_error(tmp_path, folder_and_table):
     code, _, err = cli("compress", folder, "-o", tmp_path / "out.arrow", "--limit", 0)
     assert code == 2 and "--limit" in err
     assert not (tmp_path / "out.arrow").exists()
+
+
+def test_quiet_prints_nothing_when_all_is_well(tmp_path):
+    folder = small_folder(tmp_path, 3)
+    out = tmp_path / "out.arrow"
+    for args in (["compress", folder, "-o", out], ["stats", folder], ["stats", out],
+                 ["restore", out, "-o", tmp_path / "png"]):
+        code, stdout, err = cli(*args, "--quiet")
+        assert (code, stdout, err) == (0, "", ""), args
+    assert len(ids_of(out)) == 3 and len(list((tmp_path / "png").iterdir())) == 3
+
+
+def test_quiet_still_says_what_failed_in_one_line_each(tmp_path):
+    folder = small_folder(tmp_path, 3, bad_at=1)
+    out = tmp_path / "out.arrow"
+    code, stdout, err = cli("compress", folder, "-o", out, "-q")
+    assert code == 1 and stdout == ""
+    assert err.splitlines() == [f"pixelprune: 1 of 3 images failed (see {out}.errors.jsonl)"]
+    code, stdout, err = cli("stats", folder, "-q")  # no errors file: the failure itself, then the count
+    lines = err.splitlines()
+    assert code == 1 and stdout == "" and len(lines) == 2, err
+    assert lines[0].startswith("pixelprune: img_001.png: ") and " failed: " in lines[0]
+    assert lines[1] == "pixelprune: 1 of 3 images failed (listed above)"
+
+
+def test_quiet_with_json_still_prints_the_json(tmp_path):
+    folder = small_folder(tmp_path, 2)
+    code, stdout, err = cli("stats", folder, "--quiet", "--json")
+    assert code == 0 and err == "" and json.loads(stdout)["images"] == 2
