@@ -257,11 +257,12 @@ def warmup():
 @click.option("--sample", type=click.IntRange(min=0), default=100, show_default=True,
               help="Contact sheet: show a random (seeded) sample of this many images when a folder holds more; 0 shows all.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing PNG.")
+@click.option("--no-progress", is_flag=True, help="Never show the progress line of a contact sheet.")
 @coder_options
 @source_options
 @handle_errors
-def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, hidden,
-         **coder):
+def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no_progress, image_column, keep_columns,
+         workers, hidden, **coder):
     """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
 
     \b
@@ -284,7 +285,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     config = pop_config(coder)
     options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
                                   sample=sample or None, workers=workers or default_workers(),
-                                  image_column=image_column, hidden=hidden, output=output)
+                                  image_column=image_column, hidden=hidden, output=output, progress=not no_progress)
     picture, failures, note = drawing.render_path(path, config, options)
     sweep_partials_of(output)  # what a killed show left
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))

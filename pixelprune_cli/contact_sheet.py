@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .engine import RunOptions, coded_stream
+from .engine import RunOptions, coded_stream, count_in_background
 from .errors import InputError
 from .pieces import ImageFile, Piece, SourceCounts, SourceOptions
 from .records import FailedImage
+from .report import Progress
 from .sources import plan, sample
 from .token_overlay import (
     BACKGROUND,
@@ -91,7 +92,7 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
 
 def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, columns: int | None = None,
                              max_images: int | None = None, workers: int = 1, sources=None, output: str | None = None,
-                             left_out: list[str] | None = None):
+                             left_out: list[str] | None = None, progress: bool = False):
     """Lay images under `paths` (folders, files, Parquet tables) out by reduction, most reduced first.
 
     Returns (sheet, failures, total): failures are the pipeline.FailedImage
@@ -102,6 +103,7 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     never an input of the sheet. With `max_images`, a seeded uniform
     sample of that many is coded and shown (`sources.sample`), so a huge
     folder costs `max_images` decodes and tiles, not one per image.
+    With `progress`, a progress line on a terminal, as compress draws.
     """
     sources = sources or SourceOptions()
     left_out = [] if left_out is None else left_out
@@ -125,8 +127,15 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     entries: list[tuple] = []  # (thumbnail, id, kept fraction)
     failures: list[FailedImage] = []
     run = RunOptions(workers=workers, progress=False)
-    for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
-        (failures if isinstance(result, FailedImage) else entries).append(result)
+    bar = Progress(progress, "drawing", total=len(pieces) if isinstance(pieces, list) else None, listing=list(paths))
+    if bar.total is None:
+        count_in_background(list(paths), sources, bar)  # counts what is left out too: a total a little high at worst
+    try:
+        for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
+            (failures if isinstance(result, FailedImage) else entries).append(result)
+            bar.advance()
+    finally:
+        bar.close()
     if not entries:
         raise InputError(f"no image could be shown from {', '.join(paths)}"
                          + (f" (left out, as pictures pixelprune show drew: {', '.join(left_out)})" if left_out else ""))

@@ -45,6 +45,7 @@ class ShowOptions:
     image_column: str | None = None  # Parquet column holding the images
     hidden: bool = False  # include hidden files of a folder
     output: str | None = None  # the picture about to be written: never a tile of its own sheet
+    progress: bool = False  # a progress line (on a terminal) while a contact sheet's images are coded
 
 
 def read_output_row(path: str, image_id: str | None = None, row: int | None = None) -> tuple[dict, dict]:
@@ -184,7 +185,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
         sheet, failures, total = contact_sheet_for_folder(
             [path], config, thumb=thumb, max_images=sample, workers=options.workers,
             sources=SourceOptions(image_column=options.image_column, hidden=options.hidden), output=options.output,
-            left_out=left_out)
+            left_out=left_out, progress=options.progress)
         shown = total if sample is None else min(sample, total)
         notes = [f"a random sample of {shown:,} of {total:,} images (--sample to change)"] if shown < total else []
         if left_out:

@@ -98,6 +98,23 @@ def test_first_progress_frame_says_what_is_listed_and_the_count_never_reads_n_of
     assert counted and counted[-1].split()[2] == "150/150", frames
 
 
+@pytest.mark.parametrize("sample", ["0", "30"])  # every image (counted aside), or a sample (its size known)
+def test_show_draws_a_progress_line_for_a_contact_sheet(tmp_path, sample):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(60):
+        (folder / f"img_{k:03d}.png").write_bytes(bad.png(seed=k))
+    total = 60 if sample == "0" else 30
+    args = ["show", folder, "-o", tmp_path / "sheet.png", "--thumb", 32, "--sample", sample, "-j", "1"]
+    code, shown, _ = in_terminal(args, columns=120)
+    assert code == 0, shown
+    frames = [f.strip() for f in ANSI.sub("", shown).replace("\r\n", "\r").split("\r") if "━" in f]
+    assert frames and not [f for f in frames if "/?" in f], frames
+    assert [f for f in frames if f.startswith("drawing ") and f"/{total} " in f], frames
+    code, shown, _ = in_terminal([*args, "--no-progress", "--overwrite"], columns=120)
+    assert code == 0 and "━" not in shown
+
+
 def test_progress_count_column_shows_no_open_ended_total():
     from types import SimpleNamespace
 
