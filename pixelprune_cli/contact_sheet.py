@@ -28,6 +28,7 @@ from .token_overlay import (
     PADDING,
     TEXT_COLOUR,
     caption_font,
+    caption_size,
     line_height,
     mark_dropped,
     row_image,
@@ -61,11 +62,28 @@ def contact_tile_size(thumb: int) -> tuple[int, int]:
     return thumb + 2 * PADDING, thumb + 2 * line_height(tile_font(thumb)) + 3 * PADDING
 
 
-def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | None = None, thumb: int = 256) -> Image.Image:
-    """Tiles of (thumbnail, label, kept_fraction), most reduced (smallest kept fraction) first.
+def header_height(width: int) -> int:
+    """Height of the line of totals atop a sheet `width` pixels wide (its font grows with the sheet, as captions do)."""
+    return line_height(caption_font(caption_size(width))) + 2 * PADDING
+
+
+def sheet_header(entries: list[tuple], of: int | None = None, failed: int = 0) -> str:
+    """The totals of a sheet's tiles, (thumbnail, label, kept fraction, (kept, tokens)) each, in one line (ASCII)."""
+    kept, tokens = sum(e[3][0] for e in entries), sum(e[3][1] for e in entries)
+    parts = [f"{len(entries):,} image{'' if len(entries) == 1 else 's'}" + (f" of {of:,}" if of and of > len(entries) else ""),
+             f"kept {kept:,} of {tokens:,} tokens ({saving_text(kept, tokens)})"]
+    if failed:
+        parts.append(f"{failed:,} failed")
+    return " | ".join(parts)
+
+
+def contact_sheet(entries: list[tuple], columns: int | None = None, thumb: int = 256,
+                  header: str | None = None) -> Image.Image:
+    """Tiles of (thumbnail, label, kept_fraction, ...), most reduced (smallest kept fraction) first.
 
     Each thumbnail is centred in a `thumb` x `thumb` box; under it the label
-    (cut to fit) and the kept percentage. Tiles fill rows left to right.
+    (cut to fit) and the kept percentage. Tiles fill rows left to right, under
+    `header` (a line of totals, `sheet_header`) when given.
     """
     if not entries:
         raise ValueError("a contact sheet needs at least one image")
@@ -73,12 +91,16 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
     columns = columns or min(len(ordered), 6)
     rows = math.ceil(len(ordered) / columns)
     tile_w, tile_h = contact_tile_size(thumb)
-    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), BACKGROUND)
+    top = 0 if header is None else header_height(columns * tile_w)
+    sheet = Image.new("RGB", (columns * tile_w, top + rows * tile_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
+    if header is not None:
+        big = caption_font(caption_size(sheet.width))
+        draw.text((PADDING, PADDING), _fit(big, header, sheet.width - 2 * PADDING), fill=TEXT_COLOUR, font=big)
     font = tile_font(thumb)
     line = line_height(font)
-    for k, (image, label, fraction) in enumerate(ordered):
-        x0, y0 = (k % columns) * tile_w + PADDING, (k // columns) * tile_h + PADDING
+    for k, (image, label, fraction, *_) in enumerate(ordered):
+        x0, y0 = (k % columns) * tile_w + PADDING, top + (k // columns) * tile_h + PADDING
         small = image if max(image.size) <= thumb else image.copy()
         small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
         sheet.paste(small.convert("RGB"), (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
@@ -122,9 +144,9 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         row = {"index_map": coded.index_map, "kept_index": coded.kept_index, "pixels": coded.pixels,
                "width": coded.width, "height": coded.height}
         image, ref = row_image(row, config.to_meta())
-        return thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
+        return thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens, (coded.kept, coded.tokens)
 
-    entries: list[tuple] = []  # (thumbnail, id, kept fraction)
+    entries: list[tuple] = []  # (thumbnail, id, kept fraction, (kept, tokens))
     failures: list[FailedImage] = []
     run = RunOptions(workers=workers, progress=False)
     bar = Progress(progress, "drawing", total=len(pieces) if isinstance(pieces, list) else None, listing=list(paths))
@@ -140,7 +162,8 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         raise InputError(f"no image could be shown from {', '.join(paths)}"
                          + (f" (left out, as pictures pixelprune show drew: {', '.join(left_out)})" if left_out else ""))
     total = total if total is not None else len(entries) + len(failures)
-    return contact_sheet(entries, columns, thumb), failures, total
+    header = sheet_header(entries, of=total, failed=len(failures))
+    return contact_sheet(entries, columns, thumb, header), failures, total
 
 
 # A text chunk (PNG) or comment (JPEG) in every picture `show` writes, so a later sheet of the folder leaves it out.

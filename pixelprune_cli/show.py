@@ -16,7 +16,7 @@ from typing import NamedTuple
 from PIL import Image, PngImagePlugin
 
 from .backends import load
-from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, thumbnail
+from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, sheet_header, thumbnail
 from .errors import ConfigError, InputError
 from .formats import PARQUET, format_of
 from .input_files import read_file
@@ -139,7 +139,8 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
                 row = checked_row(batch, i, preset, path)
                 only = row if seen == 0 else None
                 image, ref = row_image(row, meta)
-                tile = (thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]))
+                tile = (thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]),
+                        (row["kept"], row["tokens"]))
                 tiles[slot:slot + 1] = [tile]
             elif seen == 1:
                 only = None
@@ -150,7 +151,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
         assert only is not None  # a sample of at least one keeps the first row
         return Rendering(overlay_for_row(only, meta, side_by_side), [])
     note = f"a random sample of {len(tiles):,} of {seen:,} rows (--sample to change)" if len(tiles) < seen else None
-    return Rendering(contact_sheet(tiles, thumb=thumb), [], note)
+    return Rendering(contact_sheet(tiles, thumb=thumb, header=sheet_header(tiles, of=seen)), [], note)
 
 
 class Rendering(NamedTuple):

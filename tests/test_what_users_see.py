@@ -363,7 +363,7 @@ def test_show_of_a_one_row_stream_needs_no_row(tmp_path):
 
 @pytest.mark.parametrize("layout", ["file", "shards", "stream"])
 def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
-    from pixelprune_cli.contact_sheet import contact_tile_size
+    from pixelprune_cli.contact_sheet import contact_tile_size, header_height
 
     files = [SAMPLES / name for name in ("chart.png", "form.png", "slide.png")]
     target = {"file": tmp_path / "o.arrow", "shards": f"{tmp_path / 'sh'}/", "stream": "-"}[layout]
@@ -373,10 +373,10 @@ def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
     run(["show", source, "-o", tmp_path / "sheet.png", "--thumb", 64],
         stdin=made.stdout_bytes if layout == "stream" else None)
     tile_w, tile_h = contact_tile_size(64)
-    assert Image.open(tmp_path / "sheet.png").size == (3 * tile_w, tile_h)
+    assert Image.open(tmp_path / "sheet.png").size == (3 * tile_w, header_height(3 * tile_w) + tile_h)
     sampled = run(["show", source, "-o", tmp_path / "two.png", "--thumb", 64, "--sample", 2],
                   stdin=made.stdout_bytes if layout == "stream" else None)
-    assert Image.open(tmp_path / "two.png").size == (2 * tile_w, tile_h)
+    assert Image.open(tmp_path / "two.png").size == (2 * tile_w, header_height(2 * tile_w) + tile_h)
     assert "a random sample of 2 of 3 rows" in sampled.stderr
 
 
