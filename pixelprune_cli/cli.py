@@ -28,6 +28,7 @@ from .cli_errors import (
 from .cli_options import (
     coder_options,
     column_list,
+    id_column_option,
     limit_option,
     pop_config,
     report_options,
@@ -148,10 +149,12 @@ def main():
               help="Code on threads here, or on Ray Data (a local Ray, or a cluster with --ray-address).")
 @click.option("--ray-address", help="Ray cluster to join (HOST:6379, auto, ray://HOST:10001) with --engine ray.")
 @limit_option
+@id_column_option
 @report_options
 @handle_errors
 def compress(inputs, output, image_column, keep_columns, workers, hidden, compression, overwrite, fail_fast,
-             shard_size, shard_format, resume, engine, ray_address, limit, as_json, table, no_progress, quiet, **coder):
+             shard_size, shard_format, resume, engine, ray_address, limit, id_column, as_json, table, no_progress, quiet,
+             **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -169,7 +172,7 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
         raise ConfigError("-o - writes a binary Arrow stream, and stdout is a terminal; pipe it into a reader "
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     summary = api.compress(
-        list(inputs), output, pop_config(coder), sources_from(image_column, column_list(keep_columns), hidden, limit),
+        list(inputs), output, pop_config(coder), sources_from(image_column, column_list(keep_columns), hidden, limit, id_column),
         run_options_from(workers, no_progress or quiet, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
         compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
@@ -185,10 +188,11 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, compre
 @click.option("--sample", type=click.IntRange(min=1), help="Estimate from a random (seeded, reproducible) sample "
               "of this many images instead of coding them all (images only; outputs are read whole).")
 @limit_option
+@id_column_option
 @report_options
 @handle_errors
-def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample, limit, as_json, table, no_progress,
-          quiet, **coder):
+def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample, limit, id_column, as_json, table,
+          no_progress, quiet, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -204,7 +208,7 @@ def stats(inputs, image_column, keep_columns, workers, hidden, group_by, sample,
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
     config = pop_config(coder)
-    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, limit),
+    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, limit, id_column),
                         run_options_from(workers, no_progress or quiet), sample=sample)
     if group_by:
         add_groups(summary, group_by)

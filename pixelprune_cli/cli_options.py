@@ -64,6 +64,12 @@ def limit_option(fn):
                              "try settings on a large input quickly.")(fn)
 
 
+def id_column_option(fn):
+    return click.option("--id-column", metavar="COL",
+                        help="Parquet inputs: ids from this column's values instead of FILE.parquet#ROW "
+                             "(a row whose value is null keeps FILE.parquet#ROW).")(fn)
+
+
 def report_options(fn):
     options = [
         click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
@@ -106,10 +112,11 @@ def column_list(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
-def sources_from(image_column=None, keep_columns=(), hidden=False, limit=None):
+def sources_from(image_column=None, keep_columns=(), hidden=False, limit=None, id_column=None):
     from .pieces import SourceOptions
 
-    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden, limit=limit)
+    return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden, limit=limit,
+                         id_column=id_column)
 
 
 def run_options_from(workers, no_progress, **extra):

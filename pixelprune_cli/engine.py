@@ -22,12 +22,12 @@ from dataclasses import replace
 from .errors import ConfigError, PixelpruneError, option
 from .job import Engine, Job, RunOptions, no_images_error
 from .parallel import BackgroundSink, default_workers, ordered_map
-from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size
+from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig, process
 from .ray_engine import RayEngine
 from .records import CodedImage, FailedImage, Sink
 from .report import Progress
-from .sources import plan, read_piece
+from .sources import piece_ids, plan, read_piece
 from .summary import ImageEntry, Summary
 
 

@@ -42,6 +42,7 @@ class SourceOptions:
     hidden: bool = False  # walk into hidden files and folders (names starting with '.'), as rg/fd --hidden
     own_output: str | None = None  # the single output file a run writes: it and its companions are never inputs
     limit: int | None = None  # only the first N input positions of the plan (--limit), to try settings quickly
+    id_column: str | None = None  # Parquet inputs: ids from this column's values instead of NAME#ROW (--id-column)
 
     def __post_init__(self):
         if self.limit is not None and self.limit < 1:
@@ -82,12 +83,14 @@ class ParquetRows:
     column: str
     start: int
     stop: int
+    id_column: str | None = None  # ids from this column (parquet_source.row_ids reads it), not NAME#ROW
 
     @property
     def size(self) -> int:
         return self.stop - self.start
 
     def ids(self) -> Iterator[str]:
+        """`NAME#ROW` ids, which need no read; with an id column, parquet_source.row_ids gives the ids."""
         return (f"{self.name}#{row}" for row in range(self.start, self.stop))
 
 

@@ -32,11 +32,11 @@ from . import storage
 from .errors import ConfigError, PixelpruneError, one_line, option
 from .job import no_images_error
 from .manifest import shard_checksums
-from .pieces import ParquetRows, Piece, SourceCounts, piece_ids, piece_size
+from .pieces import ParquetRows, Piece, SourceCounts, piece_size
 from .pipeline import CodingConfig, process
 from .records import FailedImage
 from .report import Progress
-from .sources import plan, read_piece
+from .sources import piece_ids, plan, read_piece
 from .store_sinks import upload_shard
 from .summary import ImageEntry, Summary
 from .writer import ErrorLog, RowSink, TableFile, is_shard_folder

@@ -24,7 +24,7 @@ from .errors import InputError
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .input_files import gone_reason, read_listed_file, walk_files
 from .overlap import OwnFiles
-from .parquet_source import parquet_items, plan_parquet
+from .parquet_source import parquet_items, plan_parquet, row_ids
 from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, id_text, piece_size
 from .records import FailedImage, Item
 
@@ -149,6 +149,11 @@ def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: Source
             yield FailedImage(name, "read", gone_reason(path))
         else:
             yield ImageFile(name, os.path.abspath(path))
+
+
+def piece_ids(piece: Piece) -> Iterator[str]:
+    """The ids of a piece's positions, as read_piece gives them (an id column is read for them)."""
+    return row_ids(piece) if isinstance(piece, ParquetRows) else iter([piece.id])
 
 
 def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:

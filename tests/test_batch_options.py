@@ -78,3 +78,45 @@ def test_quiet_with_json_still_prints_the_json(tmp_path):
     folder = small_folder(tmp_path, 2)
     code, stdout, err = cli("stats", folder, "--quiet", "--json")
     assert code == 0 and err == "" and json.loads(stdout)["images"] == 2
+
+
+def table_with_ids(path, ids):
+    import pyarrow as pa
+
+    table = bad.hf_image_table([{"bytes": bad.png(seed=20 + k), "path": None} for k in range(len(ids))])
+    return bad.write_parquet(path, table.append_column("key", pa.array(ids)))
+
+
+def test_id_column_names_the_rows_of_a_parquet_input(tmp_path):
+    table = table_with_ids(tmp_path / "t.parquet", ["doc-a", None, "doc-c"])
+    out = tmp_path / "out.arrow"
+    code, _, err = cli("compress", table, "-o", out, "--id-column", "key", "--no-progress")
+    assert code == 0, err
+    assert ids_of(out) == ["doc-a", "t.parquet#1", "doc-c"]  # a null id keeps its row's name
+    code, stdout, _ = cli("stats", table, "--id-column", "key", "--json", "--table", "all", "--no-progress")
+    assert [e["id"] for e in json.loads(stdout)["per_image"]] == ["doc-a", "t.parquet#1", "doc-c"]
+
+
+def test_id_column_of_numbers_and_resume_of_a_shard_folder(tmp_path):
+    table = table_with_ids(tmp_path / "t.parquet", [101, 102, 103, 104, 105])
+    out = tmp_path / "out"
+    code, _, err = cli("compress", table, "-o", f"{out}/", "--id-column", "key", "--shard-size", 2, "--no-progress")
+    assert code == 0, err
+    (out / "part-00001.arrow").unlink()  # as if the run had died before it: --resume redoes that shard alone
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shards"] = [s for s in manifest["shards"] if s["index"] != 1]
+    manifest["complete"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, stdout, err = cli("compress", table, "-o", f"{out}/", "--id-column", "key", "--shard-size", 2, "--resume",
+                            "--json", "--no-progress")
+    assert code == 0, err
+    assert json.loads(stdout)["images"] == 2  # the kept shards' ids matched the id column's values
+    rows = [read_arrow(p).column("id").to_pylist() for p in sorted(out.glob("part-*.arrow"))]
+    assert rows == [["101", "102"], ["103", "104"], ["105"]]
+
+
+def test_id_column_that_a_table_lacks_is_a_usage_error_naming_it(tmp_path):
+    table = table_with_ids(tmp_path / "t.parquet", ["a"])
+    code, _, err = cli("compress", table, "-o", tmp_path / "out.arrow", "--id-column", "nope")
+    assert code == 2 and "nope" in err and "t.parquet" in err and "--id-column" in err
+    assert not (tmp_path / "out.arrow").exists()
