@@ -21,7 +21,9 @@ BIN := $(VENV)/bin
 comma := ,
 # One stamp per set of extras, so `make test EXTRAS=test,ray` installs ray
 # once and a later plain `make demo` does not reinstall anything heavy.
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+STAMP := $(VENV)/.installed-$(or $(subst $(comma),-,$(EXTRAS)),base)
+# The demo needs only the base package: any install there is will do, else the base one alone.
+DEMO_STAMP := $(or $(firstword $(wildcard $(VENV)/.installed-*)),$(VENV)/.installed-base)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test lint bench bench-model clean distclean
@@ -36,10 +38,11 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 
 # Numba compiles the coder kernels on first use (several seconds) and caches
 # them next to the sources (cache=True): `pixelprune warmup` fills that cache.
-$(STAMP): pyproject.toml
+# The stamp's name says the extras: .installed-test-hf is '.[test,hf]', .installed-base is '.'.
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(if $(filter hf torchvision,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(if $(filter hf torchvision,$(subst -, ,$*)),$(BIN)/python -m pip install --quiet $(TORCH))
+	$(BIN)/python -m pip install --quiet -e '.$(if $(filter-out base,$*),[$(subst -,$(comma),$*)])'
 	$(BIN)/pixelprune warmup
 	touch $@
 
@@ -48,7 +51,7 @@ $(STAMP): pyproject.toml
 DEMO_OUT ?= out
 SAMPLE_IMAGES := $(sort $(wildcard samples/*.png samples/*.jpg))
 
-demo: install ## Compress the ten sample images to out/samples.arrow and summarise it.
+demo: $(DEMO_STAMP) ## Install the base package, compress the ten sample images to out/samples.arrow, summarise it.
 	mkdir -p $(DEMO_OUT)
 	cd samples && $(abspath $(BIN))/pixelprune compress $(notdir $(SAMPLE_IMAGES)) -o $(abspath $(DEMO_OUT))/samples.arrow --overwrite
 	$(BIN)/pixelprune stats $(DEMO_OUT)/samples.arrow --table summary

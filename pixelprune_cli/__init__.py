@@ -34,3 +34,8 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    """The public names too, though they are imported only when first used (help(), tab completion)."""
+    return sorted({*globals(), *_LAZY})

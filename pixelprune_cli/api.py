@@ -7,8 +7,10 @@ The CLI parses options into these calls; notebooks and Ray jobs call them (or
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Union
 
 from .engine import ImageFailedFast, coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
@@ -22,6 +24,15 @@ from .report import Progress
 from .sources import check_inputs, plan
 from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
+
+Inputs = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
+
+
+def input_list(inputs: Inputs) -> list[str]:
+    """`compress("photos/")` means one input, as `compress(["photos/"])` does, not one per character."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    return [local_path(os.fspath(i)) for i in inputs]  # file:// is a local path
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -77,7 +88,7 @@ def with_image_column(meta: dict, inputs: list[str], sources: SourceOptions) -> 
     return meta if column is None else {**meta, "image_column": column}
 
 
-def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig(),
+def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfig = CodingConfig(),
              sources: SourceOptions = SourceOptions(), run: RunOptions = RunOptions(),
              compression: str | None = None, overwrite: bool = False,
              shard_size: int | None = None, shard_format: str | None = None, resume: bool = False) -> Summary:
@@ -97,7 +108,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     from .schema import output_schema
 
     engine = engine_for(run)
-    inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
+    inputs, output = input_list(inputs), local_path(os.fspath(output))  # file:// is a local path
     check_inputs(inputs)
     if output != "-":
         folder = writer.is_shard_folder(output)
@@ -134,7 +145,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     return summary.finish()
 
 
-def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: SourceOptions = SourceOptions(),
+def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: SourceOptions = SourceOptions(),
           run: RunOptions = RunOptions(), sample: int | None = None) -> Summary:
     """What compressing would save (images), or what a compressed file saves (pixelprune outputs).
 
@@ -145,9 +156,9 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
     """
     from .readers import STDIN, compressed_meta
 
+    inputs = input_list(inputs)
     if inputs == [STDIN]:
         return stats_of_output(STDIN, sources)
-    inputs = [local_path(i) for i in inputs]
     check_inputs(inputs)
 
     if len(inputs) == 1 and compressed_meta(inputs[0]) is not None:
@@ -161,7 +172,8 @@ def stats(inputs: list[str], config: CodingConfig = CodingConfig(), sources: Sou
         pieces, total = draw(inputs, sources, sample, counts=counts)
         if total > sample:
             summary.sample = Sample(images=sample, of=total, seed=0)
-    progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)))
+    progress = Progress(run.progress, "measuring", total=None if pieces is None else sum(map(piece_size, pieces)),
+                        listing=inputs)
     if pieces is None:
         count_in_background(inputs, sources, progress)
     from .budget import BudgetTally

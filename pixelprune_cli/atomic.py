@@ -270,7 +270,12 @@ def sweep_partials_of(output: str) -> None:
 
 
 def _may_be_writing(pid: int, modified: float) -> bool:
-    """Whether process `pid` is alive and was already running when a file was last modified."""
+    """Whether process `pid` is alive and was already running when a file was last modified.
+
+    A zombie (state Z, or X while it is reaped) is dead: it has closed its files and
+    will write nothing more, though `kill(pid, 0)` still finds it where PID 1 does
+    not reap (many containers).
+    """
     if pid == os.getpid():
         return False  # an earlier process of the same number: this one has not made the file yet
     try:
@@ -281,17 +286,23 @@ def _may_be_writing(pid: int, modified: float) -> bool:
         pass
     except OverflowError:
         return False
-    started = _process_start(pid)
+    state, started = _process_state(pid)
+    if state in (b"Z", b"X"):
+        return False
     return started is None or started <= modified + 2  # /proc gives the boot time in whole seconds
 
 
-def _process_start(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), from Linux's /proc; None where that is unknown."""
+def _process_state(pid: int) -> tuple[bytes | None, float | None]:
+    """(state letter, start time in seconds since the epoch) of process `pid`, from Linux's /proc; None where unknown."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rpartition(b")")[2].split()
+            fields = handle.read().rpartition(b")")[2].split()  # after the name, which may hold spaces and ')'
+    except OSError:
+        return None, None
+    state = fields[0] if fields else None
+    try:
         with open("/proc/stat", "rb") as handle:
             boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
-        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks since boot
+        return state, boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in ticks since boot
     except (OSError, ValueError, IndexError, StopIteration):
-        return None
+        return state, None

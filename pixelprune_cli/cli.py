@@ -28,6 +28,8 @@ from .cli_errors import (
 from .cli_options import (
     coder_options,
     column_list,
+    id_column_option,
+    limit_option,
     pop_config,
     report_options,
     run_options_from,
@@ -38,9 +40,11 @@ from .errors import ConfigError, escape_controls, one_line
 from .formats import TABLE_FORMATS
 
 
-def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None) -> int:
+def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | None = None, quiet: bool = False) -> int:
     """Print the summary, then on stderr the warnings, what was written (`wrote`: rows or PNGs) and,
-    for a run that did not fully succeed, why in one line. Returns the exit code."""
+    for a run that did not fully succeed, why in one line. Returns the exit code.
+
+    `quiet` (--quiet): warnings and errors only; failures not kept in an errors file get a line each."""
     from .errors import OutputError, broken_pipe
     from .report import render_table
     from .summary import print_json
@@ -49,7 +53,7 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
     try:
         if as_json:
             print_json(summary, to_stderr=to_stderr)
-        else:
+        elif not quiet:
             render_table(summary, table, to_stderr=to_stderr)
         stream.flush()
     except OSError as exc:  # stdout on a full disk or /dev/full: the output itself is whole
@@ -64,16 +68,20 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
             raise OutputError(f"standard output: the report could not be written ({one_line(exc)}){written}") from None
     if summary.incomplete:  # on stderr whatever the mode, and in --json as "incomplete"
         tell(f"pixelprune: warning: {escape_controls(summary.incomplete)}")
-    if wrote and not as_json:
+    if wrote and not as_json and not quiet:
         tell(_written_line(summary, wrote))
     # A resumed output is one output: images that failed in the earlier run still failed.
     failed, earlier = summary.failed, summary.resumed.failed if summary.resumed else 0
     if not (failed or earlier):
         return EXIT_OK
+    where = _where_errors_are(summary, as_json)
+    if quiet and where == "listed above":  # no table listed them: one line each
+        for record in summary.error_log:
+            tell(escape_controls(f"pixelprune: {record['id']}: {record['stage']} failed: {record['reason']}"))
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
     if earlier:
         counts.append(f"{earlier:,} failed in the resumed shards")
-    tell(f"pixelprune: {'; '.join(counts)} ({_where_errors_are(summary, as_json)})")
+    tell(f"pixelprune: {'; '.join(counts)} ({where})")
     return EXIT_SOME_FAILED
 
 
@@ -83,6 +91,10 @@ def _written_line(summary, what: str) -> str:
 
     size = summary.bytes_written.size if summary.bytes_written else None
     where = "stdout (an Arrow IPC stream)" if summary.output == "-" else summary.output
+    if summary.resumed and summary.images == 0:  # --resume of a complete output: "wrote 0 rows" would read as a loss
+        images = summary.resumed.images
+        return f"nothing to do: {'the' if images == 1 else 'all'} {images:,} image{'' if images == 1 else 's'} " \
+               f"{'is' if images == 1 else 'are'} already in {where}"
     count = f"{summary.written:,} {what}{'' if summary.written == 1 else 's'}"
     return f"wrote {count}" + (f" ({format_bytes(size)})" if size is not None else "") + f" to {where}"
 
@@ -136,10 +148,13 @@ def main():
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Code on threads here, or on Ray Data (a local Ray, or a cluster with --ray-address).")
 @click.option("--ray-address", help="Ray cluster to join (HOST:6379, auto, ray://HOST:10001) with --engine ray.")
+@limit_option
+@id_column_option
 @report_options
 @handle_errors
 def compress(inputs, output, image_column, keep_columns, workers, hidden, allow_path_schemes, compression, overwrite,
-             fail_fast, shard_size, shard_format, resume, engine, ray_address, as_json, table, no_progress, **coder):
+             fail_fast, shard_size, shard_format, resume, engine, ray_address, limit, id_column, as_json, table,
+             no_progress, quiet, **coder):
     """Code images (folders, files, Parquet image tables) and write the kept tokens.
 
     \b
@@ -158,11 +173,11 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, allow_
                           "(... -o - | pixelprune stats -) or write a file (-o out.arrow)")
     summary = api.compress(
         list(inputs), output, pop_config(coder),
-        sources_from(image_column, column_list(keep_columns), hidden, allow_path_schemes),
-        run_options_from(workers, no_progress, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
+        sources_from(image_column, column_list(keep_columns), hidden, allow_path_schemes, limit, id_column),
+        run_options_from(workers, no_progress or quiet, fail_fast=fail_fast, engine=engine, ray_address=ray_address),
         compression=compression, overwrite=overwrite, shard_size=shard_size, shard_format=shard_format, resume=resume,
     )
-    sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row"))
+    sys.exit(_report(summary, as_json, table, to_stderr=output == "-", wrote="row", quiet=quiet))
 
 
 @main.command()
@@ -173,10 +188,12 @@ def compress(inputs, output, image_column, keep_columns, workers, hidden, allow_
               "or by 'folder' (first path part of the id).")
 @click.option("--sample", type=click.IntRange(min=1), help="Estimate from a random (seeded, reproducible) sample "
               "of this many images instead of coding them all (images only; outputs are read whole).")
+@limit_option
+@id_column_option
 @report_options
 @handle_errors
-def stats(inputs, image_column, keep_columns, workers, hidden, allow_path_schemes, group_by, sample, as_json, table,
-          no_progress, **coder):
+def stats(inputs, image_column, keep_columns, workers, hidden, allow_path_schemes, group_by, sample, limit, id_column,
+          as_json, table, no_progress, quiet, **coder):
     """Report what coding saves: of images (without writing tensors) or of a compressed output.
 
     \b
@@ -192,11 +209,12 @@ def stats(inputs, image_column, keep_columns, workers, hidden, allow_path_scheme
     if group_by and group_by != "folder" and group_by not in columns:
         columns = (*columns, group_by)
     config = pop_config(coder)
-    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, allow_path_schemes),
-                        run_options_from(workers, no_progress), sample=sample)
+    summary = api.stats(list(inputs), config, sources_from(image_column, columns, hidden, allow_path_schemes, limit,
+                                                           id_column),
+                        run_options_from(workers, no_progress or quiet), sample=sample)
     if group_by:
         add_groups(summary, group_by)
-    sys.exit(_report(summary, as_json, table, to_stderr=False))
+    sys.exit(_report(summary, as_json, table, to_stderr=False, quiet=quiet))
 
 
 @main.command()
@@ -205,7 +223,7 @@ def stats(inputs, image_column, keep_columns, workers, hidden, allow_path_scheme
 @click.option("--overwrite", is_flag=True, help="Replace existing PNGs.")
 @report_options
 @handle_errors
-def restore(path, output, overwrite, as_json, table, no_progress):
+def restore(path, output, overwrite, as_json, table, no_progress, quiet):
     """Rebuild every row's resized image as a PNG from a compressed output (- : a stream on stdin).
 
     Files are named by percent-encoding the row id and adding .png
@@ -214,8 +232,8 @@ def restore(path, output, overwrite, as_json, table, no_progress):
     """
     from . import api
 
-    summary = api.restore(path, output, overwrite, progress=not no_progress)
-    sys.exit(_report(summary, as_json, table, to_stderr=False, wrote="PNG"))
+    summary = api.restore(path, output, overwrite, progress=not (no_progress or quiet))
+    sys.exit(_report(summary, as_json, table, to_stderr=False, wrote="PNG", quiet=quiet))
 
 
 @main.command()
@@ -245,11 +263,12 @@ def warmup():
 @click.option("--sample", type=click.IntRange(min=0), default=100, show_default=True,
               help="Contact sheet: show a random (seeded) sample of this many images when a folder holds more; 0 shows all.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing PNG.")
+@click.option("--no-progress", is_flag=True, help="Never show the progress line of a contact sheet.")
 @coder_options
 @source_options
 @handle_errors
-def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, image_column, keep_columns, workers, hidden,
-         allow_path_schemes, **coder):
+def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no_progress, image_column, keep_columns,
+         workers, hidden, allow_path_schemes, **coder):
     """Draw which tokens are kept: dropped tokens greyed and hatched, the token grid, a caption.
 
     \b
@@ -273,7 +292,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
                                   sample=sample or None, workers=workers or default_workers(),
                                   image_column=image_column, hidden=hidden, output=output,
-                                  allow_path_schemes=column_list(allow_path_schemes))
+                                  allow_path_schemes=column_list(allow_path_schemes), progress=not no_progress)
     picture, failures, note = drawing.render_path(path, config, options)
     sweep_partials_of(output)  # what a killed show left
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))

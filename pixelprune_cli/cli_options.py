@@ -62,6 +62,18 @@ def source_options(fn):
     return fn
 
 
+def limit_option(fn):
+    return click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                        help="Only the first N input images, in input order (sorted paths, then table rows): "
+                             "try settings on a large input quickly.")(fn)
+
+
+def id_column_option(fn):
+    return click.option("--id-column", metavar="COL",
+                        help="Parquet inputs: ids from this column's values instead of FILE.parquet#ROW "
+                             "(a row whose value is null keeps FILE.parquet#ROW).")(fn)
+
+
 def report_options(fn):
     options = [
         click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout."),
@@ -69,6 +81,8 @@ def report_options(fn):
                      show_default=True, help="Per-image rows: all, the 5 best and 5 worst, or none; totals, "
                      "notices and failures are always printed."),
         click.option("--no-progress", is_flag=True, help="Never show the progress line (count/total, rate, time left)."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors (no table, progress or "
+                     "'wrote' line); the exit code says how it went. --json still prints the JSON."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -102,11 +116,11 @@ def column_list(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
-def sources_from(image_column=None, keep_columns=(), hidden=False, allow_path_schemes=""):
+def sources_from(image_column=None, keep_columns=(), hidden=False, allow_path_schemes="", limit=None, id_column=None):
     from .pieces import SourceOptions
 
     return SourceOptions(image_column=image_column, keep_columns=keep_columns, hidden=hidden,
-                         allow_path_schemes=column_list(allow_path_schemes))
+                         allow_path_schemes=column_list(allow_path_schemes), limit=limit, id_column=id_column)
 
 
 def run_options_from(workers, no_progress, **extra):

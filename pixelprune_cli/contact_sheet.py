@@ -16,19 +16,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .engine import RunOptions, coded_stream
+from .engine import RunOptions, coded_stream, count_in_background
 from .errors import InputError
 from .pieces import ImageFile, Piece, SourceCounts, SourceOptions
 from .records import FailedImage
+from .report import Progress
 from .sources import plan, sample
 from .token_overlay import (
     BACKGROUND,
+    CAPTION_MIN_SIZE,
     PADDING,
     TEXT_COLOUR,
     caption_font,
+    caption_size,
     line_height,
     mark_dropped,
     row_image,
+    saving_text,
     text_width,
 )
 
@@ -48,16 +52,38 @@ def _fit(font, text: str, width: int) -> str:
     return text + "..." if text_width(font, text + "...") <= width else ""
 
 
+def tile_font(thumb: int):
+    """The labels' font: it grows with the thumbnails (16 px for 256 px ones), so a large sheet stays readable."""
+    return caption_font(max(CAPTION_MIN_SIZE, round(thumb / 16)))
+
+
 def contact_tile_size(thumb: int) -> tuple[int, int]:
     """(width, height) of one contact-sheet tile: the thumbnail box plus two label lines."""
-    return thumb + 2 * PADDING, thumb + 2 * line_height(caption_font()) + 3 * PADDING
+    return thumb + 2 * PADDING, thumb + 2 * line_height(tile_font(thumb)) + 3 * PADDING
 
 
-def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | None = None, thumb: int = 256) -> Image.Image:
-    """Tiles of (thumbnail, label, kept_fraction), most reduced (smallest kept fraction) first.
+def header_height(width: int) -> int:
+    """Height of the line of totals atop a sheet `width` pixels wide (its font grows with the sheet, as captions do)."""
+    return line_height(caption_font(caption_size(width))) + 2 * PADDING
+
+
+def sheet_header(entries: list[tuple], of: int | None = None, failed: int = 0) -> str:
+    """The totals of a sheet's tiles, (thumbnail, label, kept fraction, (kept, tokens)) each, in one line (ASCII)."""
+    kept, tokens = sum(e[3][0] for e in entries), sum(e[3][1] for e in entries)
+    parts = [f"{len(entries):,} image{'' if len(entries) == 1 else 's'}" + (f" of {of:,}" if of and of > len(entries) else ""),
+             f"kept {kept:,} of {tokens:,} tokens ({saving_text(kept, tokens)})"]
+    if failed:
+        parts.append(f"{failed:,} failed")
+    return " | ".join(parts)
+
+
+def contact_sheet(entries: list[tuple], columns: int | None = None, thumb: int = 256,
+                  header: str | None = None) -> Image.Image:
+    """Tiles of (thumbnail, label, kept_fraction, ...), most reduced (smallest kept fraction) first.
 
     Each thumbnail is centred in a `thumb` x `thumb` box; under it the label
-    (cut to fit) and the kept percentage. Tiles fill rows left to right.
+    (cut to fit) and the kept percentage. Tiles fill rows left to right, under
+    `header` (a line of totals, `sheet_header`) when given.
     """
     if not entries:
         raise ValueError("a contact sheet needs at least one image")
@@ -65,16 +91,20 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
     columns = columns or min(len(ordered), 6)
     rows = math.ceil(len(ordered) / columns)
     tile_w, tile_h = contact_tile_size(thumb)
-    sheet = Image.new("RGB", (columns * tile_w, rows * tile_h), BACKGROUND)
+    top = 0 if header is None else header_height(columns * tile_w)
+    sheet = Image.new("RGB", (columns * tile_w, top + rows * tile_h), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    font = caption_font()
+    if header is not None:
+        big = caption_font(caption_size(sheet.width))
+        draw.text((PADDING, PADDING), _fit(big, header, sheet.width - 2 * PADDING), fill=TEXT_COLOUR, font=big)
+    font = tile_font(thumb)
     line = line_height(font)
-    for k, (image, label, fraction) in enumerate(ordered):
-        x0, y0 = (k % columns) * tile_w + PADDING, (k // columns) * tile_h + PADDING
+    for k, (image, label, fraction, *_) in enumerate(ordered):
+        x0, y0 = (k % columns) * tile_w + PADDING, top + (k // columns) * tile_h + PADDING
         small = image if max(image.size) <= thumb else image.copy()
         small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)
         sheet.paste(small.convert("RGB"), (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
-        kept = f"kept {fraction * 100:.1f}%  (-{(1 - fraction) * 100:.1f}%)"
+        kept = f"kept {fraction * 100:.1f}%  ({saving_text(fraction, 1)})"
         if text_width(font, kept) > thumb:
             kept = f"kept {fraction * 100:.0f}%"
         draw.text((x0, y0 + thumb + PADDING), _fit(font, label, thumb), fill=TEXT_COLOUR, font=font)
@@ -84,7 +114,7 @@ def contact_sheet(entries: list[tuple[Image.Image, str, float]], columns: int | 
 
 def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, columns: int | None = None,
                              max_images: int | None = None, workers: int = 1, sources=None, output: str | None = None,
-                             left_out: list[str] | None = None):
+                             left_out: list[str] | None = None, progress: bool = False):
     """Lay images under `paths` (folders, files, Parquet tables) out by reduction, most reduced first.
 
     Returns (sheet, failures, total): failures are the pipeline.FailedImage
@@ -95,6 +125,7 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
     never an input of the sheet. With `max_images`, a seeded uniform
     sample of that many is coded and shown (`sources.sample`), so a huge
     folder costs `max_images` decodes and tiles, not one per image.
+    With `progress`, a progress line on a terminal, as compress draws.
     """
     sources = sources or SourceOptions()
     left_out = [] if left_out is None else left_out
@@ -113,18 +144,26 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         row = {"index_map": coded.index_map, "kept_index": coded.kept_index, "pixels": coded.pixels,
                "width": coded.width, "height": coded.height}
         image, ref = row_image(row, config.to_meta())
-        return thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens
+        return thumbnail(image, ref, ts, thumb), coded.id, coded.kept / coded.tokens, (coded.kept, coded.tokens)
 
-    entries: list[tuple] = []  # (thumbnail, id, kept fraction)
+    entries: list[tuple] = []  # (thumbnail, id, kept fraction, (kept, tokens))
     failures: list[FailedImage] = []
     run = RunOptions(workers=workers, progress=False)
-    for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
-        (failures if isinstance(result, FailedImage) else entries).append(result)
+    bar = Progress(progress, "drawing", total=len(pieces) if isinstance(pieces, list) else None, listing=list(paths))
+    if bar.total is None:
+        count_in_background(list(paths), sources, bar)  # counts what is left out too: a total a little high at worst
+    try:
+        for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
+            (failures if isinstance(result, FailedImage) else entries).append(result)
+            bar.advance()
+    finally:
+        bar.close()
     if not entries:
         raise InputError(f"no image could be shown from {', '.join(paths)}"
                          + (f" (left out, as pictures pixelprune show drew: {', '.join(left_out)})" if left_out else ""))
     total = total if total is not None else len(entries) + len(failures)
-    return contact_sheet(entries, columns, thumb), failures, total
+    header = sheet_header(entries, of=total, failed=len(failures))
+    return contact_sheet(entries, columns, thumb, header), failures, total
 
 
 # A text chunk (PNG) or comment (JPEG) in every picture `show` writes, so a later sheet of the folder leaves it out.

@@ -15,18 +15,19 @@ A new engine is a class with `check` and `run`, added to `engine_for`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from .errors import ConfigError, PixelpruneError, option
 from .job import Engine, Job, RunOptions, no_images_error
 from .parallel import BackgroundSink, default_workers, ordered_map
-from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_ids, piece_size
+from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig, process
 from .ray_engine import RayEngine
 from .records import CodedImage, FailedImage, Sink
 from .report import Progress
-from .sources import plan, read_piece
+from .sources import piece_ids, plan, read_piece
 from .summary import ImageEntry, Summary
 
 
@@ -68,7 +69,7 @@ class LocalEngine:
         try:  # from here on the output's lock and files are ours to clean up however the run ends
             summary.resumed = sink.resumed
             background = BackgroundSink(sink)
-            progress = Progress(run.progress)
+            progress = Progress(run.progress, listing=job.inputs)
             count_in_background(job.inputs, job.sources, progress)
             try:
                 for position, result in coded_stream(job.inputs, job.config, job.sources, run, counts, sink.skipper()):
@@ -150,9 +151,9 @@ def _runs_to_read(piece, todo: list[bool]):
 def count_in_background(inputs: list[str], sources: SourceOptions, progress: Progress) -> None:
     """Give the progress bar its total: the plan counted again on a side thread (listings and footers only).
 
-    The run itself streams the plan and does not wait; the bar shows `n/?`
-    until the count arrives (at once for a folder of hundreds). Planning
-    errors are left to the run, which raises them itself.
+    The run itself streams the plan and does not wait; the bar says how many
+    files the listing has found until the count arrives (at once for a folder
+    of hundreds). Planning errors are left to the run, which raises them itself.
     """
     if not progress.active:
         return
@@ -160,7 +161,14 @@ def count_in_background(inputs: list[str], sources: SourceOptions, progress: Pro
 
     def count():
         try:
-            progress.set_total(sum(piece_size(piece) for piece in plan(inputs, sources)))
+            total, files, shown = 0, True, 0.0
+            for piece in plan(inputs, sources):
+                total += piece_size(piece)
+                files = files and isinstance(piece, ImageFile)  # a Parquet file holds many images
+                if time.monotonic() - shown > 0.1:  # a few updates a second, not one per file
+                    progress.found(total, "files" if files else "images")
+                    shown = time.monotonic()
+            progress.set_total(total)
         except Exception:
             pass
 

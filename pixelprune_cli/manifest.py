@@ -38,13 +38,20 @@ def shard_errors_name(index: int) -> str:
 def same_config(a: dict, b: dict) -> bool:
     """Configs match when everything but the tool and library versions is equal (no backend: pil; and the
     image column, which outputs before 0.3.0 did not record: one absent from either side is not a difference)."""
-    unrecorded = {"image_column"} - (a.keys() & b.keys())
+    return not config_differences(a, b)
+
+
+def config_differences(written: dict, asked: dict) -> list[str]:
+    """`key WRITTEN (not ASKED)` for each setting same_config finds different, in a stable order."""
+    unrecorded = {"image_column"} - (written.keys() & asked.keys())
 
     def strip(meta: dict) -> dict:
         return {"backend": "pil", **{k: v for k, v in meta.items()
                                      if k not in ("version", "runtime") and k not in unrecorded}}
 
-    return strip(a) == strip(b)
+    old, new = strip(written), strip(asked)
+    return [f"{key} {old.get(key)} (not {new.get(key)})" for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)]
 
 
 def is_shard_file(name: str) -> bool:
@@ -68,12 +75,13 @@ def check_same(folder: Path, manifest: dict, meta: dict, layout: dict) -> None:
     written["format"] = written["format"] or "arrow"
     if "compression" not in manifest and "columns" not in manifest:  # from an older version: its shards
         written.update(compression=layout["compression"], columns=layout["columns"])  # fail intact()
-    if not same_config(manifest["config"], meta) or written != layout:
+    settings = config_differences(manifest["config"], meta)
+    if settings or written != layout:
         changed = [k for k in layout if written[k] != layout[k]]
+        details = ([f"it has {', '.join(settings)}"] if settings else []) + ([f"{', '.join(changed)} differ"] if changed else [])
         raise ConfigError(
             f"{folder} was written with a different configuration "
-            f"({describe(manifest['config'])}, shard size {manifest['shard_size']}"
-            + (f"; {', '.join(changed)} differ" if changed else "") + "); "
+            f"({describe(manifest['config'])}, shard size {manifest['shard_size']}; {'; '.join(details)}); "
             f"resume with the same options, or pass {option('overwrite')} instead of {option('resume')} to start again"
         )
 

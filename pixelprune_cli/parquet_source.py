@@ -142,11 +142,14 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     if missing:
         raise InputError(f"{name}: no column {', '.join(map(repr, missing))} to carry or group by "
                          f"(columns: {', '.join(parquet.schema_arrow.names)})")
+    if options.id_column is not None and options.id_column not in parquet.schema_arrow.names:
+        raise InputError(f"{name}: no column {options.id_column!r} for {option('id_column', options.id_column)} "
+                         f"(columns: {', '.join(parquet.schema_arrow.names)})")
     counts.parquet_files += 1
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
         yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows,
-                          options.allow_path_schemes)
+                          options.allow_path_schemes, options.id_column)
 
 
 def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | FailedImage:
@@ -188,17 +191,42 @@ def row_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tu
     return cell_item(image_id, cell, base_dir, extra, allowed)
 
 
+def row_id(piece: ParquetRows, row: int, value=None) -> str:
+    """A row's id: its id column's value (a string, or a number written out) when there is one, else NAME#ROW."""
+    if piece.id_column is None or value is None or isinstance(value, (_BadCell, bytes, dict, list)):
+        return f"{piece.name}#{row}"
+    return str(value)
+
+
+def row_ids(piece: ParquetRows) -> Iterator[str]:
+    """The ids of a piece's rows, as parquet_items gives them: with an id column, that column alone is read."""
+    if piece.id_column is None:
+        yield from piece.ids()
+        return
+    row = piece.start
+    try:
+        for _, _, batches in _parquet_batches(piece, (), columns=[piece.id_column]):
+            for first, batch in batches:
+                for i, value in enumerate(column_values(batch, piece.id_column)):
+                    yield row_id(piece, first + i, value)
+                    row = first + i + 1
+    except Exception:  # unreadable: parquet_items fails these rows under NAME#ROW
+        yield from (f"{piece.name}#{rest}" for rest in range(row, piece.stop))
+
+
 def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
     base_dir, row = storage.parent(piece.path), piece.start
+    extra_columns = (*keep_columns, piece.id_column) if piece.id_column and piece.id_column not in keep_columns else keep_columns
     try:
-        for start, stop, batches in _parquet_batches(piece, keep_columns):
+        for start, stop, batches in _parquet_batches(piece, extra_columns):
             row = start
             try:
                 for first, batch in batches:
                     cells = column_values(batch, piece.column)
                     kept = {c: column_values(batch, c) for c in keep_columns}
+                    ids = column_values(batch, piece.id_column) if piece.id_column else [None] * len(cells)
                     for i, cell in enumerate(cells):
-                        yield row_item(f"{piece.name}#{first + i}", cell, base_dir,
+                        yield row_item(row_id(piece, first + i, ids[i]), cell, base_dir,
                                        {c: values[i] for c, values in kept.items()}, piece.allow_path_schemes)
                         row = first + i + 1
             except Exception as exc:
@@ -216,13 +244,14 @@ def _unreadable(piece: ParquetRows, start: int, stop: int, exc: Exception) -> It
         yield FailedImage(f"{piece.name}#{rest}", "read", reason)
 
 
-def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...]):
+def _parquet_batches(piece: ParquetRows, keep_columns: tuple[str, ...], columns: list[str] | None = None):
     """The piece's batches, grouped by row group: (first row, stop row, lazy (first row, Arrow batch)
-    iterator) for each row group holding rows of the piece, so that a bad page costs one group."""
+    iterator) for each row group holding rows of the piece, so that a bad page costs one group.
+    Columns: the image column and `keep_columns`, or `columns` alone."""
     # pre_buffer=False: pyarrow would otherwise keep every chunk read so far
     # alive, and memory would grow with the file (measured in bench/memory.py).
     parquet = pq.ParquetFile(storage.table_source(piece.path), pre_buffer=False)
-    columns = [piece.column, *[c for c in keep_columns if c != piece.column]]
+    columns = columns or [piece.column, *[c for c in keep_columns if c != piece.column]]
     offset = 0
     for index in range(parquet.metadata.num_row_groups):
         rows = parquet.metadata.row_group(index).num_rows

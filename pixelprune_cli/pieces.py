@@ -45,6 +45,8 @@ class SourceOptions:
     # Schemes whose URLs a table's path cells may name on any store ("file": local files from a table
     # on a store); without them a path cell reads only beside its table (path_cells.resolve).
     allow_path_schemes: tuple[str, ...] = ()
+    limit: int | None = None  # only the first N input positions of the plan (--limit), to try settings quickly
+    id_column: str | None = None  # Parquet inputs: ids from this column's values instead of NAME#ROW (--id-column)
 
     def __post_init__(self):
         try:
@@ -53,6 +55,8 @@ class SourceOptions:
             given = self.allow_path_schemes
             shown = given if isinstance(given, str) else ",".join(map(str, given))
             raise ConfigError(f"{option('allow_path_schemes', given, shown)}: {exc}") from None
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"{option('limit', self.limit)} must be at least 1")
         twice = sorted({c for c in self.keep_columns if self.keep_columns.count(c) > 1})
         if twice:  # an Arrow table may hold two columns of one name, but no reader can pick one of them
             raise ConfigError(f"{option('keep_columns', list(self.keep_columns), ','.join(self.keep_columns))} "
@@ -90,12 +94,14 @@ class ParquetRows:
     start: int
     stop: int
     allow_path_schemes: tuple[str, ...] = ()  # SourceOptions': how its path cells may be read
+    id_column: str | None = None  # ids from this column (parquet_source.row_ids reads it), not NAME#ROW
 
     @property
     def size(self) -> int:
         return self.stop - self.start
 
     def ids(self) -> Iterator[str]:
+        """`NAME#ROW` ids, which need no read; with an id column, parquet_source.row_ids gives the ids."""
         return (f"{self.name}#{row}" for row in range(self.start, self.stop))
 
 

@@ -20,7 +20,7 @@ from .coder import METHODS, METRICS, code_refs
 from .errors import ConfigError, DecodeFailure, ImageFailure, one_line, option
 from .parallel import DECODE_MEMORY
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decoded_bytes, open_image
-from .presets import Preset, resolve_preset
+from .presets import PRESETS, Preset, resolve_preset
 from .records import CodedImage, FailedImage, Result
 from .storage import StoreUnavailable
 from .tokens import gather_tokens, layout, scatter_tokens
@@ -30,7 +30,7 @@ from .tokens import gather_tokens, layout, scatter_tokens
 class CodingConfig:
     """What decides the output of an image: model preset and coder settings."""
 
-    preset: Preset = field(default_factory=resolve_preset)
+    preset: Preset = field(default_factory=resolve_preset)  # or a preset's name, turned into it
     method: str = "pred_2d"
     metric: str = "max"
     tau: float = 0.0
@@ -43,6 +43,11 @@ class CodingConfig:
     backend: str = backends.DEFAULT_BACKEND
 
     def __post_init__(self):
+        if isinstance(self.preset, str):  # CodingConfig(preset="qwen3-vl"): a name stands for its preset
+            object.__setattr__(self, "preset", resolve_preset(self.preset))
+        elif not isinstance(self.preset, Preset):
+            raise ConfigError(f"preset must be a preset name ({', '.join(PRESETS)}) or a Preset, "
+                              f"got {type(self.preset).__name__}")
         backends.check_backend(self.backend)
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")

@@ -32,11 +32,11 @@ from . import storage
 from .errors import ConfigError, PixelpruneError, one_line, option
 from .job import no_images_error
 from .manifest import shard_checksums
-from .pieces import ParquetRows, Piece, SourceCounts, piece_ids, piece_size
+from .pieces import ParquetRows, Piece, SourceCounts, piece_size
 from .pipeline import CodingConfig, process
 from .records import FailedImage
 from .report import Progress
-from .sources import plan, read_piece
+from .sources import piece_ids, plan, read_piece
 from .store_sinks import upload_shard
 from .summary import ImageEntry, Summary
 from .writer import ErrorLog, RowSink, TableFile, is_shard_folder
@@ -221,6 +221,7 @@ class RayEngine:
             raise ConfigError(f"{option('engine', 'ray')} writes shards: give a folder, -o DIR/")
         if run.fail_fast:
             raise ConfigError(f"{option('fail_fast')} is not supported with {option('engine', 'ray')}")
+        import_ray()  # refused before the output is touched: a folder made for a run that cannot start blocks the next
 
     def run(self, job, run, summary: Summary, counts: SourceCounts):
         """Plan on the driver, write each missing shard in a Ray task, record it in the manifest as it lands.
@@ -232,24 +233,32 @@ class RayEngine:
         shards = split_into_shards(list(plan(job.inputs, job.sources, counts)), job.shard_size)
         if not shards:
             raise no_images_error(job.inputs, counts)
-        sink = job.open_shard_folder(manifest_extra={"engine": "ray"})
-        try:  # the sink holds a lock on the folder: release it however this ends
-            summary.resumed = sink.resumed
-            summary.engine = "ray"
-            done = sink.committed(lambda k: (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)))
-            todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in done}
-            if todo:
-                self._write(job, run, sink, shards, todo, _ShardOrder(summary, list(todo)))
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
+        ray = import_ray()
+        # A new folder is made only once Ray is up: a cluster that cannot be reached leaves nothing behind.
+        # A resumed folder exists already, and may need no Ray at all (every shard committed).
+        started = False if job.resume else connect(run.ray_address, run.workers)
+        try:
+            sink = job.open_shard_folder(manifest_extra={"engine": "ray"})
+            try:  # the sink holds a lock on the folder: release it however this ends
+                summary.resumed = sink.resumed
+                summary.engine = "ray"
+                done = sink.committed(lambda k: (i for piece in (shards[k] if k < len(shards) else []) for i in piece_ids(piece)))
+                todo = {k: sum(map(piece_size, pieces)) for k, pieces in enumerate(shards) if k not in done}
+                if todo:
+                    started = connect(run.ray_address, run.workers) or started
+                    self._write(job, run, sink, shards, todo, _ShardOrder(summary, list(todo)))
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+        finally:
+            if started:
+                ray.shutdown()
         return sink
 
     @staticmethod
     def _write(job, run, sink, shards, todo: dict, in_order: _ShardOrder) -> None:
         ray = import_ray()
-        started = connect(run.ray_address, run.workers)
         bar = Progress(run.progress, total=sum(todo.values()))  # the plan is in memory: the total is known
         try:
             specs = [{"shard": k, "spec": pickle.dumps(shards[k]), "names": list(sink.shard_names(k))}
@@ -281,8 +290,6 @@ class RayEngine:
                                   "rerun with --resume to finish") from exc
         finally:
             bar.close()
-            if started:
-                ray.shutdown()
 
 
 class _ShardOrder:

@@ -94,8 +94,15 @@ def describe_config(config: dict) -> str:
 def _console(to_stderr: bool):
     from rich.console import Console
 
+    class PipeAwareConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """A closed pipe (`| head -1`) stays a BrokenPipeError, which the CLI ends with exit 141 as for any
+            output; rich's own handling exits 1, the code for a failed image."""
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
     stream = sys.stderr if to_stderr else sys.stdout
-    return Console(stderr=to_stderr, highlight=False, width=console_width(stream.isatty()))
+    return PipeAwareConsole(stderr=to_stderr, highlight=False, width=console_width(stream.isatty()))
 
 
 SANE_COLUMNS = range(20, 4097)  # a COLUMNS outside this (0, -5, 10**8, "abc") is a mistake: read as 80
@@ -292,32 +299,42 @@ class Progress:
 
     `count/total`, the rate of this run, the time elapsed and, once the total
     is known (it may arrive later, from another thread: `set_total`), the
-    estimated time left.
+    estimated time left. Until then, with `listing` (the inputs being
+    counted), it says what it is doing: `listing photos/: 120 files`, never an
+    open-ended `0/?`.
     """
 
-    def __init__(self, enabled: bool, description: str = "coding", total: int | None = None, unit: str = "img"):
+    def __init__(self, enabled: bool, description: str = "coding", total: int | None = None, unit: str = "img",
+                 listing: list[str] | None = None):
         self.bar = None
-        self.total, self.unit = total, unit
+        self.total, self.unit, self.description = total, unit, description
+        self.listing = listing_label(listing) if listing and total is None else None
         if enabled and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as RichProgress
 
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=24), _count_column(),
                                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                                     TextColumn("{task.fields[eta]}"), transient=True)
-            self.task = self.bar.add_task(description, total=total, rate="", eta="")
+            first = description if self.listing is None else f"listing {self.listing}"
+            self.task = self.bar.add_task(first, total=total, rate="", eta="")
             self.bar.start()
             self.started = time.perf_counter()
             self.count = 0
 
-    @property
-    def active(self) -> bool:
-        return self.bar is not None
+    def found(self, count: int, noun: str) -> None:
+        """While the total is being counted: how many `noun`s (files, images) the listing has found so far."""
+        if self.bar is not None and self.listing is not None and self.total is None:
+            self.bar.update(self.task, description=f"listing {self.listing}: {count:,} {noun}")
 
     def set_total(self, total: int) -> None:
         self.total = total
         if self.bar is not None:
-            self.bar.update(self.task, total=total)
+            self.bar.update(self.task, total=total, description=self.description)
+
+    @property
+    def active(self) -> bool:
+        return self.bar is not None
 
     def advance(self, done: int | None = None) -> None:
         """One more item handled; `done` is how many of the total are finished when that is not the count (resume)."""
@@ -334,3 +351,25 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def listing_label(inputs: list[str]) -> str:
+    """What a listing goes through, in a few words: the one input's name, or how many inputs."""
+    from .urls import redact
+
+    return escape_controls(redact(inputs[0])) if len(inputs) == 1 else f"{len(inputs):,} inputs"
+
+
+def _count_column():
+    """`done/total` once the total is known; until then the count alone, and nothing before the first."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class CountColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            done = int(task.completed)
+            if task.total is None:
+                return Text(f"{done}" if done else "", style="progress.download")
+            return Text(f"{done}/{int(task.total)}", style="progress.download")
+
+    return CountColumn()

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from PIL import Image, PngImagePlugin
 
 from .backends import load
-from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, thumbnail
+from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_for_folder, sheet_header, thumbnail
 from .errors import ConfigError, InputError
 from .formats import PARQUET, format_of
 from .input_files import read_file
@@ -46,6 +46,7 @@ class ShowOptions:
     hidden: bool = False  # include hidden files of a folder
     output: str | None = None  # the picture about to be written: never a tile of its own sheet
     allow_path_schemes: tuple[str, ...] = ()  # what a table's path cells may name (SourceOptions')
+    progress: bool = False  # a progress line (on a terminal) while a contact sheet's images are coded
 
     def sources(self) -> SourceOptions:
         return SourceOptions(image_column=self.image_column, hidden=self.hidden,
@@ -143,7 +144,8 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
                 row = checked_row(batch, i, preset, path)
                 only = row if seen == 0 else None
                 image, ref = row_image(row, meta)
-                tile = (thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]))
+                tile = (thumbnail(image, ref, token_size, thumb), row["id"], row["kept"] / max(1, row["tokens"]),
+                        (row["kept"], row["tokens"]))
                 tiles[slot:slot + 1] = [tile]
             elif seen == 1:
                 only = None
@@ -154,7 +156,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
         assert only is not None  # a sample of at least one keeps the first row
         return Rendering(overlay_for_row(only, meta, side_by_side), [])
     note = f"a random sample of {len(tiles):,} of {seen:,} rows (--sample to change)" if len(tiles) < seen else None
-    return Rendering(contact_sheet(tiles, thumb=thumb), [], note)
+    return Rendering(contact_sheet(tiles, thumb=thumb, header=sheet_header(tiles, of=seen)), [], note)
 
 
 class Rendering(NamedTuple):
@@ -189,7 +191,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
         sheet, failures, total = contact_sheet_for_folder(
             [path], config, thumb=thumb, max_images=sample, workers=options.workers,
             sources=options.sources(), output=options.output,
-            left_out=left_out)
+            left_out=left_out, progress=options.progress)
         shown = total if sample is None else min(sample, total)
         notes = [f"a random sample of {shown:,} of {total:,} images (--sample to change)"] if shown < total else []
         if left_out:

@@ -24,13 +24,14 @@ from .errors import InputError
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .input_files import gone_reason, read_listed_file, walk_files
 from .overlap import OwnFiles
-from .parquet_source import parquet_items, plan_parquet
+from .parquet_source import parquet_items, plan_parquet, row_ids
 from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, id_text, piece_size
 from .records import FailedImage, Item
 
 
 def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Piece]:
     """Every input image, in a deterministic order, as pieces; raises InputError for unusable paths.
+    With `options.limit`, the first that many positions only (the listing stops there too).
 
     Ids: with one input, a folder's images are named by their path relative to
     the folder, a file by its name, a Parquet row `NAME.parquet#ROW`. With
@@ -38,7 +39,23 @@ def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: Sou
     paths), so that ids stay unique. Both engines (local and Ray) enumerate
     through here, so they give every image the same id and position.
     """
-    counts = counts if counts is not None else SourceCounts()
+    pieces = _plan_all(paths, options, counts if counts is not None else SourceCounts())
+    return pieces if options.limit is None else first_positions(pieces, options.limit)
+
+
+def first_positions(pieces: Iterable[Piece], limit: int) -> Iterator[Piece]:
+    """The plan cut after `limit` input positions; a run of Parquet rows is cut inside."""
+    left = limit
+    for piece in pieces:
+        if left <= 0:
+            return
+        if piece_size(piece) > left and isinstance(piece, ParquetRows):
+            piece = replace(piece, stop=piece.start + left)
+        yield piece
+        left -= piece_size(piece)
+
+
+def _plan_all(paths: list[str], options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
     several = len(paths) > 1
     if several:
         _refuse_overlaps(paths)
@@ -132,6 +149,11 @@ def _plan_folder(root: Path, prefix: str, options: SourceOptions, counts: Source
             yield FailedImage(name, "read", gone_reason(path))
         else:
             yield ImageFile(name, os.path.abspath(path))
+
+
+def piece_ids(piece: Piece) -> Iterator[str]:
+    """The ids of a piece's positions, as read_piece gives them (an id column is read for them)."""
+    return row_ids(piece) if isinstance(piece, ParquetRows) else iter([piece.id])
 
 
 def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:

@@ -11,6 +11,8 @@ from the kept tokens and an error heat map follow.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -33,11 +35,29 @@ BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (20, 20, 20)
 
 
-def caption_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+CAPTION_MIN_SIZE = 13  # px: the smallest caption font, for pictures up to 910 px wide
+CAPTION_WIDTH_PER_PX = 70  # a caption's font grows with its picture: one font pixel per 70 picture pixels
+
+
+def caption_size(width: int) -> int:
+    """Font size for a caption under a picture `width` pixels wide, so a 1,900 px picture gets 27 px, not 13."""
+    return max(CAPTION_MIN_SIZE, round(width / CAPTION_WIDTH_PER_PX))
+
+
+@functools.lru_cache(maxsize=32)
+def caption_font(size: int = CAPTION_MIN_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
-        return ImageFont.load_default(size=13)
+        return ImageFont.load_default(size=size)
     except (TypeError, ImportError, OSError):  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
+
+
+def saving_text(kept: int | float, tokens: int | float) -> str:
+    """The reduction as a caption shows it: `-47.3%`, `0%` when nothing is saved (never `-0.0%`), `-<0.1%`."""
+    saved = 100.0 * (1 - kept / tokens) if tokens else 0.0
+    if saved <= 0:
+        return "0%"
+    return f"-{saved:.1f}%" if saved >= 0.05 else "-<0.1%"
 
 
 def line_height(font) -> int:
@@ -68,13 +88,13 @@ def wrap_caption(caption: str, width: int, font=None) -> list[str]:
 
 
 def caption_bar_height(caption: str, width: int) -> int:
-    """Height in pixels of the caption bar drawn under a picture `width` pixels wide."""
-    font = caption_font()
+    """Height in pixels of the caption bar drawn under a picture `width` pixels wide (its font scales with it)."""
+    font = caption_font(caption_size(width))
     return len(wrap_caption(caption, width, font)) * line_height(font) + 2 * PADDING
 
 
 def _draw_caption(canvas: Image.Image, top: int, caption: str) -> None:
-    font = caption_font()
+    font = caption_font(caption_size(canvas.width))
     draw = ImageDraw.Draw(canvas)
     for k, line in enumerate(wrap_caption(caption, canvas.width, font)):
         draw.text((PADDING, top + PADDING + k * line_height(font)), line, fill=TEXT_COLOUR, font=font)
@@ -185,9 +205,8 @@ def render_overlay(resized: np.ndarray, ref: np.ndarray, token_size: int, captio
 def caption_for(preset: str, method: str, metric: str, tau: float, kept: int, tokens: int,
                 title: str | None = None, note: str | None = None) -> str:
     """The caption text: preset, method, metric, tau, kept/total, reduction (ASCII, any font draws it)."""
-    reduction = 100.0 * (1 - kept / tokens) if tokens else 0.0
     line = (f"{preset} | {method} | {metric} | tau={tau:.4g} | kept {kept}/{tokens} tokens | "
-            f"-{reduction:.1f}%")
+            f"{saving_text(kept, tokens)}")
     parts = [title] if title else []
     parts.append(line)
     if note:

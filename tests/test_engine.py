@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -25,6 +27,31 @@ def test_options_an_engine_cannot_honour_are_refused_before_anything_is_written(
     result = CliRunner().invoke(main, ["compress", str(IMAGE), "--no-progress", *args])
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"pixelprune: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_engine_ray_without_ray_installed_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where Ray is not installed
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    result = CliRunner().invoke(main, ["compress", str(IMAGE), "--no-progress", "-o", f"{tmp_path}/out/", "--engine", "ray"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "pixelprune: error: --engine ray needs Ray Data: pip install 'pixelprune[ray]'"
+    assert list(tmp_path.iterdir()) == []  # no out/manifest.json to refuse the same command once Ray is there
+
+
+def test_engine_ray_that_cannot_start_writes_nothing(tmp_path, monkeypatch):
+    from pixelprune_cli import ray_engine
+    from pixelprune_cli.errors import PixelpruneError
+
+    def unreachable(address=None, num_cpus=None):
+        raise PixelpruneError(f"cannot reach the Ray cluster at {address}")
+
+    monkeypatch.setattr(ray_engine, "import_ray", lambda: None)
+    monkeypatch.setattr(ray_engine, "connect", unreachable)
+    result = CliRunner().invoke(main, ["compress", str(IMAGE), "--no-progress", "-o", f"{tmp_path}/out/", "--engine", "ray",
+                                       "--ray-address", "10.0.0.1:6379"])
+    assert result.exit_code == 2, result.output
+    assert "cannot reach the Ray cluster at 10.0.0.1:6379" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

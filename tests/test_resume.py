@@ -138,15 +138,20 @@ def interrupted(tmp_path) -> tuple[Path, Path]:
     return folder, out
 
 
-@pytest.mark.parametrize("change", [["--tau", "0.05"], ["--preset", "qwen2-vl"], ["--method", "raster"],
-                                    ["--metric", "mae"], ["--shard-size", "3"], ["--shard-format", "parquet"]],
-                         ids=lambda c: c[0].strip("-"))
-def test_resume_with_a_different_config_is_refused_and_touches_nothing(interrupted, change):
+@pytest.mark.parametrize("change, named", [
+    (["--tau", "0.05"], "tau 0.0 (not 0.05)"), (["--preset", "qwen2-vl"], "preset qwen3-vl (not qwen2-vl)"),
+    (["--method", "raster"], "method pred_2d (not raster)"), (["--metric", "mae"], "metric max (not mae)"),
+    (["--backend", "torchvision"], "backend pil (not torchvision)"),
+    (["--shard-size", "3"], "shard_size differ"), (["--shard-format", "parquet"], "format differ")],
+    ids=lambda c: c[0].strip("-") if isinstance(c, list) else None)
+def test_resume_with_a_different_config_is_refused_naming_the_setting_and_touches_nothing(interrupted, change, named):
+    if change[0] == "--backend":
+        pytest.importorskip("torchvision", reason="--backend torchvision needs the torchvision extra")
     folder, out = interrupted
     before = snapshot(out)
     code, _stdout, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, *change, "--resume")
     assert code == 2
-    one_line_error(stderr, "different configuration", "--overwrite")
+    one_line_error(stderr, "different configuration", named, "--overwrite")
     assert snapshot(out) == before
 
 
@@ -160,6 +165,19 @@ def test_resume_with_the_same_config_finishes_the_interrupted_folder(interrupted
     assert snapshot(out)["part-00000.arrow"] == first  # ... nor rewritten
     assert shard_rows(out).column("id").to_pylist() == [f"img_{k:03d}.png" for k in range(6)]
     assert manifest(out)["complete"] is True and temporaries(out) == []
+
+
+def test_resuming_a_complete_folder_says_there_is_nothing_to_do(tmp_path):
+    folder = small_folder(tmp_path, 3)
+    out = tmp_path / "out"
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--no-progress")
+    assert code == 0 and stderr.strip().splitlines()[-1].startswith("wrote 3 rows"), stderr
+    shards = {name: data for name, (data, _) in snapshot(out).items() if name.startswith("part-")}
+    code, _, stderr = cli("compress", folder, "-o", f"{out}/", "--shard-size", 2, "--no-progress", "--resume")
+    assert code == 0, stderr
+    assert stderr.strip().splitlines()[-1] == f"nothing to do: all 3 images are already in {out}/"
+    assert "wrote" not in stderr
+    assert {name: data for name, (data, _) in snapshot(out).items() if name.startswith("part-")} == shards
 
 
 def test_resume_exits_1_when_a_kept_shard_holds_a_failed_image(tmp_path):

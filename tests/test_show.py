@@ -225,7 +225,7 @@ def test_parquet_image_table_row_is_decoded_from_its_row_group():
         show.read_table_image(path, table.num_rows)
     sheet, failures, note = show.render_path(path, CodingConfig(), show.ShowOptions(thumb=64, sample=4))  # no row: a contact sheet
     tile_w, tile_h = contact_sheet.contact_tile_size(64)
-    assert sheet.size == (4 * tile_w, tile_h) and failures == []
+    assert sheet.size == (4 * tile_w, contact_sheet.header_height(4 * tile_w) + tile_h) and failures == []
     assert note == f"a random sample of 4 of {table.num_rows} images (--sample to change)"
 
 
@@ -255,12 +255,14 @@ def test_contact_sheet_for_folder_tiles_every_readable_image(tmp_path):
     sheet, failures, total = contact_sheet.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=96, columns=4)
     assert total == 4
     tile_w, tile_h = contact_sheet.contact_tile_size(96)
-    assert sheet.size == (4 * tile_w, tile_h)
+    top = contact_sheet.header_height(4 * tile_w)  # the line of totals
+    assert sheet.size == (4 * tile_w, top + tile_h)
     assert [f.id for f in failures] == ["broken.png"]
     pixels = np.asarray(png_roundtrip(sheet))
-    assert (pixels[:, 3 * tile_w:] == 255).all()  # three tiles, the fourth slot empty
+    assert (pixels[top:, 3 * tile_w:] == 255).all()  # three tiles, the fourth slot empty
     for slot in range(3):
-        assert (pixels[token_overlay.PADDING:token_overlay.PADDING + 96, slot * tile_w:(slot + 1) * tile_w] != 255).any()
+        tile = pixels[top + token_overlay.PADDING:top + token_overlay.PADDING + 96, slot * tile_w:(slot + 1) * tile_w]
+        assert (tile != 255).any()
 
 
 def test_render_path_on_a_folder_gives_a_contact_sheet(tmp_path):
@@ -268,7 +270,58 @@ def test_render_path_on_a_folder_gives_a_contact_sheet(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     sheet, failures, note = show.render_path(str(tmp_path), CodingConfig(), show.ShowOptions(thumb=80))
     assert note is None  # two images, under the default sample size
-    assert sheet.size == contact_sheet.contact_tile_size(80)
+    tile_w, tile_h = contact_sheet.contact_tile_size(80)
+    assert sheet.size == (tile_w, contact_sheet.header_height(tile_w) + tile_h)
     assert [(f.id, f.stage) for f in failures] == [("broken.jpg", "decode")]
     with pytest.raises(ConfigError):
         show.render_path(str(tmp_path), CodingConfig(), show.ShowOptions(row=0))
+
+
+def ink_rows(picture: Image.Image, top: int) -> int:
+    """How many pixel rows below `top` hold dark (text) pixels: the drawn caption's height, measured from its ink."""
+    text = np.asarray(picture.convert("L"))[top:]
+    return int((text < 128).any(axis=1).sum())
+
+
+@pytest.mark.parametrize("tokens_wide", [15, 60])  # 480 px and a 1,920 px picture (32 px tokens)
+def test_caption_grows_with_the_picture(tokens_wide):
+    image = np.full((2 * TS, tokens_wide * TS, 3), 200, dtype=np.uint8)
+    ref = np.arange(2 * tokens_wide, dtype=np.int32)
+    picture = token_overlay.render_overlay(image, ref, TS, CAPTION)
+    width, caption_top = picture.width, image.shape[0]
+    ink = ink_rows(picture, caption_top)
+    assert ink >= max(12, width / 100), (width, ink)  # a 1,920 px picture: at least 19 px of text, not 11
+    assert picture.height - caption_top <= max(40, width / 25)  # and the bar stays a caption, not a banner
+
+
+@pytest.mark.parametrize("thumb", [128, 512])
+def test_contact_sheet_labels_grow_with_the_thumbnails(thumb):
+    tile = Image.new("RGB", (thumb, thumb), (200, 200, 200))
+    sheet = contact_sheet.contact_sheet([(tile, "Agjy_label.png", 0.5)], thumb=thumb)
+    ink = ink_rows(sheet, token_overlay.PADDING + thumb)
+    assert ink >= max(20, thumb / 14), (thumb, ink)  # two label lines: at least 2 x thumb/28 px of text
+    assert sheet.height - thumb <= max(60, thumb / 4)
+
+
+def test_no_saving_reads_0_percent_never_minus_0_0():
+    assert token_overlay.caption_for("qwen3-vl", "pred_2d", "max", 0, 475, 475).endswith("| kept 475/475 tokens | 0%")
+    assert token_overlay.caption_for("qwen3-vl", "pred_2d", "max", 0, 327, 620).endswith("| -47.3%")
+    assert token_overlay.saving_text(1.0, 1) == "0%"
+    assert token_overlay.saving_text(9999, 10000) == "-<0.1%"  # a saving too small for one decimal is still one
+    assert token_overlay.saving_text(0, 0) == "0%"
+
+
+def test_contact_sheet_header_totals_the_tiles_shown(tmp_path):
+    for name in ("form.png", "photo.jpg", "chart.png"):
+        (tmp_path / name).write_bytes((ROOT / "samples" / name).read_bytes())
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    coded = {name: code_image(Image.open(tmp_path / name), CodingConfig()) for name in ("form.png", "photo.jpg", "chart.png")}
+    kept, tokens = sum(c.kept for c in coded.values()), sum(c.tokens for c in coded.values())
+    sheet, _, total = contact_sheet.contact_sheet_for_folder([str(tmp_path)], CodingConfig(), thumb=64, columns=4)
+    assert total == 4
+    top = contact_sheet.header_height(sheet.width)
+    assert ink_rows(sheet.crop((0, 0, sheet.width, top)), 0) >= 10  # the line is drawn above the tiles
+    entries = [(None, name, c.kept / c.tokens, (c.kept, c.tokens)) for name, c in coded.items()]
+    assert contact_sheet.sheet_header(entries, of=4, failed=1) == (
+        f"3 images of 4 | kept {kept:,} of {tokens:,} tokens (-{100 * (1 - kept / tokens):.1f}%) | 1 failed")
+    assert contact_sheet.sheet_header(entries[1:2]) == "1 image | kept 475 of 475 tokens (0%)"  # the photo keeps all

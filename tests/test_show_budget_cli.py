@@ -64,7 +64,7 @@ def test_show_makes_a_contact_sheet_of_a_folder(tmp_path):
 
 
 def test_show_samples_a_large_folder_and_says_so(tmp_path):
-    from pixelprune_cli.contact_sheet import contact_tile_size
+    from pixelprune_cli.contact_sheet import contact_tile_size, header_height
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -74,10 +74,10 @@ def test_show_samples_a_large_folder_and_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     assert "a random sample of 5 of 12 images" in result.stderr
     tile_w, tile_h = contact_tile_size(64)
-    assert _png(tmp_path / "sheet.png").size == (5 * tile_w, tile_h)  # five tiles, one row
+    assert _png(tmp_path / "sheet.png").size == (5 * tile_w, header_height(5 * tile_w) + tile_h)  # five tiles, one row
     result = run("show", folder, "-o", tmp_path / "all.png", "--sample", 0, "--thumb", 64)
     assert result.exit_code == 0 and "random sample" not in result.stderr
-    assert _png(tmp_path / "all.png").size == (6 * tile_w, 2 * tile_h)  # all twelve
+    assert _png(tmp_path / "all.png").size == (6 * tile_w, header_height(6 * tile_w) + 2 * tile_h)  # all twelve
 
 
 def test_show_refuses_to_replace_a_png_without_overwrite(tmp_path):

@@ -350,7 +350,8 @@ def test_a_contact_sheet_never_shows_a_picture_show_drew(tmp_path):
         with Image.open(tmp_path / name) as sheet:
             tiles[name] = sheet.size
     two_tiles = contact_sheet.contact_tile_size(256)
-    assert tiles["sheet.png"] == (2 * two_tiles[0], two_tiles[1])  # two images, not three
+    width = 2 * two_tiles[0]
+    assert tiles["sheet.png"] == (width, contact_sheet.header_height(width) + two_tiles[1])  # two images, not three
     assert tiles["other.jpg"] == tiles["sheet.png"]
 
 

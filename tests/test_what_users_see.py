@@ -30,6 +30,7 @@ from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.report import shorten_middle
 from pixelprune_cli.summary import ImageEntry, Summary, sample_estimate
 
+import badfiles as bad
 import terminal
 from conftest import ROOT as REPO
 from conftest import SAMPLE_IMAGES as IMAGES
@@ -80,6 +81,49 @@ def test_progress_shows_the_total_and_time_left_in_a_terminal(thirty_images, tmp
     assert not re.search(r"[1-9]\d*/\?", text), text  # the count arrived before the first image was done
     assert re.search(r"eta \d+:\d\d", text), text
     assert re.search(r"\d+\.\d img/s", text)
+
+
+def test_first_progress_frame_says_what_is_listed_and_the_count_never_reads_n_of_unknown(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(150):
+        (folder / f"img_{k:03d}.png").write_bytes(bad.png(seed=k))
+    code, shown, _ = in_terminal(["compress", f"{folder}/", "-o", tmp_path / "p.arrow", "-j", "1", "--table", "none"],
+                                 columns=120)
+    assert code == 0, shown
+    frames = [f.strip() for f in ANSI.sub("", shown).replace("\r\n", "\r").split("\r") if "━" in f]
+    assert frames and frames[0].startswith(f"listing {folder}/"), frames[:3]  # drawn before any count is known
+    assert not [f for f in frames if "/?" in f], frames
+    counted = [f for f in frames if re.search(r"\b\d+/150\b", f)]
+    assert counted and counted[-1].split()[2] == "150/150", frames
+
+
+@pytest.mark.parametrize("sample", ["0", "30"])  # every image (counted aside), or a sample (its size known)
+def test_show_draws_a_progress_line_for_a_contact_sheet(tmp_path, sample):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(60):
+        (folder / f"img_{k:03d}.png").write_bytes(bad.png(seed=k))
+    total = 60 if sample == "0" else 30
+    args = ["show", folder, "-o", tmp_path / "sheet.png", "--thumb", 32, "--sample", sample, "-j", "1"]
+    code, shown, _ = in_terminal(args, columns=120)
+    assert code == 0, shown
+    frames = [f.strip() for f in ANSI.sub("", shown).replace("\r\n", "\r").split("\r") if "━" in f]
+    assert frames and not [f for f in frames if "/?" in f], frames
+    assert [f for f in frames if f.startswith("drawing ") and f"/{total} " in f], frames
+    code, shown, _ = in_terminal([*args, "--no-progress", "--overwrite"], columns=120)
+    assert code == 0 and "━" not in shown
+
+
+def test_progress_count_column_shows_no_open_ended_total():
+    from types import SimpleNamespace
+
+    from pixelprune_cli.report import _count_column
+
+    column = _count_column()
+    shown = [column.render(SimpleNamespace(completed=done, total=total)).plain
+             for done, total in [(0, None), (3, None), (0, 150), (3, 150)]]
+    assert shown == ["", "3", "0/150", "3/150"]
 
 
 def test_restore_shows_progress_with_the_row_count(thirty_images, tmp_path):
@@ -287,6 +331,22 @@ def test_a_closed_downstream_pipe_is_a_failure_without_traceback(tmp_path):
                                                "everything was written (broken pipe)")
 
 
+@pytest.mark.parametrize("command", [["stats", "{samples}/chart.png"], ["stats", "{out}"],
+                                     ["compress", "{samples}/chart.png", "-o", "{tmp}/again.arrow"]])
+def test_a_table_report_into_a_closed_pipe_exits_141_with_one_line(tmp_path, command):
+    """`pixelprune stats DIR/ | head -1`: the reader went away, which is not an image that failed (exit 1)."""
+    out = tmp_path / "out.arrow"
+    run(["compress", SAMPLES / "chart.png", "-o", out, "--no-progress"])
+    args = [a.format(samples=SAMPLES, out=out, tmp=tmp_path) for a in command]
+    process = subprocess.Popen([sys.executable, "-m", "pixelprune_cli", *args, "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # closed before the table is drawn: every write to stdout meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == EXIT_BROKEN_PIPE, stderr
+    assert stderr.strip().splitlines() == ["pixelprune: error: standard output was closed by its reader before "
+                                           "everything was written (broken pipe)"]
+
+
 def test_shell_pipe_into_head_exits_141():
     shell = (f"{sys.executable} -m pixelprune_cli compress {' '.join(map(str, IMAGES))} -o - -j 1 "
              "| head -c 100 > /dev/null; echo ${PIPESTATUS[0]}")
@@ -303,7 +363,7 @@ def test_show_of_a_one_row_stream_needs_no_row(tmp_path):
 
 @pytest.mark.parametrize("layout", ["file", "shards", "stream"])
 def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
-    from pixelprune_cli.contact_sheet import contact_tile_size
+    from pixelprune_cli.contact_sheet import contact_tile_size, header_height
 
     files = [SAMPLES / name for name in ("chart.png", "form.png", "slide.png")]
     target = {"file": tmp_path / "o.arrow", "shards": f"{tmp_path / 'sh'}/", "stream": "-"}[layout]
@@ -313,10 +373,10 @@ def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
     run(["show", source, "-o", tmp_path / "sheet.png", "--thumb", 64],
         stdin=made.stdout_bytes if layout == "stream" else None)
     tile_w, tile_h = contact_tile_size(64)
-    assert Image.open(tmp_path / "sheet.png").size == (3 * tile_w, tile_h)
+    assert Image.open(tmp_path / "sheet.png").size == (3 * tile_w, header_height(3 * tile_w) + tile_h)
     sampled = run(["show", source, "-o", tmp_path / "two.png", "--thumb", 64, "--sample", 2],
                   stdin=made.stdout_bytes if layout == "stream" else None)
-    assert Image.open(tmp_path / "two.png").size == (2 * tile_w, tile_h)
+    assert Image.open(tmp_path / "two.png").size == (2 * tile_w, header_height(2 * tile_w) + tile_h)
     assert "a random sample of 2 of 3 rows" in sampled.stderr
 
 
@@ -329,12 +389,38 @@ def test_make_demo_codes_each_sample_once(tmp_path):
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "pixelprune").exists():
         pytest.skip("pixelprune script not installed beside this python")
-    done = subprocess.run(["make", "-s", "demo", "-o", "install", f"VENV={bin_dir.parent}", f"DEMO_OUT={tmp_path}"],
+    done = subprocess.run(["make", "-s", "demo", "DEMO_STAMP=", f"VENV={bin_dir.parent}", f"DEMO_OUT={tmp_path}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     table = pa.ipc.open_file(str(tmp_path / "samples.arrow")).read_all()
     assert sorted(table.column("id").to_pylist()) == [p.name for p in IMAGES]
     assert f"\n{len(IMAGES)} images in " in done.stdout and "20 images" not in done.stdout
+
+
+def make_plan(*args: str) -> list[str]:
+    """The commands `make ARGS` would run (make -n runs none of them)."""
+    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def pip_installs(commands: list[str]) -> list[str]:
+    return [c.split(" install ", 1)[1] for c in commands if " -m pip install " in c]
+
+
+def test_make_demo_installs_only_the_base_package_and_make_test_the_test_extra(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    venv = tmp_path / "venv"  # a fresh clone: no venv yet
+    assert pip_installs(make_plan("demo", f"VENV={venv}")) == ["--quiet -e '.'"]
+    assert pip_installs(make_plan("test", f"VENV={venv}")) == ["--quiet -e '.[test]'"]
+    assert pip_installs(make_plan("test", f"VENV={venv}", "EXTRAS=test,hf")) == [
+        "--quiet torch==2.14.1 torchvision==0.29.1", "--quiet -e '.[test,hf]'"]
+    venv.mkdir()
+    (venv / ".installed-test-hf").touch()  # after `make test EXTRAS=test,hf`: the demo installs nothing more
+    os.utime(venv / ".installed-test-hf", (2**31, 2**31))  # newer than pyproject.toml
+    demo = make_plan("demo", f"VENV={venv}")
+    assert pip_installs(demo) == [] and any(" compress " in c for c in demo)
 
 
 def test_skipped_files_are_named_and_hidden_ones_skipped_unless_asked(tmp_path):
