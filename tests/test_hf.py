@@ -273,3 +273,22 @@ def test_docs_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, exa
     assert isinstance(namespace["model"], model_class)
     assert int(inputs["image_kept_mask"].sum()) == sum(row["kept"] for row in rows) < sum(r["tokens"] for r in rows)
     assert namespace["output"].shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_readme_model_example_runs_as_written_on_a_tiny_model(monkeypatch):
+    """The README's "Feed a model" block, pruning on the fly, runs verbatim; only `from_pretrained` is swapped."""
+    import transformers
+
+    section = (ROOT / "README.md").read_text().split("## Feed a model", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    model_class = type(tiny.tiny_model("qwen3_vl"))
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", lambda *a, **k: tiny.tokenizer())
+    monkeypatch.setattr(model_class, "from_pretrained", lambda *a, **k: tiny.tiny_model("qwen3_vl"))
+    monkeypatch.chdir(ROOT)  # the block names samples/form.png
+    namespace = {}
+    exec(compile(code, "README.md model example", "exec"), namespace)
+    row, inputs = namespace["row"], namespace["inputs"]
+    assert isinstance(namespace["model"], model_class)
+    assert row["id"] == "form.png" and row["kept"] < row["tokens"]
+    assert int(inputs["image_kept_mask"].sum()) == row["kept"]
+    assert namespace["output"].shape[1] > inputs["input_ids"].shape[1]
