@@ -1,4 +1,4 @@
-"""The README's Ray table: whole `pixelprune compress` runs, local vs `--engine ray`, Arrow vs Parquet shards.
+"""The Ray table of docs/performance.md ("Engines"): whole `pixelprune compress` runs, local vs `--engine ray`, Arrow vs Parquet shards.
 
 Input: the 10 bench files 8 times over as one 80-row image Parquet file,
 shards of 10 images. Each cell is a separate process (`python -m

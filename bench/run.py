@@ -1,4 +1,4 @@
-"""`make bench`: every performance target (README, "Performance"), measured side by side in one run.
+"""`make bench`: every performance target (docs/performance.md), measured side by side in one run.
 
 Each row times pixelprune ("ours") and its baseline in the same process,
 interleaved round by round (so a burst of load from elsewhere hits both), and

@@ -133,7 +133,7 @@ def main():
 @click.option("-o", "--output", required=True,
               help="OUT.arrow (Arrow IPC file), OUT.parquet, - (Arrow IPC stream on stdout), "
                    "or DIR/ (shards part-NNNNN.arrow with manifest.json). Each may be a URL: "
-                   "s3://, gs:// (README, \"Object storage and clusters\").")
+                   "s3://, gs:// (docs/storage.md).")
 @coder_options
 @source_options
 @click.option("--compression", type=click.Choice(["zstd", "lz4", "none"]), default=None,

@@ -94,7 +94,7 @@ class _ParquetWriter:
         from .schema import parquet_schema
 
         self.schema = parquet_schema(schema)
-        # Measured (README, "Performance"): dictionaries never pay on unique
+        # Measured (docs/performance.md, "Parquet output"): dictionaries never pay on unique
         # pixel tokens; statistics are kept for the flat columns only. A
         # page cannot end inside a row, so an image's pixels are one page;
         # version 2 pages are compressed in place, where version 1 pages

@@ -21,7 +21,7 @@ from .errors import DecodeFailure, ResizeFailure, one_line
 from .presets import Preset
 
 # 8192 x 8192. An RGBA decode of this size is 256 MiB, and its RGB copy 256 MiB more
-# (Pillow keeps RGB in 4 bytes a pixel); see decoded_bytes and the README's Limits.
+# (Pillow keeps RGB in 4 bytes a pixel); see decoded_bytes and docs/inputs.md, "Memory".
 DEFAULT_MAX_IMAGE_PIXELS = 1 << 26
 # Bytes read per image at most (--max-image-bytes): twice an uncompressed 8-bit RGBA file at
 # the default pixel limit, so that a path to /dev/zero or a runaway file cannot grow memory.

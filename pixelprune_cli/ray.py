@@ -171,7 +171,7 @@ def compress_with_ray(inputs: list[str], output_dir: str, config: CodingConfig =
     task each: pick it so that there are several shards per CPU), manifest and
     errors.jsonl as the local sharded mode. Parquet shards by default (what
     Ray and Spark users read, and measured as fast to write as "arrow"
-    shards: README, "Beyond one machine"). Local Ray with `workers` CPUs
+    shards: docs/performance.md, "Engines"). Local Ray with `workers` CPUs
     (default: all) unless `ray_address` names a cluster, whose nodes must all
     see `inputs` and `output_dir` at the same paths. Returns the Summary the
     CLI prints.

@@ -1,6 +1,6 @@
 """The one output schema, its metadata, and coded images -> Arrow record batches.
 
-Column names and types are a public interface (README, "Output schema"); plain
+Column names and types are a public interface (docs/output-format.md); plain
 Arrow types only, so pyarrow, polars, duckdb and HF `datasets` all read it.
 
 Parquet files store `pixels` as list<binary>, one value of token_bytes per kept

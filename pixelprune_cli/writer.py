@@ -33,7 +33,7 @@ from .objectstore import check_stored_target, is_folder, write_object
 from .records import CodedImage, Result, Resumed
 from .storage import is_url
 
-# Measured on the bench corpus (README, "Performance"): zstd gives the smallest
+# Measured on the bench corpus (docs/performance.md, "compress"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
 # wall time than lz4 (2.1x) or none (11.9x).
 DEFAULT_COMPRESSION = "zstd"

@@ -145,7 +145,7 @@ def small_folder(root: Path, count: int, bad_at: int | None = None) -> Path:
 
 def token_errors(original: np.ndarray, restored: np.ndarray, ts: int, metric: str) -> np.ndarray:
     """Per merged token (row-major, flat), the error of `metric` in [0, 1] units, in plain numpy from the
-    README's formulas (not the coder's integer limits)."""
+    formulas of docs/models.md (not the coder's integer limits)."""
     h, w, _ = original.shape
     d = original.astype(np.int64) - restored.astype(np.int64)
     d = d.reshape(h // ts, ts, w // ts, ts, 3).transpose(0, 2, 1, 3, 4).reshape((h // ts) * (w // ts), -1)

@@ -48,7 +48,7 @@ def run_json(*args) -> tuple[int, dict]:
 
 
 def id_bytes(image_id: str) -> bytes:
-    """The path bytes an id stands for (the README's rule: `\\\\` is a backslash, `\\xNN` a byte)."""
+    """The path bytes an id stands for (the rule of docs/inputs.md: `\\\\` is a backslash, `\\xNN` a byte)."""
     import re
 
     return re.sub(rb"\\\\|\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]) if m.group(1) else b"\\",

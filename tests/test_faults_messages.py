@@ -1,4 +1,4 @@
-"""Messages that must be true (issue 20, item 15): --resume with --overwrite, and what "wrote ..." counts."""
+"""Messages that must be true: --resume with --overwrite, and what "wrote ..." counts."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """An output over an input: refused, whatever the spelling; and outputs are never read as inputs.
 
-Issue 20, items 1, 5 and 7. Each refusal must leave every input byte as it was.
+Refused: an output equal to an input (by any spelling or symlink), an output inside
+an input folder, and an input inside a shard folder output. Each refusal must leave
+every input byte as it was.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Signals and what a stopped or killed run leaves behind (issue 20, items 2, 3 and 13).
+"""Signals and what a stopped or killed run leaves behind: a hangup or quit cleans up and
+exits 128 + N, a run under nohup ignores the hangup, and the next run sweeps what a
+SIGKILLed run left.
 
 Real processes, real signals: `python -m pixelprune_cli` started in the
 background and stopped at a chosen point.

@@ -245,9 +245,9 @@ def test_enable_refuses_other_models():
         enable(torch.nn.Linear(2, 2))
 
 
-def readme_examples() -> list[str]:
-    """The python blocks of the README's "Feeding a model" section that call generate, in order."""
-    section = (ROOT / "README.md").read_text().split("## Feeding a model", 1)[1].split("\n## ", 1)[0]
+def docs_examples() -> list[str]:
+    """The python blocks of docs/models.md's "Feeding a model" section that call generate, in order."""
+    section = (ROOT / "docs" / "models.md").read_text().split("## Feeding a model", 1)[1].split("\n## ", 1)[0]
     return [block for block in re.findall(r"```python\n(.*?)```", section, re.S) if ".generate(" in block]
 
 
@@ -255,11 +255,11 @@ def readme_examples() -> list[str]:
     (0, "qwen3_vl", "qwen3-vl", "out.arrow"),
     (1, "qwen2_5_vl", "qwen2.5-vl", "out25.arrow"),
 ])
-def test_readme_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, example, family, preset, output):
-    """The README block runs verbatim; only `from_pretrained` is swapped for the tiny model and tokenizer."""
+def test_docs_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, example, family, preset, output):
+    """The docs' block runs verbatim; only `from_pretrained` is swapped for the tiny model and tokenizer."""
     import transformers
 
-    code = readme_examples()[example]
+    code = docs_examples()[example]
     pages = [SAMPLES / "form.png", SAMPLES / "slide.png"]
     config = CodingConfig(resolve_preset(preset, max_pixels=MAX_PIXELS))  # `--max-pixels`: CPU-sized pages
     api.compress([str(p) for p in pages], str(tmp_path / output), config, run=api.RunOptions(workers=1, progress=False))
@@ -268,8 +268,27 @@ def test_readme_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, e
     monkeypatch.setattr(model_class, "from_pretrained", lambda *a, **k: tiny.tiny_model(family))
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, f"README.md example {example}", "exec"), namespace)
+    exec(compile(code, f"docs/models.md example {example}", "exec"), namespace)
     inputs, rows = namespace["inputs"], namespace["rows"]
     assert isinstance(namespace["model"], model_class)
     assert int(inputs["image_kept_mask"].sum()) == sum(row["kept"] for row in rows) < sum(r["tokens"] for r in rows)
+    assert namespace["output"].shape[1] > inputs["input_ids"].shape[1]
+
+
+def test_readme_model_example_runs_as_written_on_a_tiny_model(monkeypatch):
+    """The README's "Feed a model" block, pruning on the fly, runs verbatim; only `from_pretrained` is swapped."""
+    import transformers
+
+    section = (ROOT / "README.md").read_text().split("## Feed a model", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    model_class = type(tiny.tiny_model("qwen3_vl"))
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", lambda *a, **k: tiny.tokenizer())
+    monkeypatch.setattr(model_class, "from_pretrained", lambda *a, **k: tiny.tiny_model("qwen3_vl"))
+    monkeypatch.chdir(ROOT)  # the block names samples/form.png
+    namespace = {}
+    exec(compile(code, "README.md model example", "exec"), namespace)
+    row, inputs = namespace["row"], namespace["inputs"]
+    assert isinstance(namespace["model"], model_class)
+    assert row["id"] == "form.png" and row["kept"] < row["tokens"]
+    assert int(inputs["image_kept_mask"].sum()) == row["kept"]
     assert namespace["output"].shape[1] > inputs["input_ids"].shape[1]

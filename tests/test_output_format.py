@@ -47,7 +47,7 @@ def pixels_of(table: pa.Table, i: int) -> np.ndarray:
 
 
 def core_fields(token_bytes: int) -> list[tuple[str, pa.DataType]]:
-    """The documented schema (README, "Output schema"), written out here on purpose."""
+    """The documented schema (docs/output-format.md, "Schema"), written out here on purpose."""
     return [
         ("id", pa.string()),
         ("source_width", pa.int32()),
@@ -262,14 +262,14 @@ def test_hf_datasets_load_the_same_values(folder_output, workdir):
 
 
 def test_duckdb_reads_the_same_values_from_arrow_and_parquet_outputs(folder_output, workdir):
-    import duckdb  # a test dependency: the README says duckdb reads both outputs
+    import duckdb  # a test dependency: docs/output-format.md says duckdb reads both outputs
     import pyarrow.dataset as pads
 
     target = workdir / "for-duckdb.parquet"
     api.compress([str(SAMPLES)], str(target), folder_output.config, run=RUN, overwrite=True)
     expected = list(zip(*(folder_output.table.column(c).to_pylist() for c in ("id", "tokens", "kept"))))
     con = duckdb.connect()
-    dataset = pads.dataset(str(folder_output.path), format="ipc")  # the README's way: scanned through pyarrow
+    dataset = pads.dataset(str(folder_output.path), format="ipc")  # the documented way (docs/output-format.md): scanned through pyarrow
     con.register("arrow_output", dataset)
     query = "SELECT id, tokens, kept, len(kept_index), len(pixels), len(index_map) FROM {}"
     for source in ("arrow_output", f"read_parquet('{target}')"):
@@ -306,7 +306,7 @@ def test_parquet_output_stores_each_kept_token_as_one_binary_value(folder_output
     assert table.drop_columns(["pixels"]).equals(folder_output.table.drop_columns(["pixels"]))
     for i in range(table.num_rows):  # token for token, the Arrow output's bytes
         assert table.column("pixels")[i].as_py() == [bytes(t) for t in pixels_of(folder_output.table, i)]
-    metadata = pq.ParquetFile(parquet_file).metadata  # the measured writer options (README, "Performance")
+    metadata = pq.ParquetFile(parquet_file).metadata  # the measured writer options (docs/performance.md, "Parquet output")
     for g in range(metadata.num_row_groups):
         chunks = {metadata.row_group(g).column(c).path_in_schema: metadata.row_group(g).column(c)
                   for c in range(metadata.num_columns)}
@@ -344,7 +344,7 @@ def test_a_row_read_from_parquet_gives_bit_identical_model_inputs_to_the_arrow_r
     arrow_meta, parquet_meta = read_meta(folder_output.table.schema), read_meta(pq.read_schema(parquet_file))
     arrow_rows = {row["id"]: {**row, "pixels": pixels_of(folder_output.table, i)}
                   for i, row in enumerate(small_rows(folder_output.table))}
-    first = folder_output.table.slice(0, 1).to_pylist()[0]  # one row in the README's list form too
+    first = folder_output.table.slice(0, 1).to_pylist()[0]  # one row in the documented list form too
     arrow_rows[first["id"]] = first
     for reader, rows in parquet_rows_by_reader(parquet_file, workdir / "hf-parquet-cache").items():
         assert sorted(str(row["id"]) for row in rows) == sorted(arrow_rows), reader

@@ -2,7 +2,7 @@
 
 The reference for every restored PNG is the image as the model sees it,
 `resize_for_model(decode_image(bytes))`, computed here from the input bytes.
-Per-token errors are measured in numpy with the README's formulas, not with
+Per-token errors are measured in numpy with the formulas of docs/models.md, not with
 the coder's integer limits.
 """
 

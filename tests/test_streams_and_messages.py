@@ -69,7 +69,7 @@ def test_reading_a_closed_stdin_is_a_one_line_usage_error(tmp_path, command):
     assert stderr.strip().count("\n") == 0 and "standard input is closed" in stderr, stderr
 
 
-# ---------------------------------------------------------------- tracebacks where the README promises one line
+# ---------------------------------------------------------------- tracebacks where the docs promise one line
 
 def run_env(args: list, cwd: Path, env: dict, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     """`python -m pixelprune_cli ARGS` with `env` added to the environment; no traceback on stderr."""
