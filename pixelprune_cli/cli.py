@@ -262,6 +262,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     from .atomic import sweep_partials_of
     from .overlap import refuse_overlap
     from .parallel import default_workers
+    from .urls import shown
     from .writer import check_target, write_atomically
 
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
@@ -276,5 +277,5 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, im
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
         tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
-    tell(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
+    tell(escape_controls(f"wrote {shown(output)} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)
