@@ -216,7 +216,8 @@ def test_the_store_is_unreachable_message_hides_the_secret_of_the_url(failing_st
 
 
 def test_a_store_error_reason_is_redacted_even_where_the_store_quotes_the_url(monkeypatch):
-    """An fsspec store whose errors quote the URL it was given, credentials and all, with and without scheme."""
+    """An fsspec store whose errors quote the URL it was given, credentials and all, with and without scheme,
+    and another URL with its own secret (a proxy's)."""
     fsspec = pytest.importorskip("fsspec")
     from fsspec.spec import AbstractFileSystem
 
@@ -224,7 +225,8 @@ def test_a_store_error_reason_is_redacted_even_where_the_store_quotes_the_url(mo
         protocol = "pixelprune-leaky"
 
         def info(self, path, **kwargs):
-            raise PermissionError(f"403 Forbidden: pixelprune-leaky://{path} (path {path})")
+            raise PermissionError(f"403 Forbidden: pixelprune-leaky://{path} (path {path}, "
+                                  "via https://proxy:Wleak3Z@proxy.example:3128/)")
 
     fsspec.register_implementation("pixelprune-leaky", Leaky, clobber=True)
     url = "pixelprune-leaky://AKID:Wleak1Z%2BWleak2Z@bucket/x.png"
