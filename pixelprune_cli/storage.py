@@ -195,10 +195,14 @@ def table_source(url: str):
 
 
 def read_bytes(url: str, max_bytes: int) -> bytes:
-    """The bytes of one stored image of at most max_bytes; anything else is this image's ReadFailure."""
+    """The bytes of one stored image of at most max_bytes; anything else is this image's ReadFailure
+    (a listed key that no URL can name, `a/../b.png`, too: it fails alone, not the run)."""
     import pyarrow as pa
 
-    where = locate(url)
+    try:
+        where = locate(url)
+    except InputError as exc:
+        raise ReadFailure(str(exc)) from None
     try:
         with where.fs.open_input_file(where.path) as handle:
             total = handle.size()

@@ -120,6 +120,10 @@ def test_dot_dot_segments_in_urls_are_refused_before_any_store_is_asked(tmp_path
             assert "ACCESS_DENIED" not in message and "Wdots1Z" not in message and "unreachable" not in message
     finally:
         memory.rm("/pixelprune-dots", recursive=True)
+    from pixelprune_cli.errors import ReadFailure
+
+    with pytest.raises(ReadFailure, match=r"'\.\.' in a URL"):  # a key listed in a folder that no URL can name fails alone
+        storage.read_bytes("s3://bucket/in/a/../b.png", 1 << 20)
     assert shown("s3://bucket/a..b/..c/x") == "s3://bucket/a..b/..c/x"
     storage.locate("s3://bucket/a..b/..c/x")  # only a whole '..' segment is refused
 
