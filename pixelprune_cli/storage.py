@@ -141,12 +141,10 @@ def kind(url: str) -> str:
 
     where = locate(url)
     with reading(url):
-        if is_url(url) and url.endswith("/"):
-            if where.fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True)):
-                return "folder"
-            info = where.fs.get_file_info(where.path)  # an empty folder (a marker object)
-            return "folder" if info.type == pafs.FileType.Directory else "missing"
         info = where.fs.get_file_info(where.path)
+        if info.type == pafs.FileType.File and is_url(url) and url.endswith("/"):  # an object: is a prefix beside it?
+            # Listed only in this rare case: a listing pages through every entry, a stat asks for one.
+            return "folder" if where.fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True)) else "missing"
     return {pafs.FileType.File: "file", pafs.FileType.Directory: "folder"}.get(info.type, "missing")
 
 
