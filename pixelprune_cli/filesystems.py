@@ -79,11 +79,12 @@ def s3_endpoint() -> tuple[str, str] | None:
     return None if name is None else _endpoint(name, ("http", "https"))
 
 
-def _endpoint(name: str, schemes: tuple[str, ...]) -> tuple[str, str]:
+def _endpoint(name: str, schemes: tuple[str, ...], bare: str = "https") -> tuple[str, str]:
+    """(scheme, host[:port]) of the endpoint in variable `name` (`bare`:// when it has no scheme)."""
     value = os.environ[name]
     wrong = None
     try:
-        parts = urlsplit(value if "://" in value else "https://" + value)
+        parts = urlsplit(value if "://" in value else f"{bare}://{value}")
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number in range)
     except ValueError as exc:
         wrong = f"it is not a URL ({exc})"
@@ -117,7 +118,7 @@ def _gcs() -> pafs.FileSystem:
 
     options: dict = {"retry_time_limit": timedelta(seconds=GCS_RETRY_SECONDS)}
     if os.environ.get("STORAGE_EMULATOR_HOST"):
-        scheme, host = _endpoint("STORAGE_EMULATOR_HOST", ("http", "https"))
+        scheme, host = _endpoint("STORAGE_EMULATOR_HOST", ("http", "https"), bare="http")  # as Google's libraries
         options.update(endpoint_override=host, scheme=scheme, anonymous=True)
     return pafs.GcsFileSystem(**options)
 

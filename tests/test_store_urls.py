@@ -253,6 +253,8 @@ def test_gs_and_gcs_urls_build_a_gcs_filesystem_whose_retries_are_bounded(monkey
         options = where.fs.__reduce__()[1][0]
         assert options["retry_time_limit"] == timedelta(seconds=filesystems.GCS_RETRY_SECONDS)
         assert options["anonymous"] and options["endpoint_override"].startswith("127.0.0.1:")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")  # no scheme: http, as Google's libraries take it
+    assert storage.locate("gs://bucket/x").fs.__reduce__()[1][0]["scheme"] == "http"
     with pytest.raises(InputError, match="takes no credentials"):
         storage.locate("gs://AKID:Wgcsc1Z@bucket/in/")
 
