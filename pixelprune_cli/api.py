@@ -138,7 +138,8 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite)
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
+    summary = Summary(title="pixelprune compress", config=meta, output=redact(output),
+                      errors_at=None if output == "-" else redact(writer.errors_location(output, folder)))
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))

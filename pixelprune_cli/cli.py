@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -100,15 +99,8 @@ def _written_line(summary, what: str) -> str:
 
 
 def _where_errors_are(summary, as_json: bool) -> str:
-    from .writer import errors_path, is_shard_folder
-
-    output = summary.output
-    if summary.title.endswith("compress") and output and output != "-":
-        from .storage import is_url, join
-
-        if is_url(output):  # a Path would fold the // of the URL
-            return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"
-        return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
+    if summary.errors_at:  # worked out by compress from the output itself: the shown one has no secret to sign with
+        return f"see {summary.errors_at}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
 
@@ -283,6 +275,7 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no
     from .atomic import sweep_partials_of
     from .overlap import refuse_overlap
     from .parallel import default_workers
+    from .urls import shown
     from .writer import check_target, write_atomically
 
     picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
@@ -298,5 +291,5 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no
     write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
     for failed in failures:
         tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
-    tell(escape_controls(f"wrote {output} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
+    tell(escape_controls(f"wrote {shown(output)} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)

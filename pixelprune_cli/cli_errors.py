@@ -39,7 +39,7 @@ def tell(message: str) -> None:
     """One line on stderr. A stderr that cannot take it (2>/dev/full) loses the message, never the run:
     the exit code still says how it went, as with a closed stderr."""
     try:
-        click.echo(message, err=True)
+        click.echo(redact(message), err=True)  # a URL's secret never, whatever the message was built from
     except OSError as exc:
         if broken_pipe(exc):
             raise

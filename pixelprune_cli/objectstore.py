@@ -119,9 +119,11 @@ def written_bytes(url: str) -> int | None:
 
 
 def check_stored_target(url: str, overwrite: bool) -> None:
-    """Refuse (exit 2) to replace an existing object unless asked."""
+    """Refuse (exit 2) to replace an existing object unless asked, or to code anything for a place the store will
+    not let us write (a read-only identity): a shard folder finds that at its first manifest write, a file here."""
     if not overwrite and storage.kind(url) != "missing":
         raise ConfigError(f"{storage.shown(url)} already exists; pass {option('overwrite')} to replace it")
+    storage.check_writable(url)
 
 
 def write_object(url: str, write) -> None:

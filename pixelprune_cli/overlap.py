@@ -159,7 +159,11 @@ def _refuse_store_overlap(inputs: list[str], output: str) -> None:
 
 
 def _store_key(url: str) -> str:
-    """scheme://bucket/key with no credentials and no trailing slash: what two URLs are compared by."""
-    scheme, _, rest = url.partition("://")
-    netloc, _, key = rest.partition("/")
-    return f"{scheme.lower()}://{netloc.rpartition('@')[2]}/{key}".rstrip("/")
+    """scheme://bucket/key with no credentials and no trailing slash: what two URLs are compared by.
+
+    The credentials end where `urls.credentials` says (as for signing and redaction), and gcs:// is gs://.
+    """
+    found = storage.credentials(url)
+    scheme = storage.scheme_of(url)
+    place = url[found.host_at if found else url.index("://") + 3:]
+    return f"{'gs' if scheme == 'gcs' else scheme}://{place}".rstrip("/")

@@ -11,12 +11,10 @@ upload that S3 completes only at its end), never streamed from Python code
 that an exception could stop half-way, since an Arrow output stream dropped
 unclosed completes its upload with what it has.
 
-Credentials and the endpoint come from the standard environment
-(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
-AWS_ENDPOINT_URL[_S3], AWS_DEFAULT_REGION / AWS_REGION, instance roles,
-GOOGLE_APPLICATION_CREDENTIALS) or from `s3://KEY:SECRET@bucket/...`; a URL
-is shown with its secret replaced by `***` (`shown`, `redact`) wherever it is
-printed or recorded.
+Which filesystem a URL gets, with its credentials, endpoint, retries and
+timeouts, is filesystems.py's; a URL is shown with its secret replaced by
+`***` (`shown`, `redact`, over the one parse in urls.py) wherever it is
+printed or recorded, and a store error's reason is redacted too (`reason`).
 """
 
 from __future__ import annotations
@@ -25,13 +23,14 @@ import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from .errors import InputError, OutputError, PixelpruneError, ReadFailure, one_line
+from . import filesystems
+from .errors import ConfigError, InputError, OutputError, PixelpruneError, ReadFailure, one_line
 from .urls import (  # noqa: F401  (the seam's text helpers, used as storage.join etc. by its callers)
     absolute,
+    credentials,
     is_url,
     join,
     local_path,
@@ -46,14 +45,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
 
-# Bounded waits: a store that does not answer ends the run in about
-# attempts x (connect or request timeout) seconds, never hangs it.
-CONNECT_TIMEOUT = 5.0  # seconds to open a connection
-REQUEST_TIMEOUT = 30.0  # seconds a request may stall without a byte moving
-ATTEMPTS = 4  # tries per request (AWS_MAX_ATTEMPTS overrides): throttling, resets and 5xx are retried with backoff
 # What the AWS SDK says when the store itself is unreachable or failing (after its retries), not one object.
 _UNAVAILABLE = re.compile(r"NETWORK_CONNECTION|curlCode|SERVICE_UNAVAILABLE|INTERNAL_FAILURE|SLOW_DOWN|"
-                          r"REQUEST_TIMEOUT|Throttl|timed out|Connection reset|Could not connect")
+                          r"REQUEST_TIMEOUT|Throttl|timed out|Connection reset|Could not connect|"
+                          r"HTTP status 5\d\d")  # a HEAD's 503 has no body to name it SlowDown by
+# What Google's client says when it found no credentials to sign with (before any request is sent).
+_NO_CREDENTIALS = re.compile(r"Could not create a OAuth2 access token")
+_GOOGLE_STATUS = re.compile(r"google::cloud::Status\((.*?) error_info=")
 
 # ------------------------------------------------------------------ filesystems
 
@@ -66,85 +64,14 @@ class Location:
     shown: str
 
 
-def _env(*names: str) -> str | None:
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
-def _s3(userinfo: str) -> pafs.FileSystem:
-    import pyarrow.fs as pafs
-
-    options: dict = {"connect_timeout": CONNECT_TIMEOUT, "request_timeout": REQUEST_TIMEOUT,
-                     "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=_attempts())}
-    if userinfo:
-        key, _, secret = userinfo.partition(":")
-        options.update(access_key=unquote(key), secret_key=unquote(secret))
-    endpoint = _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
-        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
-    region = _env("AWS_DEFAULT_REGION", "AWS_REGION")
-    if region or endpoint:  # an S3-compatible server ignores the region, but the SDK must not go looking for one
-        options["region"] = region or "us-east-1"
-    return pafs.S3FileSystem(**options)
-
-
-def _attempts() -> int:
-    """AWS_MAX_ATTEMPTS, the SDKs' own setting, when it is a positive number; else ATTEMPTS."""
-    value = os.environ.get("AWS_MAX_ATTEMPTS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else ATTEMPTS
-
-
-def _gcs() -> pafs.FileSystem:
-    import pyarrow.fs as pafs
-
-    return pafs.GcsFileSystem(retry_limit_seconds=_attempts() * REQUEST_TIMEOUT)
-
-
-def _fsspec(url: str) -> tuple[pafs.FileSystem, str]:
-    try:
-        import fsspec
-    except ImportError:
-        raise InputError(f"{shown(url)}: the {scheme_of(url)}:// scheme needs fsspec: "
-                         "pip install 'pixelprune[fsspec]' and the fsspec package for that store") from None
-    import pyarrow.fs as pafs
-
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise InputError(f"{shown(url)}: cannot reach this store ({redact(one_line(exc))})") from None
-    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
-
-
-@lru_cache(maxsize=16)
-def _filesystem(scheme: str, userinfo: str, environment: tuple) -> pafs.FileSystem:
-    """One filesystem per store and credentials (and environment, so a changed one is seen)."""
-    return _s3(userinfo) if scheme == "s3" else _gcs()
-
-
-_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-                "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_MAX_ATTEMPTS",
-                "GOOGLE_APPLICATION_CREDENTIALS")
-
-
 def locate(path: str) -> Location:
-    """The filesystem and path of a URL or a local path."""
-    scheme = scheme_of(path)
-    if scheme is None:
+    """The filesystem and path of a URL or a local path; InputError for a URL that cannot be used as written."""
+    if scheme_of(path) is None:
         import pyarrow.fs as pafs
 
-        local = os.path.abspath(local_path(path))
-        return Location(pafs.LocalFileSystem(), local, path)
-    if scheme in ("s3", "gs", "gcs"):
-        # Split by hand: a key is taken as written, so '#', '?' and '%' in object names stay what they are.
-        netloc, _, key = path.split("://", 1)[1].partition("/")
-        userinfo, _, bucket = netloc.rpartition("@")
-        if not bucket:
-            raise InputError(f"{shown(path)}: no bucket in this URL")
-        environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
-        fs = _filesystem("s3" if scheme == "s3" else "gs", userinfo, environment)
-        return Location(fs, f"{bucket}/{key}".rstrip("/"), shown(path))
-    fs, inner = _fsspec(path)
-    return Location(fs, inner.rstrip("/"), shown(path))
+        return Location(pafs.LocalFileSystem(), os.path.abspath(local_path(path)), path)
+    fs, inner = filesystems.for_url(path)
+    return Location(fs, inner, shown(path))
 
 
 class StoreUnavailable(PixelpruneError):
@@ -158,15 +85,27 @@ class StoreUnavailable(PixelpruneError):
 
 
 def raise_if_unavailable(exc: BaseException, url: str) -> None:
-    """StoreUnavailable when exc says the store (not this one object) failed."""
+    """ConfigError when exc says no credentials could be found; StoreUnavailable when it says the store (not
+    this one object) failed."""
+    if is_url(url) and _NO_CREDENTIALS.search(str(exc)):
+        raise ConfigError(f"cannot reach {shown(url)}: no credentials for this store were found; set "
+                          "GOOGLE_APPLICATION_CREDENTIALS to a key file or run `gcloud auth application-default "
+                          "login` (STORAGE_EMULATOR_HOST for an emulator)") from None
     if is_url(url) and _UNAVAILABLE.search(str(exc)):
-        raise StoreUnavailable(f"the store is unreachable or failing at {shown(url)}: {reason(exc)}; "
+        raise StoreUnavailable(f"the store is unreachable or failing at {shown(url)}: {reason(exc, url)}; "
                                "committed work is kept, rerun with --resume (shard folders) once it is back") from None
 
 
-def reason(exc: BaseException) -> str:
-    """What went wrong, in one line, with any secret in it redacted."""
-    return redact(getattr(exc, "strerror", None) or one_line(exc))
+def reason(exc: BaseException, url: str) -> str:
+    """What went wrong, in one line, with any secret in it redacted: a URL's, and url's own secret wherever it
+    stands (an fsspec store may quote its path, `KEY:SECRET@bucket/x`, with no scheme to find it by)."""
+    text = redact(getattr(exc, "strerror", None) or one_line(exc))
+    google = _GOOGLE_STATUS.search(text)  # google::cloud::Status(...) wraps one line in a paragraph of metadata
+    text = google.group(1) if google else text
+    found = credentials(url)
+    for secret in {found.secret, unquote(found.secret)} if found is not None and found.secret else ():
+        text = text.replace(secret, "***")
+    return text
 
 
 @contextmanager
@@ -177,7 +116,7 @@ def _converted(url: str, error: type[PixelpruneError], verb: str):
         yield
     except (OSError, pa.ArrowException) as exc:
         raise_if_unavailable(exc, url)
-        raise error(f"cannot {verb} {shown(url)}: {reason(exc)}") from None
+        raise error(f"cannot {verb} {shown(url)}: {reason(exc, url)}") from None
 
 
 def writing(url: str):
@@ -193,12 +132,19 @@ def reading(url: str):
 # ------------------------------------------------------------------ listing and stat
 
 def kind(url: str) -> str:
-    """'file', 'folder' or 'missing'; InputError when the store cannot be asked."""
+    """'file', 'folder' or 'missing'; InputError when the store cannot be asked.
+
+    A URL ending in '/' names the prefix, never an object of the same name beside it
+    (a store may hold both `b/both` and `b/both/x`): it is a folder or missing.
+    """
     import pyarrow.fs as pafs
 
     where = locate(url)
     with reading(url):
         info = where.fs.get_file_info(where.path)
+        if info.type == pafs.FileType.File and is_url(url) and url.endswith("/"):  # an object: is a prefix beside it?
+            # Listed only in this rare case: a listing pages through every entry, a stat asks for one.
+            return "folder" if where.fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True)) else "missing"
     return {pafs.FileType.File: "file", pafs.FileType.Directory: "folder"}.get(info.type, "missing")
 
 
@@ -247,10 +193,14 @@ def table_source(url: str):
 
 
 def read_bytes(url: str, max_bytes: int) -> bytes:
-    """The bytes of one stored image of at most max_bytes; anything else is this image's ReadFailure."""
+    """The bytes of one stored image of at most max_bytes; anything else is this image's ReadFailure
+    (a listed key that no URL can name, `a/../b.png`, too: it fails alone, not the run)."""
     import pyarrow as pa
 
-    where = locate(url)
+    try:
+        where = locate(url)
+    except InputError as exc:
+        raise ReadFailure(str(exc)) from None
     try:
         with where.fs.open_input_file(where.path) as handle:
             total = handle.size()
@@ -259,7 +209,7 @@ def read_bytes(url: str, max_bytes: int) -> bytes:
             return handle.read(total)
     except (OSError, pa.ArrowException) as exc:
         raise_if_unavailable(exc, url)
-        raise ReadFailure(f"cannot read {where.shown}: {reason(exc)}") from None
+        raise ReadFailure(f"cannot read {where.shown}: {reason(exc, url)}") from None
 
 
 def read_small(url: str) -> bytes | None:
@@ -276,7 +226,7 @@ def read_small(url: str) -> bytes | None:
         if "NoSuchKey" in str(exc) or "does not exist" in str(exc):
             return None
         raise_if_unavailable(exc, url)
-        raise InputError(f"cannot read {where.shown}: {reason(exc)}") from None
+        raise InputError(f"cannot read {where.shown}: {reason(exc, url)}") from None
 
 
 def sha256_of(url: str) -> tuple[int, str]:
@@ -314,6 +264,23 @@ def put_bytes(url: str, data: bytes) -> None:
         out.write(data)
 
 
+def check_writable(url: str) -> None:
+    """OutputError (exit 2) naming url when the store refuses a write beside it, found before any image is coded.
+
+    A zero-byte `.NAME.pixelprune-write-check` is written and deleted again (one
+    fixed name, so a store that allows writes but not deletes keeps one, not one a run).
+    """
+    where = locate(url)
+    folder, _, name = where.path.rpartition("/")
+    probe = f"{folder}/.{name}.pixelprune-write-check"
+    with writing(url), where.fs.open_output_stream(probe):
+        pass
+    try:
+        where.fs.delete_file(probe)
+    except OSError:
+        pass
+
+
 def delete(url: str) -> None:
     """Remove one file we wrote; one that is already gone is fine."""
     where = locate(url)
@@ -324,7 +291,7 @@ def delete(url: str) -> None:
     except OSError as exc:
         if "NoSuchKey" not in str(exc) and "does not exist" not in str(exc):
             raise_if_unavailable(exc, url)
-            raise OutputError(f"cannot delete {where.shown}: {reason(exc)}") from None
+            raise OutputError(f"cannot delete {where.shown}: {reason(exc, url)}") from None
 
 
 def spool_dir() -> str:

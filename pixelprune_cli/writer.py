@@ -31,7 +31,7 @@ from .errors import ConfigError, option
 from .formats import output_format, table_format
 from .objectstore import check_stored_target, is_folder, write_object
 from .records import CodedImage, Result, Resumed
-from .storage import is_url
+from .storage import is_url, join
 
 # Measured on the bench corpus (docs/performance.md, "compress"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -46,6 +46,13 @@ _BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
 def errors_path(output: str) -> Path:
     path = Path(output)
     return path.with_name(fitting_name(path.name, ".errors.jsonl"))
+
+
+def errors_location(output: str, folder: bool) -> str:
+    """Where a compress to output (a shard folder or not) leaves its error log."""
+    if folder:
+        return join(output, "errors.jsonl") if is_url(output) else str(Path(output) / "errors.jsonl")
+    return output + ".errors.jsonl" if is_url(output) else str(errors_path(output))
 
 
 def compression_arg(compression: str | None):

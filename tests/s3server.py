@@ -2,9 +2,10 @@
 
 One server per test session (conftest's `s3_server` fixture): it binds free
 ports for its master, volume, filer and S3 gateway (each port + 10000 is its
-gRPC port), gives one identity Admin/Read/Write/List, and is ready once a
-probe PUT succeeds. Tests that kill it mid-run call `kill()` and `start()`,
-which brings it back on the same ports and data.
+gRPC port), gives a main identity Admin/Read/Write/List (and three more: two
+with awkward secrets, one that may only read), and is ready once a probe
+PUT succeeds. Tests that kill it mid-run call `kill()` and `start()`, which
+brings it back on the same ports and data.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from pathlib import Path
 
 ACCESS_KEY = "pixelprune-test"
 SECRET_KEY = "s3cr3t-Never-Shown-42"  # tests look for it in every output
+# A second identity whose secret has every character a URL makes awkward ('/' as AWS secrets do, '@', '+', ':',
+# '%'), and a third that may only read and list: what redaction and write checks are tested with.
+AWKWARD_KEY, AWKWARD_SECRET = "pixelprune-awkward", "Wq7aZ/Wk2bZ@Wm4cZ+Wp6dZ:Wr8eZ%2FWt9fZ"
+READONLY_KEY, READONLY_SECRET = "pixelprune-readonly", "r34d-Only-Never-Shown"
+AT_KEY, AT_SECRET = "pixelprune-at", "Wat1Z@Wat2Z+Wat3Z"  # an '@' in a secret may stand unencoded in a URL
 READY_SECONDS = 60  # SeaweedFS is up in a few seconds; this bounds a slow, loaded machine
 
 
@@ -57,9 +63,15 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.s3}"
         (root / "data").mkdir(parents=True, exist_ok=True)
         self.config = root / "s3.json"
-        self.config.write_text(json.dumps({"identities": [{
-            "name": "pixelprune", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List"]}]}))
+        self.config.write_text(json.dumps({"identities": [
+            {"name": "pixelprune", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+             "actions": ["Admin", "Read", "Write", "List"]},
+            {"name": "awkward", "credentials": [{"accessKey": AWKWARD_KEY, "secretKey": AWKWARD_SECRET}],
+             "actions": ["Admin", "Read", "Write", "List"]},
+            {"name": "at", "credentials": [{"accessKey": AT_KEY, "secretKey": AT_SECRET}],
+             "actions": ["Admin", "Read", "Write", "List"]},
+            {"name": "readonly", "credentials": [{"accessKey": READONLY_KEY, "secretKey": READONLY_SECRET}],
+             "actions": ["Read", "List"]}]}))
         self.process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:

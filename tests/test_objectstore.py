@@ -407,13 +407,13 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     import signal
     import time
 
-    from pixelprune_cli import api, storage
+    from pixelprune_cli import api, filesystems, storage
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
-    monkeypatch.setattr(storage, "REQUEST_TIMEOUT", 1.0)
+    monkeypatch.setattr(filesystems, "REQUEST_TIMEOUT", 1.0)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    storage._filesystem.cache_clear()  # filesystems made with the default timeouts
+    filesystems.cached.cache_clear()  # filesystems made with the default timeouts
     os.killpg(s3.process.pid, signal.SIGSTOP)
     began = time.monotonic()
     try:
@@ -421,7 +421,7 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
             api.compress([url], str(tmp_path / "out.arrow"), run=api.RunOptions(progress=False))
     finally:
         os.killpg(s3.process.pid, signal.SIGCONT)
-        storage._filesystem.cache_clear()
+        filesystems.cached.cache_clear()
     assert time.monotonic() - began < 30
     assert not (tmp_path / "out.arrow").exists()
 
