@@ -109,7 +109,7 @@ def read_path_cell(target: path_cells.CellTarget, max_bytes: int = DEFAULT_MAX_I
         if not target.elsewhere:
             raise
         cause = exc.__context__  # the store's own error, which raise_if_unavailable turned into an outage
-        why = storage.reason(cause) if cause is not None else str(exc)
+        why = storage.reason(cause, target.path) if cause is not None else str(exc)
         raise ReadFailure(f"cannot read {storage.shown(target.path)}: its store, which only path cells name, is "
                           f"unreachable or failing ({why})") from None
 
