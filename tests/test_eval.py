@@ -123,7 +123,7 @@ def test_pruned_arm_answers_equal_the_model_with_dropped_tokens_masked(run, tau)
 
 def test_a_row_that_keeps_every_token_answers_as_the_full_arm(run):
     lines = run[5]
-    keep_all = [line for line in lines if line["arm"] == "tau=0" and line["id"] == "1"][0]
+    keep_all = next(line for line in lines if line["arm"] == "tau=0" and line["id"] == "1")
     assert keep_all["tokens"] == keep_all["full_tokens"]
     assert keep_all["prediction"] == answers(lines, "full")["1"]
 
