@@ -46,7 +46,7 @@ def draw_plot(report: dict, handle) -> None:
               and a["score"] is not None]
     low = min([s for _, s, _ in points] + [1.0])
     high = max([s for _, s, _ in points] + [0.0])
-    low, high = (low - 0.05, high + 0.05) if high > low else (low - 0.5, low + 0.5)
+    low, high = max(0.0, low - 0.05), min(1.0, high + 0.05)  # scores are fractions: the axis stays in [0, 1]
 
     def at(kept: float, score: float) -> tuple[float, float]:
         return (margin + kept * (width - 2 * margin),
@@ -63,9 +63,9 @@ def draw_plot(report: dict, handle) -> None:
         draw.text((8, y - 6), f"{score:.3f}", fill="black")
     draw.text((width // 2 - 60, height - 24), "visual tokens kept", fill="black")
     draw.text((margin, 20), f"{report['task']}: {report['metric']} vs tokens kept", fill="black")
-    for kept, score, name in points:
+    for k, (kept, score, name) in enumerate(points):
         x, y = at(kept, score)
         colour = "red" if name == "full" else "blue"
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour)
-        draw.text((x + 8, y - 14), name, fill=colour)
+        draw.text((x + 8, y - 16 + 14 * (k % 3)), name, fill=colour)  # staggered: close points keep legible labels
     image.save(handle, format="PNG")
