@@ -191,3 +191,31 @@ def test_cuda_asked_for_where_there_is_none_is_refused(run):
         pytest.skip("this machine has CUDA")
     message = eval_refused([str(run[2]), "--model", str(run[1]), "--task", "docvqa", "--device", "cuda"])
     assert "CUDA is not available" in message
+
+
+def test_qwen2_5_vl_arms_equal_generate_and_the_masked_oracle(tmp_path):
+    """Qwen2.5-VL's window attention and patch 14, one page: both arms as their oracles answer."""
+    family, checkpoint, table = "qwen2_5_vl", tmp_path / "ckpt", tmp_path / "t.parquet"
+    checkpoints.save_checkpoint(checkpoint, family, MAX_PIXELS)
+    checkpoints.write_table(table, [checkpoints.png_bytes(SAMPLES / "form.png")],
+                            {"question": [QUESTION], "answers": [["form"]]})
+    predictions = tmp_path / "p.jsonl"
+    result = CliRunner().invoke(main, ["eval", str(table), "--model", str(checkpoint), "--task", "docvqa", "--tau",
+                                       "0.05", "--max-new-tokens", str(NEW_TOKENS), "--json", "--no-progress",
+                                       "--predictions", str(predictions)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arms"][1]["kept"] < 1.0
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    model, processor = unmodified(checkpoint)
+    inputs = processor_inputs(processor, "form.png")
+    row = prune_image(SAMPLES / "form.png", preset=tiny.small_preset(family, MAX_PIXELS), tau=0.05,
+                      backend="torchvision")
+    oracle = tiny.masked_oracle(model, family, dict(inputs), [row])
+    with torch.no_grad():
+        full = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+        masked = model.generate(input_ids=oracle.input_ids, attention_mask=oracle.attention_mask,
+                                position_ids=oracle.position_ids, mm_encoder_outputs={"image": oracle.image_features},
+                                max_new_tokens=NEW_TOKENS, do_sample=False)
+    length = inputs["input_ids"].shape[1]
+    assert answers(lines, "full")["0"] == decoded(processor, full, length)
+    assert answers(lines, "tau=0.05")["0"] == decoded(processor, masked, length)
