@@ -107,6 +107,6 @@ def test_tasks_find_their_columns_and_name_what_is_missing():
 def test_prompts_are_lmms_evals():
     assert TASKS["docvqa"].prompt("What is the date?") == ("What is the date?\nAnswer the question using a single "
                                                            "word or phrase.")
-    assert TASKS["chartqa"].prompt("How many?") == "How many?\nAnswer the question with a single word."
+    assert TASKS["chartqa"].prompt("How many?") == "How many?\nAnswer the question using a single word or phrase."
     assert TASKS["ocrbench"].prompt(" what is written? ") == "what is written?"
     assert TASKS["screenspot"].prompt("close").endswith("corresponds to the command: close")
