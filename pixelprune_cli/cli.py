@@ -293,3 +293,40 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no
         tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
     tell(escape_controls(f"wrote {shown(output)} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))
     sys.exit(EXIT_SOME_FAILED if failures else EXIT_OK)
+
+
+@main.command("eval")
+@click.argument("data")
+@click.option("--model", "model", required=True, help="Local checkpoint folder (Qwen2-VL, Qwen2.5-VL or Qwen3-VL).")
+@click.option("--task", required=True, type=click.Choice(["docvqa", "infovqa", "chartqa", "textvqa", "ocrbench",
+                                                         "screenspot"]), help="Benchmark: prompt, columns, metric.")
+@click.option("--tau", "taus", default="0", show_default=True, help="Pruned arms, one per tau (0,0.02,0.05).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+              show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--column", "columns", multiple=True, help="ROLE=NAME: the table's column for a task role "
+              "(question, answers; subset for ocrbench).")
+@click.option("--image-column", help="The table's image column (default: detected).")
+@click.option("--min-pixels", type=click.IntRange(min=1), help="Override the checkpoint processor's min_pixels.")
+@click.option("--max-pixels", type=click.IntRange(min=1), help="Override the checkpoint processor's max_pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--predictions", help="Write one JSON line per arm and row here (arm, id, prediction, score, ...).")
+@click.option("--resume", is_flag=True, help="Continue the --predictions file of an earlier run of this task and model.")
+@click.option("--plot", help="Draw score against kept fraction, one point per arm, into this PNG.")
+@click.option("--no-progress", is_flag=True, help="Never show the progress line.")
+@handle_errors
+def evaluate(data, model, task, taus, limit, max_new_tokens, batch_size, device, dtype, columns, image_column,
+             min_pixels, max_pixels, as_json, predictions, resume, plot, no_progress):
+    """Run a checkpoint full and pruned on a benchmark table and score each arm (docs/evaluation.md).
+
+    \b
+    pixelprune eval docvqa_val.parquet --model Qwen3-VL-2B-Instruct --task docvqa --tau 0,0.02 --limit 500
+    """
+    from .evaluation import cli_run
+
+    sys.exit(cli_run.run_command(data, model, task, taus, limit, max_new_tokens, batch_size, device, dtype, columns,
+                                 image_column, min_pixels, max_pixels, as_json, predictions, resume, plot,
+                                 no_progress))
