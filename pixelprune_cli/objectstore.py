@@ -17,6 +17,10 @@ are committed the way Delta Lake and Iceberg commit tables:
 - There is no lock: before each manifest write the run checks that the
   object it is about to replace is the one it last wrote (or saw at start),
   and refuses (exit 2), naming the other run, when it is not.
+- Each manifest a run writes carries `renewed` (when it was written), a
+  lease: a second `--overwrite` refuses to start over a pending replacement
+  whose lease is fresh (LEASE_SECONDS), unless its run is proven dead (same
+  host, process gone). It never deletes what a live run may still commit.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
 from .manifest import MANIFEST, is_shard_file
 
+LEASE_SECONDS = 600.0  # a run that wrote no manifest for this long is taken for dead (each shard renews it)
 PENDING = ".pixelprune-pending.json"  # a replacing (--overwrite) run's manifest until it commits
 STORE_SHARD = re.compile(rf"part-(\d{{5,}})-([0-9a-f]{{12}})\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")
 
@@ -47,6 +52,24 @@ def new_run() -> dict:
     """Who is writing: what a second writer's refusal names."""
     return {"id": os.urandom(6).hex(), "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def may_be_writing(manifest: dict) -> bool:
+    """Whether the run that wrote `manifest` may still be writing: its lease is fresh and it is not proven dead.
+
+    Proven dead: it ran on this host, in another process, and that process
+    is gone (or its pid now belongs to a later process). A run in this very
+    process, or on another host, is judged by its lease alone.
+    """
+    from .atomic import _may_be_writing  # the local partials' liveness test, PID-reuse guard included
+
+    renewed, run = manifest.get("renewed"), manifest.get("run")
+    if not isinstance(renewed, (int, float)) or isinstance(renewed, bool):
+        return False  # written by a version without leases: as before, taken for a killed run
+    if isinstance(run, dict) and run.get("host") == socket.gethostname() and isinstance(run.get("pid"), int) \
+            and run["pid"] != os.getpid() and not _may_be_writing(run["pid"], float(renewed)):
+        return False
+    return time.time() - renewed < LEASE_SECONDS
 
 
 def describe_run(run: object) -> str:

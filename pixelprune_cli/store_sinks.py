@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from .errors import ConfigError, option
 from .formats import output_format
 from .manifest import ERRORS, MANIFEST, columns
 from .objectstore import (
+    LEASE_SECONDS,
     PENDING,
     STORE_SHARD,
     check_stored_target,
     describe_run,
     is_store_shard,
+    may_be_writing,
     new_run,
     parse_manifest,
 )
@@ -112,6 +115,7 @@ class StoreShardSink(ShardedSink):
         current = None if current_bytes is None else parse_manifest(current_bytes, manifest_url)
         pending = None if pending_bytes is None else parse_manifest(pending_bytes, pending_url)
         self.replaced: dict | None = None  # the manifest a replacing run replaces on commit
+        self.abandoned: dict | None = None  # a killed replacement's pending manifest, whose shards go on commit
         self.replaced_bytes = current_bytes
         # Runs whose leftovers (shards uploaded but never listed) this run may sweep once it commits: each
         # is dead, or will be refused at its next manifest write, since this run's commit replaces what it saw.
@@ -128,8 +132,13 @@ class StoreShardSink(ShardedSink):
                               f"it (once no run is writing it) or {option('overwrite')} to replace it")
         else:
             self.replacing, base = True, None
-            if pending is not None:  # a replacement a killed run left: its shards are ours, not the output's
-                self._delete_listed(pending, keep=current)
+            if pending is not None and may_be_writing(pending):
+                raise ConfigError(f"{self.folder} is being replaced by {describe_run(pending.get('run'))}; wait for it "
+                                  f"to finish (or, if it was killed, for its lease to run out: "
+                                  f"{LEASE_SECONDS / 60:g} minutes after its last shard), or write elsewhere")
+            self.abandoned = pending  # a killed replacement: its shards are deleted once this run commits
+            if pending is not None:  # and its runs' shards by the sweep, should this run be killed too
+                self.stale_runs.update(m.group(2) for m in map(STORE_SHARD.fullmatch, _listed_names(pending)) if m)
         if self.replacing:
             self.replaced = current
         self.progress_url = pending_url if self.replacing else manifest_url
@@ -190,6 +199,7 @@ class StoreShardSink(ShardedSink):
         shards = sorted(self.shards, key=lambda s: s["index"])
         manifest = {
             "config": self.meta, **self.layout, "complete": complete, **self.manifest_extra, "run": self.run,
+            "renewed": round(time.time(), 3),  # the lease: a second replacing run waits while it is fresh
             "images": sum(s["images"] for s in shards), "written": sum(s["written"] for s in shards),
             "failed": sum(s["failed"] for s in shards), "shards": shards,
         }
@@ -249,7 +259,7 @@ class StoreShardSink(ShardedSink):
         self.expected, self.uploaded = data, []
         self.finished = True
         storage.put_file(str(merged), storage.join(self.url, ERRORS))
-        self._delete_names(set(replaces or ()), keep=json.loads(data))
+        self._delete_names(set(replaces or ()) | _listed_names(self.abandoned or {"shards": []}), keep=json.loads(data))
         if self.replacing:
             storage.delete(self.progress_url)
         self._sweep(self.stale_runs | {self.run["id"]}, listed)
@@ -288,10 +298,6 @@ class StoreShardSink(ShardedSink):
     def _drop_spool(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)
         let_go(self)
-
-    def _delete_listed(self, manifest: dict, keep: dict | None) -> None:
-        """Delete the shard files `manifest` lists that `keep` does not."""
-        self._delete_names(_listed_names(manifest), keep)
 
     def _delete_names(self, names: set[str], keep: dict | None) -> None:
         """Delete these files unless `keep` lists them: only names pixelprune gives its shards, never a path."""
