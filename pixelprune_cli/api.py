@@ -19,6 +19,7 @@ from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import Progress
+from .shards import ShardedSink
 from .sources import check_inputs, plan
 from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
@@ -28,16 +29,13 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
     if output == "-":
         return None if sink is None else sink.bytes_written
-    if is_url(output):
-        from .objectstore import written_bytes as stored_bytes
-
-        return stored_bytes(output)
-    path = Path(output)
-    if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
+    if isinstance(sink, ShardedSink):  # the files its manifest lists, never whatever else the folder holds
         from .manifest import folder_bytes
 
-        return folder_bytes(path)
-    return os.path.getsize(path) if path.exists() else None
+        return folder_bytes(output)
+    from .storage import size
+
+    return size(output)
 
 
 def carried_fields(inputs: list[str], sources: SourceOptions):

@@ -25,27 +25,18 @@ are committed the way Delta Lake and Iceberg commit tables:
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import socket
 import time
 from pathlib import Path
 
 from . import storage
-from .errors import ConfigError, InputError, option
-from .formats import TABLE_FORMATS
-from .manifest import MANIFEST, is_shard_file
+from .errors import ConfigError, option
+from .manifest import read_manifest
 
 LEASE_SECONDS = 600.0  # a run that wrote no manifest for this long is taken for dead (each shard renews it)
 PENDING = ".pixelprune-pending.json"  # a replacing (--overwrite) run's manifest until it commits
-STORE_SHARD = re.compile(rf"part-(\d{{5,}})-([0-9a-f]{{12}})\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")
-
-
-def is_store_shard(name: str) -> bool:
-    """A name a store run gives its shards (part-NNNNN-RUN.arrow, ...), or a local one (copied up with a sync tool)."""
-    return STORE_SHARD.fullmatch(name) is not None or is_shard_file(name)
 
 
 def new_run() -> dict:
@@ -80,45 +71,9 @@ def describe_run(run: object) -> str:
 
 # ------------------------------------------------------------------ reading outputs back
 
-def read_manifest(folder: str) -> dict | None:
-    """A folder's manifest, None when it has none; ConfigError for a manifest.json that is not ours."""
-    data = storage.read_small(storage.join(folder, MANIFEST))
-    return None if data is None else parse_manifest(data, storage.join(folder, MANIFEST))
-
-
-def parse_manifest(data: bytes, url: str) -> dict:
-    try:
-        manifest = json.loads(data)
-    except ValueError:
-        manifest = None
-    if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
-            and isinstance(manifest.get("shards"), list) and all(isinstance(s, dict) for s in manifest["shards"])):
-        raise ConfigError(f"{storage.shown(url)} is not a pixelprune manifest; pixelprune replaces only its own files: "
-                          "move it, or write elsewhere")
-    return manifest
-
-
 def is_folder(url: str) -> bool:
     """`-o URL/` (a trailing slash), or a URL that is a folder on the store."""
     return url.endswith("/") or storage.kind(url) == "folder"
-
-
-def output_files(url: str) -> list[str]:
-    """The table files of an output on a store: the shards its manifest lists (never a listing), or the file itself."""
-    if not is_folder(url):
-        if storage.kind(url) == "missing":
-            raise InputError(f"{storage.shown(url)}: no such file or folder")
-        return [url]
-    manifest = read_manifest(url)
-    if manifest is None:
-        raise InputError(f"{storage.shown(url)}: no {MANIFEST}; a shard folder on a store is read through its manifest")
-    names = [s.get("file") for s in sorted(manifest["shards"], key=lambda s: s.get("index", 0))]
-    bad = [n for n in names if not (isinstance(n, str) and is_store_shard(n))]
-    if bad:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
-    if not names:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists no shards")
-    return [storage.join(url, n) for n in names]
 
 
 def incomplete_note(url: str) -> str | None:
@@ -131,14 +86,6 @@ def incomplete_note(url: str) -> str | None:
     return (f"{storage.shown(url)} is incomplete: the run that writes it has not finished "
             f"({len(manifest['shards'])} shards, {manifest.get('images', 0):,} images committed); finish it with "
             f"`pixelprune compress ... -o {storage.shown(url)} --resume`")
-
-
-def written_bytes(url: str) -> int | None:
-    """Bytes of a finished output on a store: the file, or the shards and error logs its manifest lists."""
-    if not is_folder(url):
-        return storage.size(url)
-    manifest = read_manifest(url) or {"shards": []}
-    return sum(int(s.get("bytes", 0)) + int(s.get("errors_bytes", 0)) for s in manifest["shards"])
 
 
 def check_stored_target(url: str, overwrite: bool) -> None:

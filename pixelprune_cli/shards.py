@@ -36,6 +36,7 @@ from .manifest import (
     intact,
     is_folder_file,
     is_shard_file,
+    kept_and_damaged,
     read_manifest,
     shard_checksums,
     shard_errors_name,
@@ -139,9 +140,8 @@ class ShardedSink(RowSink):
         self.damaged: list[str] = []  # file names of those that failed their check, redone
         if manifest is not None:
             self._check_same(manifest)
-            damaged: list[dict] = []
-            for record in manifest["shards"]:
-                (self.shards if self._intact(record) else damaged).append(record)
+            records = manifest["shards"]
+            self.shards, damaged = kept_and_damaged(records, [self._intact(r) for r in records])
             for record in damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
                 for name in (record.get("file"), record.get("errors")):
                     if isinstance(name, str) and is_shard_file(name):

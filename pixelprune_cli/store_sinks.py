@@ -19,17 +19,14 @@ from . import storage
 from .atomic import file_checksum, hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
-from .manifest import ERRORS, MANIFEST, columns
+from .manifest import ERRORS, MANIFEST, STORE_SHARD, columns, is_store_shard, kept_and_damaged, parse_manifest
 from .objectstore import (
     LEASE_SECONDS,
     PENDING,
-    STORE_SHARD,
     check_stored_target,
     describe_run,
-    is_store_shard,
     may_be_writing,
     new_run,
-    parse_manifest,
 )
 from .shards import ShardedSink
 from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
@@ -155,15 +152,9 @@ class StoreShardSink(ShardedSink):
             records = base["shards"]
             with ThreadPoolExecutor(CHECK_THREADS) as pool:
                 intact = list(pool.map(self._intact, records))
-            self.shards = [r for r, ok in zip(records, intact) if ok]
-            self.damaged = [str(r.get("file")) for r, ok in zip(records, intact) if not ok]
+            self.shards, damaged = kept_and_damaged(records, intact)
+            self.damaged = [str(r.get("file")) for r in damaged]
         self._write_manifest(complete=False)  # claims the folder: a second writer now sees this run
-
-    def _check_same(self, manifest: dict) -> None:
-        if "shard_size" not in manifest or "format" not in manifest:
-            raise ConfigError(f"{self.folder}: its {MANIFEST} does not say how its shards were cut; "
-                              f"pass {option('overwrite')} to start again")
-        super()._check_same(manifest)
 
     def _intact(self, record: dict) -> bool:
         """A listed shard is kept only under a shard name, with the size and SHA-256 the manifest holds."""
