@@ -140,8 +140,12 @@ class StoreShardSink(ShardedSink):
             self.replaced = current
         self.progress_url = pending_url if self.replacing else manifest_url
         self.expected = pending_bytes if self.replacing else current_bytes
-        if base is None and resume and any(is_store_shard(n) for n, _ in storage.list_files(self.url)):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        self.orphans: set[str] = set()  # shards where no manifest is: the local folder's rule, replaced on commit
+        if current is None and base is None and not self.replacing:
+            self.orphans = {n for n, _ in storage.list_files(self.url) if is_store_shard(n)}
+            if self.orphans and (resume or not overwrite):
+                raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to "
+                                  "replace them" + (f" instead of {option('resume')}" if resume else ""))
         if current is not None:  # what the last committed run was killed before cleaning up
             self._delete_names(_names(current, "replaces"), keep=current)
             self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
@@ -241,6 +245,8 @@ class StoreShardSink(ShardedSink):
         replaces = None
         if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
             replaces = sorted(n for n in _listed_names(self.replaced) if is_store_shard(n) and n not in listed)
+        elif self.orphans - listed:
+            replaces = sorted(self.orphans - listed)
         data = self._manifest_bytes(complete=True, replaces=replaces)
         if self.replacing:
             self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?

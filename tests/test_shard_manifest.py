@@ -104,3 +104,22 @@ def test_wrote_size_counts_the_manifest_what_it_lists_and_errors_jsonl_on_disk_a
     manifest = manifest_of(fs, inner)
     own = sum(fs.get_file_info(inner + name).size for name in ("manifest.json", "errors.jsonl"))
     assert json.loads(stdout)["bytes_written"] == own + sum(s["bytes"] + s["errors_bytes"] for s in manifest["shards"])
+
+
+def test_overwrite_of_a_folder_that_lost_its_manifest_removes_the_old_shards_and_only_those(folder):
+    out, fs, inner, images = folder
+    old = {n for s in manifest_of(fs, inner)["shards"] for n in (s["file"], s["errors"])}
+    fs.delete_file(inner + "manifest.json")
+    for name in ("notes.txt", "part-time.txt"):
+        with fs.open_output_stream(inner + name) as stream:
+            stream.write(b"the user's")
+    code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")
+    assert code == 2 and "--overwrite" in err, err  # shards without a manifest are not taken over unasked
+    code, _, err = cli("compress", images, "-o", out, "--overwrite", "--tau", "0.05", "--shard-size", "1",
+                       "--no-progress")
+    assert code == 0, err
+    manifest = manifest_of(fs, inner)
+    listed = {n for s in manifest["shards"] for n in (s["file"], s["errors"])}
+    names = {i.base_name for i in fs.get_file_info(pafs.FileSelector(inner.rstrip("/")))}
+    assert names == listed | {"manifest.json", "errors.jsonl", "notes.txt", "part-time.txt"}
+    assert not (old - listed) & names
