@@ -123,3 +123,54 @@ def test_overwrite_of_a_folder_that_lost_its_manifest_removes_the_old_shards_and
     names = {i.base_name for i in fs.get_file_info(pafs.FileSelector(inner.rstrip("/")))}
     assert names == listed | {"manifest.json", "errors.jsonl", "notes.txt", "part-time.txt"}
     assert not (old - listed) & names
+
+
+SWAP_CUT_AFTER_FIRST_MOVE = """
+import os, sys
+from pixelprune_cli import api, manifest
+from pixelprune_cli.pipeline import CodingConfig
+
+real = os.replace
+
+def killed_after_the_first_move(src, dst, *args, **kwargs):
+    real(src, dst, *args, **kwargs)
+    if os.sep + manifest.SWAP + os.sep in os.fspath(src):
+        os._exit(9)  # as SIGKILL: no clean-up, the lock goes with the process
+
+os.replace = killed_after_the_first_move
+api.compress([sys.argv[1]], sys.argv[2], CodingConfig(tau=0.05), overwrite=True, shard_size=1,
+             run=api.RunOptions(progress=False))
+"""
+
+
+def test_a_replacement_killed_after_its_first_move_into_place_is_finished_whole_by_the_next_run(tmp_path):
+    """The real move of a committed replacement, cut after its first rename: the next run finishes it, and every
+    shard the manifest then lists is intact as moved, none redone (the manifest must be moved last)."""
+    import subprocess
+    import sys
+
+    from pixelprune_cli.atomic import file_checksum
+
+    images = tmp_path / "in"
+    images.mkdir()
+    for p in SAMPLE_IMAGES[:3]:
+        shutil.copy(p, images / p.name)
+    out = tmp_path / "out"
+    assert cli("compress", images, "-o", f"{out}/", "--shard-size", "1", "--no-progress")[0] == 0
+    killed = subprocess.run([sys.executable, "-c", SWAP_CUT_AFTER_FIRST_MOVE, str(images), f"{out}/"],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr.decode()
+    assert (out / ".pixelprune-swap").is_dir(), "the kill fell inside the move"
+    from pixelprune_cli import api
+    from pixelprune_cli.pipeline import CodingConfig
+
+    summary = api.compress([str(images)], f"{out}/", CodingConfig(tau=0.05), resume=True, shard_size=1,
+                           run=api.RunOptions(progress=False))
+    assert summary.resumed is not None and summary.resumed.damaged == (), "the moved-in output was whole"
+    assert summary.resumed.shards == 3  # all kept: nothing to redo
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["shards"]) == 3
+    for record in manifest["shards"]:
+        assert file_checksum(out / record["file"]) == (record["bytes"], record["sha256"]), record["file"]
+        assert file_checksum(out / record["errors"]) == (record["errors_bytes"], record["errors_sha256"])
+    assert stats_images(f"{out}/") == 3
