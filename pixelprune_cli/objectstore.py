@@ -34,6 +34,7 @@ from pathlib import Path
 from . import storage
 from .errors import ConfigError, option
 from .manifest import read_manifest
+from .spool import spool_dir
 
 LEASE_SECONDS = 600.0  # a run that wrote no manifest for this long is taken for dead (each shard renews it)
 PENDING = ".pixelprune-pending.json"  # a replacing (--overwrite) run's manifest until it commits
@@ -96,7 +97,7 @@ def check_stored_target(url: str, overwrite: bool) -> None:
 
 def write_object(url: str, write) -> None:
     """write(handle) into a local spool file, then uploaded whole to url (show's PNG, for one)."""
-    spool = storage.spool_dir()
+    spool = spool_dir()
     try:
         local = Path(spool) / storage.name_of(url)
         with local.open("wb") as handle:

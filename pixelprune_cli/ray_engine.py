@@ -37,6 +37,7 @@ from .pipeline import CodingConfig, process
 from .records import FailedImage
 from .report import Progress
 from .sources import plan, read_piece
+from .spool import spool_dir
 from .store_sinks import upload_shard
 from .summary import ImageEntry, Summary
 from .writer import ErrorLog, RowSink, TableFile, is_shard_folder
@@ -174,7 +175,7 @@ class _WriteShards:
         """Code and write one shard under `names` (the sink's); on a store, built in a spool folder and uploaded."""
         if not storage.is_url(self.folder):
             return self._write_shard_in(Path(self.folder), shard, pieces, names, upload=False)
-        spool = storage.spool_dir()
+        spool = spool_dir()
         try:
             return self._write_shard_in(Path(spool), shard, pieces, names, upload=True)
         finally:

@@ -29,6 +29,7 @@ from .objectstore import (
     new_run,
 )
 from .shards import ShardedSink
+from .spool import spool_dir
 from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
 
 CHECK_THREADS = 8  # shards checksummed at once on --resume: each is one streaming GET
@@ -45,7 +46,7 @@ class StoreFileSink(RowSink):
     def __init__(self, target: str, schema: pa.Schema, compression: str | None, overwrite: bool = False):
         super().__init__(schema)
         self.target = target
-        self.spool = storage.spool_dir()
+        self.spool = spool_dir()
         hold(self, self.abort)
         try:
             check_stored_target(target, overwrite)  # again: another run may have finished it meanwhile
@@ -96,7 +97,7 @@ class StoreShardSink(ShardedSink):
         self.current: int | None = None
         self.finished = False
         self.uploaded: list[str] = []  # names uploaded but not yet listed in a manifest of ours
-        self.spool = storage.spool_dir()
+        self.spool = spool_dir()
         hold(self, self.abort)
         try:
             self._start(resume, overwrite)

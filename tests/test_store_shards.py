@@ -88,3 +88,29 @@ def test_overwrite_after_a_sigkilled_replacement_on_this_host_goes_ahead(s3, tmp
     manifest = stored_json(s3, out + "manifest.json")
     listed = {n for s in manifest["shards"] for n in (s["file"], s["errors"])}
     assert stored_names(s3, out) - listed == {"manifest.json", "errors.jsonl"}, "the killed run's shards are swept"
+
+
+def test_a_dead_runs_spool_folder_is_swept_even_when_its_pid_now_belongs_to_a_later_process(tmp_path, monkeypatch):
+    """The PID-reuse guard of the local partials, for spool folders: a live pid that started after the folder
+    was last written to did not write it; a live pid that is older may have, and its folder stays."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from pixelprune_cli.spool import spool_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reused = tmp_path / f"pixelprune-spool-{later.pid}-abc"  # a killed run's, its pid since taken
+        reused.mkdir()
+        os.utime(reused, (1_000_000_000, 1_000_000_000))  # last written long before that process started
+        alive = tmp_path / f"pixelprune-spool-{os.getppid()}-abc"  # the parent's: older than its folder
+        alive.mkdir()
+        own = spool_dir()
+        assert not reused.exists()
+        assert alive.exists() and os.path.isdir(own)
+    finally:
+        later.kill()
+        later.wait()
