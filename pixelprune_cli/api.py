@@ -97,20 +97,21 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     engine = engine_for(run)
     inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
+    target = writer.output_target(output)  # decided once: a store round trip for a URL without a trailing slash
+    folder = target == "folder"
     if output != "-":
-        folder = writer.is_shard_folder(output)
         refuse_overlap(inputs, output, owned_folder=folder, table_output=not folder,
                        also_writes=() if folder or is_url(output) else (str(writer.errors_path(output)),))
         if not is_url(output):
             sources = replace(sources, own_output=None if folder else os.path.abspath(output))
-    engine.check(output, run)
-    if output != "-" and not writer.is_shard_folder(output):
+    engine.check(output, run, target)
+    if target == "file":
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
-    writer.check_target(output, overwrite)
-    if resume and not writer.is_shard_folder(output):
+    writer.check_target(output, overwrite, target)
+    if resume and not folder:
         raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
     for name, value in (("shard_size", shard_size), ("shard_format", shard_format)):
-        if value is not None and not writer.is_shard_folder(output):
+        if value is not None and not folder:
             raise ConfigError(f"{option(name, value)} shapes a folder of shards (an output ending in '/'), and "
                               f"{output} is one {'stream' if output == '-' else 'file'}; drop it or write to a folder")
     if resume and overwrite:
@@ -123,9 +124,10 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     meta = with_image_column(config.to_meta(), inputs, sources)
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
-              resume=resume, overwrite=overwrite)
+              resume=resume, overwrite=overwrite, target=target)
     counts = SourceCounts()
-    summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
+    summary = Summary(title="pixelprune compress", config=meta, output=redact(output),
+                      errors_file=redact(writer.errors_file(output, target) or "") or None)
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))

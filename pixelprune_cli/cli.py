@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -88,15 +87,8 @@ def _written_line(summary, what: str) -> str:
 
 
 def _where_errors_are(summary, as_json: bool) -> str:
-    from .writer import errors_path, is_shard_folder
-
-    output = summary.output
-    if summary.title.endswith("compress") and output and output != "-":
-        from .storage import is_url, join
-
-        if is_url(output):  # a Path would fold the // of the URL
-            return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"
-        return f"see {Path(output) / 'errors.jsonl' if is_shard_folder(output) else errors_path(output)}"
+    if summary.errors_file:  # compress's, found with its output's target (never asked of the store again)
+        return f"see {summary.errors_file}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
 

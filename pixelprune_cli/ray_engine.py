@@ -40,7 +40,7 @@ from .sources import plan, read_piece
 from .spool import spool_dir
 from .store_sinks import upload_shard
 from .summary import ImageEntry, Summary
-from .writer import ErrorLog, RowSink, TableFile, is_shard_folder
+from .writer import ErrorLog, RowSink, TableFile
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
 ROWS_PER_READ = 16  # Parquet rows read, and images coded, at a time in a task
@@ -217,8 +217,8 @@ class RayEngine:
     shard_size = DEFAULT_SHARD_ROWS
     shard_format = "parquet"  # what Ray and Spark users read; "arrow" shards are written several times faster
 
-    def check(self, output: str, run) -> None:
-        if not is_shard_folder(output):
+    def check(self, output: str, run, target: str) -> None:
+        if target != "folder":
             raise ConfigError(f"{option('engine', 'ray')} writes shards: give a folder, -o DIR/")
         if run.fail_fast:
             raise ConfigError(f"{option('fail_fast')} is not supported with {option('engine', 'ray')}")

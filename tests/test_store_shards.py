@@ -114,3 +114,20 @@ def test_a_dead_runs_spool_folder_is_swept_even_when_its_pid_now_belongs_to_a_la
     finally:
         later.kill()
         later.wait()
+
+
+def test_what_an_output_url_names_is_asked_of_the_store_once_per_compress(s3, tmp_path, monkeypatch):
+    """A URL without a trailing slash may be a folder: one round trip decides it, and the answer is handed down
+    (the check, the sink, the engine, the report), never asked again."""
+    from pixelprune_cli import api, storage
+    from pixelprune_cli.pipeline import CodingConfig
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
+    assert cli("compress", images, "-o", f"s3://{bucket}/dir/", "--no-progress")[0] == 0
+    real, asked = storage.kind, []
+    monkeypatch.setattr(storage, "kind", lambda url: (asked.append(url), real(url))[1])
+    summary = api.compress([str(images)], f"s3://{bucket}/dir", CodingConfig(), resume=True,
+                           run=api.RunOptions(progress=False))
+    assert summary.resumed is not None and summary.resumed.images == 2  # it was taken for the shard folder it is
+    assert asked == [f"s3://{bucket}/dir"]
