@@ -245,12 +245,5 @@ def folder_bytes(folder: str) -> int | None:
     return listed + sum(storage.size(storage.join(str(folder), name)) or 0 for name in (MANIFEST, ERRORS))
 
 
-def shard_checksums(folder: Path, index: int, fmt: str) -> dict:
-    """Size and SHA-256 of a committed shard and of its error log, as the manifest lists them."""
-    size, digest = file_checksum(Path(folder) / shard_name(index, fmt))
-    errors_size, errors_digest = file_checksum(Path(folder) / shard_errors_name(index))
-    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
-
-
 def describe(meta: dict) -> str:
     return ", ".join(f"{k}={meta.get(k)}" for k in ("preset", "method", "metric", "tau"))

@@ -38,12 +38,12 @@ from .manifest import (
     is_shard_file,
     kept_and_damaged,
     read_manifest,
-    shard_checksums,
     shard_errors_name,
     shard_name,
     write_manifest,
 )
 from .records import CodedImage, Result, Resumed
+from .shard_commit import DiskCommit, ShardCommit
 from .writer import ErrorLog, RowSink, TableFile, compression_arg
 
 
@@ -246,10 +246,8 @@ class ShardedSink(RowSink):
         self.verify_resumed()
         return set(self.done)
 
-    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict | None = None) -> None:
-        """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
-        if checksums is None:
-            checksums = shard_checksums(self.dir, index, self.fmt)
+    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict) -> None:
+        """List a committed shard in the manifest, with the checksums its commit (shard_commit) gave."""
         file, errors = self.shard_names(index)
         self.shards.append({"index": index, "file": file, "errors": errors,
                             "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
@@ -262,16 +260,12 @@ class ShardedSink(RowSink):
         """The names of shard `index`'s table and error log in this run."""
         return shard_name(index, self.fmt), shard_errors_name(index)
 
-    def _writing_dir(self) -> Path:
-        """Where a shard's files are written until committed: DIR (or its staging folder) here."""
-        return self.dir
-
-    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
-        """Put a committed shard's files where the manifest will list them; their checksums, or None to compute."""
-        return None  # already in place: record_shard reads them
+    def _committer(self) -> ShardCommit:
+        """How a finished shard reaches the folder (shard_commit): sealed in place in DIR or its staging folder."""
+        return DiskCommit(self.dir)
 
     def _open_shard(self, index: int) -> None:
-        folder = self._writing_dir()
+        folder = self._committer().writing_dir()
         table = TableFile(folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
         try:
             self.errors = ErrorLog(folder / shard_errors_name(index))
@@ -290,7 +284,7 @@ class ShardedSink(RowSink):
         table.commit()
         errors.commit()
         index, self.current = self.current, None
-        checksums = self._commit_files(index, table, errors)
+        checksums = self._committer().commit(Path(table.file.target), Path(errors.file.target), self.shard_names(index))
         self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest(), checksums)
 
     def commit(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import storage
-from .atomic import file_checksum, hold, let_go
+from .atomic import hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
 from .manifest import ERRORS, MANIFEST, STORE_SHARD, columns, is_store_shard, kept_and_damaged, parse_manifest
@@ -28,6 +28,7 @@ from .objectstore import (
     may_be_writing,
     new_run,
 )
+from .shard_commit import StoreCommit
 from .shards import ShardedSink
 from .spool import spool_dir
 from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
@@ -96,8 +97,8 @@ class StoreShardSink(ShardedSink):
         self.run = new_run()
         self.current: int | None = None
         self.finished = False
-        self.uploaded: list[str] = []  # names uploaded but not yet listed in a manifest of ours
         self.spool = spool_dir()
+        self.store_commit = StoreCommit(self.url, self.spool)  # .uploaded: names not yet listed in a manifest of ours
         hold(self, self.abort)
         try:
             self._start(resume, overwrite)
@@ -209,7 +210,7 @@ class StoreShardSink(ShardedSink):
         data = self._manifest_bytes(complete)
         self._put_manifest(self.progress_url, data, self.expected)
         self.expected = data
-        self.uploaded = []
+        self.store_commit.uploaded.clear()
 
     # -- shards
     def shard_names(self, index: int) -> tuple[str, str]:
@@ -224,16 +225,8 @@ class StoreShardSink(ShardedSink):
         """The folder URL this run uploads shards into (engines that write whole shards: ray.py)."""
         return self.url
 
-    def _writing_dir(self) -> Path:
-        return Path(self.spool)  # built locally, uploaded whole once committed
-
-    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
-        file, errors_name = self.shard_names(index)
-        checksums = upload_shard(self.url, str(table.file.target), str(errors.file.target), file, errors_name,
-                                 self.uploaded)
-        for part in (table, errors):
-            Path(part.file.target).unlink(missing_ok=True)  # the spool holds one shard at a time
-        return checksums
+    def _committer(self) -> StoreCommit:
+        return self.store_commit  # built in the spool, uploaded whole once sealed
 
     def commit(self) -> None:
         self._close_shard()
@@ -254,7 +247,8 @@ class StoreShardSink(ShardedSink):
             self._put_manifest(storage.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
         else:
             self._put_manifest(self.progress_url, data, self.expected)  # the commit point
-        self.expected, self.uploaded = data, []
+        self.expected = data
+        self.store_commit.uploaded.clear()
         self.finished = True
         storage.put_file(str(merged), storage.join(self.url, ERRORS))
         self._delete_names(set(replaces or ()) | _listed_names(self.abandoned or {"shards": []}), keep=json.loads(data))
@@ -283,9 +277,9 @@ class StoreShardSink(ShardedSink):
                 if part is not None:
                     part.abort()
             self.current = None
-            for name in self.uploaded:
+            for name in self.store_commit.uploaded:
                 storage.delete(storage.join(self.url, name))
-            self.uploaded = []
+            self.store_commit.uploaded.clear()
             if self.replacing and not self.shards and storage.read_small(self.progress_url) == self.expected:
                 storage.delete(self.progress_url)  # a replacement that committed nothing leaves no trace
         except Exception:
@@ -314,15 +308,3 @@ def _names(manifest: dict | None, key: str) -> set[str]:
 def _listed_names(manifest: dict) -> set[str]:
     """Every file name a manifest lists (shards and their error logs)."""
     return {n for s in manifest["shards"] for n in (s.get("file"), s.get("errors")) if isinstance(n, str)}
-
-
-def upload_shard(folder: str, table: str, errors: str, table_name: str, errors_name: str,
-                 uploaded: list[str] | None = None) -> dict:
-    """Upload a committed local shard and its error log whole; their sizes and SHA-256 as the manifest lists them."""
-    size, digest = file_checksum(Path(table))
-    errors_size, errors_digest = file_checksum(Path(errors))
-    for local, name in ((errors, errors_name), (table, table_name)):
-        if uploaded is not None:
-            uploaded.append(name)  # listed before the upload: an interrupted one is deleted by abort
-        storage.put_file(local, storage.join(folder, name))
-    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
