@@ -84,16 +84,11 @@ class ShardedSink(RowSink):
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
                  fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
         super().__init__(schema)
-        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
         self.folder = Path(folder)
-        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
-        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
-                       "columns": columns(schema)}  # with `config`: everything that shapes the files
+        self._describe(str(folder), meta, shard_size, compression, fmt, manifest_extra)
         with output_errors(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = TargetLock(self.folder / LOCK, str(folder))
-        self.current: int | None = None
-        self.finished = False
         hold(self, self.abort)  # an interrupt before the caller's cleanup is set up still removes our staging
         try:
             with output_errors(self.folder):
@@ -103,6 +98,17 @@ class ShardedSink(RowSink):
             self.lock.release()
             raise
         self._track_progress()
+
+    def _describe(self, name: str, meta: dict, shard_size: int, compression: str | None, fmt: str,
+                  manifest_extra: dict | None) -> None:
+        """What both sinks (disk, store) record of the output: its name in messages, its layout, no shard open."""
+        self.name = name  # what messages call the folder (a store URL redacted)
+        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
+        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
+        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
+                       "columns": columns(self.schema)}  # with `config`: everything that shapes the files
+        self.current: int | None = None
+        self.finished = False
 
     def _track_progress(self) -> None:
         """What the run keeps besides its files: the shards it kept, and the ids it has seen (for resume checks)."""
@@ -126,7 +132,7 @@ class ShardedSink(RowSink):
         elif resume or not existing:
             self.dir = self.folder
         elif not overwrite:
-            raise ConfigError(f"{self.folder} already holds a pixelprune output; pass {option('resume')} to finish it "
+            raise ConfigError(f"{self.name} already holds a pixelprune output; pass {option('resume')} to finish it "
                               f"or {option('overwrite')} to replace it")
         else:
             self.dir = staging
@@ -134,7 +140,7 @@ class ShardedSink(RowSink):
             _remove_own_folder(staging)
         manifest = self._read_manifest(self.dir) if resume else None
         if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
+            raise ConfigError(f"{self.name} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
                               f"{option('resume')} to start again")
         self.shards: list[dict] = []  # manifest records of the committed shards kept
         self.damaged: list[str] = []  # file names of those that failed their check, redone
@@ -157,7 +163,7 @@ class ShardedSink(RowSink):
 
     def _check_same(self, manifest: dict) -> None:
         """Refuse (ConfigError) to resume with options that would write different files."""
-        check_same(self.folder, manifest, self.meta, self.layout)
+        check_same(self.name, manifest, self.meta, self.layout)
 
     def _intact(self, record: dict) -> bool:
         return intact(self.dir, record, self.fmt)
@@ -211,7 +217,7 @@ class ShardedSink(RowSink):
             seen = self._seen.get(k)
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
-                    f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
+                    f"{self.name}: the inputs changed since {record['file']} was written (its images differ); "
                     f"resume needs the same inputs, or pass {option('overwrite')} instead of {option('resume')} to start "
                     "again"
                 )

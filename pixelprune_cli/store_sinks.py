@@ -19,7 +19,7 @@ from . import storage
 from .atomic import hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
-from .manifest import ERRORS, MANIFEST, STORE_SHARD, columns, is_store_shard, kept_and_damaged, parse_manifest
+from .manifest import ERRORS, MANIFEST, STORE_SHARD, is_store_shard, kept_and_damaged, parse_manifest
 from .objectstore import (
     LEASE_SECONDS,
     PENDING,
@@ -31,7 +31,7 @@ from .objectstore import (
 from .shard_commit import StoreCommit
 from .shards import ShardedSink
 from .spool import spool_dir
-from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
+from .writer import ErrorLog, RowSink, TableFile, errors_path
 
 CHECK_THREADS = 8  # shards checksummed at once on --resume: each is one streaming GET
 
@@ -87,16 +87,10 @@ class StoreShardSink(ShardedSink):
 
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
                  fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
-        RowSink.__init__(self, schema)
-        self.manifest_extra = manifest_extra or {}
+        RowSink.__init__(self, schema)  # not ShardedSink's: no local folder to make, no lock to take
         self.url = folder.rstrip("/")
-        self.folder = storage.shown(self.url)  # type: ignore[assignment]  # what messages name
-        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
-        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
-                       "columns": columns(schema)}
+        self._describe(storage.shown(self.url), meta, shard_size, compression, fmt, manifest_extra)
         self.run = new_run()
-        self.current: int | None = None
-        self.finished = False
         self.spool = spool_dir()
         self.store_commit = StoreCommit(self.url, self.spool)  # .uploaded: names not yet listed in a manifest of ours
         hold(self, self.abort)
@@ -127,12 +121,12 @@ class StoreShardSink(ShardedSink):
             self.replacing, base = False, current
         elif not overwrite:
             by = "" if current.get("complete", True) else f" that {describe_run(current.get('run'))} has not finished"
-            raise ConfigError(f"{self.folder} already holds a pixelprune output{by}; pass {option('resume')} to finish "
+            raise ConfigError(f"{self.name} already holds a pixelprune output{by}; pass {option('resume')} to finish "
                               f"it (once no run is writing it) or {option('overwrite')} to replace it")
         else:
             self.replacing, base = True, None
             if pending is not None and may_be_writing(pending):
-                raise ConfigError(f"{self.folder} is being replaced by {describe_run(pending.get('run'))}; wait for it "
+                raise ConfigError(f"{self.name} is being replaced by {describe_run(pending.get('run'))}; wait for it "
                                   f"to finish (or, if it was killed, for its lease to run out: "
                                   f"{LEASE_SECONDS / 60:g} minutes after its last shard), or write elsewhere")
             self.abandoned = pending  # a killed replacement: its shards are deleted once this run commits
@@ -146,7 +140,7 @@ class StoreShardSink(ShardedSink):
         if current is None and base is None and not self.replacing:
             self.orphans = {n for n, _ in storage.list_files(self.url) if is_store_shard(n)}
             if self.orphans and (resume or not overwrite):
-                raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to "
+                raise ConfigError(f"{self.name} holds shards but no {MANIFEST}; pass {option('overwrite')} to "
                                   "replace them" + (f" instead of {option('resume')}" if resume else ""))
         if current is not None:  # what the last committed run was killed before cleaning up
             self._delete_names(_names(current, "replaces"), keep=current)
@@ -188,7 +182,7 @@ class StoreShardSink(ShardedSink):
             except (ValueError, AttributeError):
                 other = None
             what = describe_run(other) if now is not None else "another run, which removed it"
-            raise ConfigError(f"{self.folder} is being written by {what}; this run stopped without committing: "
+            raise ConfigError(f"{self.name} is being written by {what}; this run stopped without committing: "
                               "wait for it to finish, or write elsewhere")
         storage.put_bytes(url, data)
 
