@@ -21,6 +21,7 @@ from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import Progress
+from .shards import ShardedSink
 from .sources import check_inputs, plan
 from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
@@ -39,16 +40,13 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     """Bytes a finished compress left at `output` (a file, a shard folder's files) or sent to stdout."""
     if output == "-":
         return None if sink is None else sink.bytes_written
-    if is_url(output):
-        from .objectstore import written_bytes as stored_bytes
-
-        return stored_bytes(output)
-    path = Path(output)
-    if path.is_dir():  # the files its manifest lists, never whatever else the folder holds
+    if isinstance(sink, ShardedSink):  # the files its manifest lists, never whatever else the folder holds
         from .manifest import folder_bytes
 
-        return folder_bytes(path)
-    return os.path.getsize(path) if path.exists() else None
+        return folder_bytes(output)
+    from .storage import size
+
+    return size(output)
 
 
 def carried_fields(inputs: list[str], sources: SourceOptions):
@@ -110,20 +108,21 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
     engine = engine_for(run)
     inputs, output = input_list(inputs), local_path(os.fspath(output))  # file:// is a local path
     check_inputs(inputs)
+    target = writer.output_target(output)  # decided once: a store round trip for a URL without a trailing slash
+    folder = target == "folder"
     if output != "-":
-        folder = writer.is_shard_folder(output)
         refuse_overlap(inputs, output, owned_folder=folder, table_output=not folder,
                        also_writes=() if folder or is_url(output) else (str(writer.errors_path(output)),))
         if not is_url(output):
             sources = replace(sources, own_output=None if folder else os.path.abspath(output))
-    engine.check(output, run)
-    if output != "-" and not writer.is_shard_folder(output):
+    engine.check(output, run, target)
+    if target == "file":
         output_format(output)  # a suffix that is none of ours is refused before anything is touched
-    writer.check_target(output, overwrite)
-    if resume and not writer.is_shard_folder(output):
+    writer.check_target(output, overwrite, target)
+    if resume and not folder:
         raise ConfigError(f"{option('resume')} needs a sharded output folder (an output ending in '/')")
     for name, value in (("shard_size", shard_size), ("shard_format", shard_format)):
-        if value is not None and not writer.is_shard_folder(output):
+        if value is not None and not folder:
             raise ConfigError(f"{option(name, value)} shapes a folder of shards (an output ending in '/'), and "
                               f"{output} is one {'stream' if output == '-' else 'file'}; drop it or write to a folder")
     if resume and overwrite:
@@ -136,10 +135,10 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
     meta = with_image_column(config.to_meta(), inputs, sources)
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
-              resume=resume, overwrite=overwrite)
+              resume=resume, overwrite=overwrite, target=target)
     counts = SourceCounts()
     summary = Summary(title="pixelprune compress", config=meta, output=redact(output),
-                      errors_at=None if output == "-" else redact(writer.errors_location(output, folder)))
+                      errors_file=redact(writer.errors_file(output, target) or "") or None)
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))

@@ -99,8 +99,8 @@ def _written_line(summary, what: str) -> str:
 
 
 def _where_errors_are(summary, as_json: bool) -> str:
-    if summary.errors_at:  # worked out by compress from the output itself: the shown one has no secret to sign with
-        return f"see {summary.errors_at}"
+    if summary.errors_file:  # compress's, found with its output's target (never asked of the store again)
+        return f"see {summary.errors_file}"
     return "see \"errors\" in the JSON" if as_json else "listed above"
 
 

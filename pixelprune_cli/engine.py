@@ -59,7 +59,7 @@ class LocalEngine:
     shard_size = 10_000
     shard_format = "arrow"
 
-    def check(self, output: str, run: RunOptions) -> None:
+    def check(self, output: str, run: RunOptions, target: str) -> None:
         if run.ray_address:
             raise ConfigError(f"{option('ray_address')} needs {option('engine', 'ray')}")
 

@@ -49,12 +49,14 @@ class Job:
     shard_format: str  # formats.TABLE_FORMATS name of the shards
     resume: bool = False
     overwrite: bool = False
+    target: str = ""  # writer.output_target(output), decided once by the command; "" to decide here
 
     def open_sink(self) -> Sink:
         """The output's sink, chosen from the output's name (the only place that chooses)."""
-        if self.output == "-":
+        target = self.target or writer.output_target(self.output)
+        if target == "stream":
             return writer.StdoutSink(self.schema, self.compression)
-        if writer.is_shard_folder(self.output):
+        if target == "folder":
             return self.open_shard_folder()
         if is_url(self.output):
             return StoreFileSink(self.output, self.schema, self.compression, overwrite=self.overwrite)
@@ -75,7 +77,7 @@ class Engine(Protocol):
     shard_size: int  # default images per shard
     shard_format: str  # default shard format
 
-    def check(self, output: str, run: RunOptions) -> None:
+    def check(self, output: str, run: RunOptions, target: str) -> None:
         """Refuse (ConfigError) options this engine cannot honour, before anything is touched."""
         ...
 

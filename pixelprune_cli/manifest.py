@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .atomic import file_checksum, write_file
-from .errors import ConfigError, option
+from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
 
 MANIFEST = "manifest.json"
@@ -25,6 +25,7 @@ STAGING = ".pixelprune-staging"  # inside DIR: a replacing (--overwrite) run's o
 SWAP = ".pixelprune-swap"  # inside DIR: a committed replacement being moved into place
 LOCK = ".pixelprune-lock"  # inside DIR; beside a file output it is .NAME.pixelprune-lock
 _SHARD_FILE = re.compile(rf"part-\d{{5,}}\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")  # shard_name's names
+STORE_SHARD = re.compile(rf"part-(\d{{5,}})-([0-9a-f]{{12}})\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")  # + run id
 
 
 def shard_name(index: int, fmt: str = "arrow") -> str:
@@ -59,6 +60,11 @@ def is_shard_file(name: str) -> bool:
     return _SHARD_FILE.fullmatch(name) is not None
 
 
+def is_store_shard(name: str) -> bool:
+    """A name a store run gives its shards (part-NNNNN-RUN.arrow, ...), or a local one (copied up with a sync tool)."""
+    return STORE_SHARD.fullmatch(name) is not None or is_shard_file(name)
+
+
 def is_folder_file(name: str) -> bool:
     """Every file a shard folder's writer makes, inside DIR or its staging folder."""
     return is_shard_file(name) or name in (MANIFEST, ERRORS)
@@ -69,8 +75,11 @@ def columns(schema: pa.Schema) -> list[list[str]]:
     return [[f.name, str(f.type)] for f in schema]
 
 
-def check_same(folder: Path, manifest: dict, meta: dict, layout: dict) -> None:
+def check_same(folder, manifest: dict, meta: dict, layout: dict) -> None:
     """Refuse (ConfigError) to resume with options that would write different files."""
+    if "shard_size" not in manifest:
+        raise ConfigError(f"{folder}: its {MANIFEST} does not say how its shards were cut; "
+                          f"pass {option('overwrite')} to start again")
     written = {key: manifest.get(key) for key in layout}
     written["format"] = written["format"] or "arrow"
     if "compression" not in manifest and "columns" not in manifest:  # from an older version: its shards
@@ -103,21 +112,110 @@ def intact(folder: Path, record: dict, fmt: str) -> bool:
     return True
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest in folder, None if there is none; ConfigError for a manifest.json that is not ours."""
-    path = folder / MANIFEST
-    if not os.path.lexists(path):
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        manifest = None
+def kept_and_damaged(records: list[dict], intact: list[bool]) -> tuple[list[dict], list[dict]]:
+    """Which listed shards --resume keeps (the first intact record of each index) and which it redoes.
+
+    A record repeating a kept index is dropped, neither kept nor redone, so
+    a damaged manifest that lists a shard twice is rewritten listing it once.
+    """
+    kept: dict[int, dict] = {}
+    for record, ok in zip(records, intact):
+        if ok:
+            kept.setdefault(record["index"], record)
+    damaged = [r for r, ok in zip(records, intact) if not ok and r["index"] not in kept]
+    return list(kept.values()), damaged
+
+
+def read_manifest(folder) -> dict | None:
+    """The manifest in a shard folder (a local path or a store URL), None if it has none.
+
+    ConfigError for a manifest.json that is not ours or is damaged (parse_manifest): the one reader of
+    manifests, for the sinks on disk and on a store, and for everything that reads an output back.
+    """
+    from . import storage
+
+    url = storage.join(str(folder), MANIFEST)
+    if storage.is_url(url):
+        data = storage.read_small(url)
+    elif not os.path.lexists(url):
+        data = None
+    else:
+        try:
+            data = Path(url).read_bytes()
+        except OSError:
+            data = b""  # a folder or a dangling link under the manifest's name: not ours
+    return None if data is None else parse_manifest(data, url)
+
+
+def _count(value: object, needed: bool = False) -> bool:
+    """A count in a manifest: a non-negative int (not a bool), or absent unless needed."""
+    if value is None:
+        return not needed
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _well_formed(manifest: object) -> bool:
+    """The shape every reader relies on, so no field of a damaged or foreign manifest is a traceback later."""
     if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
-            and isinstance(manifest.get("shard_size"), int) and isinstance(manifest.get("shards"), list)
-            and all(isinstance(s, dict) for s in manifest["shards"])):
-        raise ConfigError(f"{path} is not a pixelprune manifest; pixelprune replaces only its own files: "
-                          "move it, or write elsewhere")
+            and isinstance(manifest.get("shards"), list) and all(isinstance(s, dict) for s in manifest["shards"])):
+        return False
+    if not (_count(manifest.get("shard_size")) and manifest.get("shard_size") != 0
+            and isinstance(manifest.get("complete", True), bool)
+            and all(_count(manifest.get(k)) for k in ("images", "written", "failed"))):
+        return False
+    return all(_count(s.get("index"), needed=True) and all(_count(s.get(k)) for k in ("images", "written", "failed"))
+               and all(isinstance(s.get(k, ""), str) for k in ("file", "errors")) for s in manifest["shards"])
+
+
+def parse_manifest(data: bytes, where: str) -> dict:
+    """A manifest's bytes as a dict; ConfigError naming `where` unless it has a pixelprune manifest's shape."""
+    from .urls import redact
+
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        manifest = None
+    if not _well_formed(manifest):
+        raise ConfigError(f"{redact(where)} is not a pixelprune manifest (or it is damaged); pixelprune replaces only "
+                          "its own files: move it, or write elsewhere")
     return manifest
+
+
+def repeated_index(manifest: dict) -> int | None:
+    """A shard index the manifest lists more than once (no run writes one: a damaged or hand-edited manifest)."""
+    seen: set[int] = set()
+    for record in manifest["shards"]:
+        if record["index"] in seen:
+            return record["index"]
+        seen.add(record["index"])
+    return None
+
+
+def listed_files(folder: str) -> list[str]:
+    """The table files of a shard folder (a path or a URL), as its manifest lists them in shard order.
+
+    Never a listing of the folder: a stray or copied part-* file is not part
+    of the output. InputError when there is no manifest, when it lists a name
+    pixelprune does not write (which could lead a read outside the folder),
+    a shard twice, or nothing.
+    """
+    from . import storage
+
+    manifest = read_manifest(folder)
+    shown = storage.redact(folder)
+    if manifest is None:
+        raise InputError(f"{shown}: no {MANIFEST}; a shard folder is read through its manifest")
+    records = sorted(manifest["shards"], key=lambda s: s["index"])
+    bad = [r.get("file") for r in records if not (isinstance(r.get("file"), str) and is_store_shard(r["file"]))]
+    if bad:
+        raise InputError(f"{shown}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
+    repeated = repeated_index(manifest)
+    if repeated is not None:
+        raise InputError(f"{shown}: its {MANIFEST} lists shard {repeated} twice (damaged); `pixelprune compress ... "
+                         f"-o {shown} {option('resume')}` rewrites it listing each shard once")
+    if not records:
+        raise InputError(f"{shown}: its {MANIFEST} lists no shards")
+    return [storage.join(folder, r["file"]) for r in records]
 
 
 def write_manifest(folder: Path, meta: dict, layout: dict, shards: list[dict], complete: bool, extra: dict) -> None:
@@ -136,25 +234,23 @@ def write_manifest(folder: Path, meta: dict, layout: dict, shards: list[dict], c
     write_file(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
 
 
-def folder_bytes(folder: Path) -> int | None:
+def folder_bytes(folder: str) -> int | None:
     """Bytes of the files a shard folder's output consists of: its manifest, what it lists, errors.jsonl.
 
-    Never the rest of the folder (images, notes): "wrote ... (SIZE)" counts only what pixelprune wrote.
+    The same files on a disk and on a store, never the rest of the folder
+    (images, notes): "wrote ... (SIZE)" counts only what pixelprune wrote.
     None when there is no manifest to go by.
     """
+    from . import storage
+
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        listed = sum(s["bytes"] + s["errors_bytes"] for s in manifest["shards"])
-        return listed + sum((folder / name).stat().st_size for name in (MANIFEST, ERRORS) if (folder / name).is_file())
-    except (OSError, ValueError, KeyError, TypeError):
+        manifest = read_manifest(folder)
+    except ConfigError:
         return None
-
-
-def shard_checksums(folder: Path, index: int, fmt: str) -> dict:
-    """Size and SHA-256 of a committed shard and of its error log, as the manifest lists them."""
-    size, digest = file_checksum(Path(folder) / shard_name(index, fmt))
-    errors_size, errors_digest = file_checksum(Path(folder) / shard_errors_name(index))
-    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}
+    if manifest is None:
+        return None
+    listed = sum((s.get("bytes") or 0) + (s.get("errors_bytes") or 0) for s in manifest["shards"])
+    return listed + sum(storage.size(storage.join(str(folder), name)) or 0 for name in (MANIFEST, ERRORS))
 
 
 def describe(meta: dict) -> str:

@@ -17,36 +17,51 @@ are committed the way Delta Lake and Iceberg commit tables:
 - There is no lock: before each manifest write the run checks that the
   object it is about to replace is the one it last wrote (or saw at start),
   and refuses (exit 2), naming the other run, when it is not.
+- Each manifest a run writes carries `renewed` (when it was written), a
+  lease: a second `--overwrite` refuses to start over a pending replacement
+  whose lease is fresh (LEASE_SECONDS), unless its run is proven dead (same
+  host, process gone). It never deletes what a live run may still commit.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import socket
 import time
 from pathlib import Path
 
 from . import storage
-from .errors import ConfigError, InputError, option
-from .formats import TABLE_FORMATS
-from .manifest import MANIFEST, is_shard_file
+from .errors import ConfigError, option
+from .manifest import read_manifest
+from .spool import spool_dir
 
+LEASE_SECONDS = 600.0  # a run that wrote no manifest for this long is taken for dead (each shard renews it)
 PENDING = ".pixelprune-pending.json"  # a replacing (--overwrite) run's manifest until it commits
-STORE_SHARD = re.compile(rf"part-(\d{{5,}})-([0-9a-f]{{12}})\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")
-
-
-def is_store_shard(name: str) -> bool:
-    """A name a store run gives its shards (part-NNNNN-RUN.arrow, ...), or a local one (copied up with a sync tool)."""
-    return STORE_SHARD.fullmatch(name) is not None or is_shard_file(name)
 
 
 def new_run() -> dict:
     """Who is writing: what a second writer's refusal names."""
     return {"id": os.urandom(6).hex(), "host": socket.gethostname(), "pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def may_be_writing(manifest: dict) -> bool:
+    """Whether the run that wrote `manifest` may still be writing: its lease is fresh and it is not proven dead.
+
+    Proven dead: it ran on this host, in another process, and that process
+    is gone (or its pid now belongs to a later process). A run in this very
+    process, or on another host, is judged by its lease alone.
+    """
+    from .atomic import _may_be_writing  # the local partials' liveness test, PID-reuse guard included
+
+    renewed, run = manifest.get("renewed"), manifest.get("run")
+    if not isinstance(renewed, (int, float)) or isinstance(renewed, bool):
+        return False  # written by a version without leases: as before, taken for a killed run
+    if isinstance(run, dict) and run.get("host") == socket.gethostname() and isinstance(run.get("pid"), int) \
+            and run["pid"] != os.getpid() and not _may_be_writing(run["pid"], float(renewed)):
+        return False
+    return time.time() - renewed < LEASE_SECONDS
 
 
 def describe_run(run: object) -> str:
@@ -57,45 +72,9 @@ def describe_run(run: object) -> str:
 
 # ------------------------------------------------------------------ reading outputs back
 
-def read_manifest(folder: str) -> dict | None:
-    """A folder's manifest, None when it has none; ConfigError for a manifest.json that is not ours."""
-    data = storage.read_small(storage.join(folder, MANIFEST))
-    return None if data is None else parse_manifest(data, storage.join(folder, MANIFEST))
-
-
-def parse_manifest(data: bytes, url: str) -> dict:
-    try:
-        manifest = json.loads(data)
-    except ValueError:
-        manifest = None
-    if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
-            and isinstance(manifest.get("shards"), list) and all(isinstance(s, dict) for s in manifest["shards"])):
-        raise ConfigError(f"{storage.shown(url)} is not a pixelprune manifest; pixelprune replaces only its own files: "
-                          "move it, or write elsewhere")
-    return manifest
-
-
 def is_folder(url: str) -> bool:
     """`-o URL/` (a trailing slash), or a URL that is a folder on the store."""
     return url.endswith("/") or storage.kind(url) == "folder"
-
-
-def output_files(url: str) -> list[str]:
-    """The table files of an output on a store: the shards its manifest lists (never a listing), or the file itself."""
-    if not is_folder(url):
-        if storage.kind(url) == "missing":
-            raise InputError(f"{storage.shown(url)}: no such file or folder")
-        return [url]
-    manifest = read_manifest(url)
-    if manifest is None:
-        raise InputError(f"{storage.shown(url)}: no {MANIFEST}; a shard folder on a store is read through its manifest")
-    names = [s.get("file") for s in sorted(manifest["shards"], key=lambda s: s.get("index", 0))]
-    bad = [n for n in names if not (isinstance(n, str) and is_store_shard(n))]
-    if bad:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
-    if not names:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists no shards")
-    return [storage.join(url, n) for n in names]
 
 
 def incomplete_note(url: str) -> str | None:
@@ -110,14 +89,6 @@ def incomplete_note(url: str) -> str | None:
             f"`pixelprune compress ... -o {storage.shown(url)} --resume`")
 
 
-def written_bytes(url: str) -> int | None:
-    """Bytes of a finished output on a store: the file, or the shards and error logs its manifest lists."""
-    if not is_folder(url):
-        return storage.size(url)
-    manifest = read_manifest(url) or {"shards": []}
-    return sum(int(s.get("bytes", 0)) + int(s.get("errors_bytes", 0)) for s in manifest["shards"])
-
-
 def check_stored_target(url: str, overwrite: bool) -> None:
     """Refuse (exit 2) to replace an existing object unless asked, or to code anything for a place the store will
     not let us write (a read-only identity): a shard folder finds that at its first manifest write, a file here."""
@@ -128,7 +99,7 @@ def check_stored_target(url: str, overwrite: bool) -> None:
 
 def write_object(url: str, write) -> None:
     """write(handle) into a local spool file, then uploaded whole to url (show's PNG, for one)."""
-    spool = storage.spool_dir()
+    spool = spool_dir()
     try:
         local = Path(spool) / storage.name_of(url)
         with local.open("wb") as handle:

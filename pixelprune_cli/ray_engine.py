@@ -31,15 +31,15 @@ import pyarrow as pa
 from . import storage
 from .errors import ConfigError, PixelpruneError, one_line, option
 from .job import no_images_error
-from .manifest import shard_checksums
 from .pieces import ParquetRows, Piece, SourceCounts, piece_size
 from .pipeline import CodingConfig, process
 from .records import FailedImage
 from .report import Progress
+from .shard_commit import DiskCommit, ShardCommit, StoreCommit
 from .sources import piece_ids, plan, read_piece
-from .store_sinks import upload_shard
+from .spool import spool_dir
 from .summary import ImageEntry, Summary
-from .writer import ErrorLog, RowSink, TableFile, is_shard_folder
+from .writer import ErrorLog, RowSink, TableFile
 
 DEFAULT_SHARD_ROWS = 1_000  # images per shard = per Ray task; see compress_with_ray
 ROWS_PER_READ = 16  # Parquet rows read, and images coded, at a time in a task
@@ -171,16 +171,17 @@ class _WriteShards:
         return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
 
     def write_shard(self, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
-        """Code and write one shard under `names` (the sink's); on a store, built in a spool folder and uploaded."""
+        """Code and write one shard under `names` (the sink's), committed as the sinks commit theirs (shard_commit)."""
         if not storage.is_url(self.folder):
-            return self._write_shard_in(Path(self.folder), shard, pieces, names, upload=False)
-        spool = storage.spool_dir()
+            return self._write_shard_in(DiskCommit(Path(self.folder)), shard, pieces, names)
+        spool = spool_dir()
         try:
-            return self._write_shard_in(Path(spool), shard, pieces, names, upload=True)
+            return self._write_shard_in(StoreCommit(self.folder, spool), shard, pieces, names)
         finally:
             shutil.rmtree(spool, ignore_errors=True)
 
-    def _write_shard_in(self, folder: Path, shard: int, pieces: list[Piece], names: list[str], upload: bool) -> list[dict]:
+    def _write_shard_in(self, committer: ShardCommit, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
+        folder = committer.writing_dir()
         table = TableFile(folder / names[0], self.schema, self.fmt, self.compression)
         errors = ErrorLog(folder / names[1])
         sink = RowSink(self.schema, table, errors)  # the local writer's batching (64 rows or 16 MB per batch)
@@ -196,10 +197,7 @@ class _WriteShards:
             summary[-1]["ids_sha1"] = ids.hexdigest()
             table.commit()
             errors.commit()
-            if upload:
-                checksums = upload_shard(self.folder, str(folder / names[0]), str(folder / names[1]), names[0], names[1])
-            else:
-                checksums = shard_checksums(folder, shard, self.fmt)
+            checksums = committer.commit(folder / names[0], folder / names[1], (names[0], names[1]))
             summary[-1]["checksums"] = json.dumps(checksums)
         except BaseException:
             table.abort()
@@ -216,8 +214,8 @@ class RayEngine:
     shard_size = DEFAULT_SHARD_ROWS
     shard_format = "parquet"  # what Ray and Spark users read; "arrow" shards are written several times faster
 
-    def check(self, output: str, run) -> None:
-        if not is_shard_folder(output):
+    def check(self, output: str, run, target: str) -> None:
+        if target != "folder":
             raise ConfigError(f"{option('engine', 'ray')} writes shards: give a folder, -o DIR/")
         if run.fail_fast:
             raise ConfigError(f"{option('fail_fast')} is not supported with {option('engine', 'ray')}")

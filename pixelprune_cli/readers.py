@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,10 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, one_line
-from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
+from .formats import ARROW, TableFormat, format_of
+from .manifest import is_store_shard, listed_files, read_manifest
 from .schema import read_meta
-from .storage import is_url, raise_if_unavailable, redact
+from .storage import is_url, kind, raise_if_unavailable, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
@@ -35,28 +37,22 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
     return reader
 
 
-def _output_files(path: str) -> list[Path] | list[str]:
+def _is_folder(path: str) -> bool:
+    """A shard folder to read: a folder on disk, or a store URL ending in '/' or naming a prefix."""
     if is_url(path):
-        from .objectstore import output_files
+        from .objectstore import is_folder
 
-        return output_files(path)
-    p = Path(path)
-    if p.is_dir():
-        files = _shard_files(p)
-        if not files:
-            raise InputError(f"{path}: folder holds no {_SHARD_PATTERNS} shards")
-        return files
-    return [p]
+        return is_folder(path)
+    return Path(path).is_dir()
 
 
-_SHARD_PATTERNS = " or ".join(f"part-*{fmt.suffix}" for fmt in TABLE_FORMATS.values())
-
-
-def _shard_files(folder: Path) -> list[Path]:
-    """The shard files of a folder: only names the writer gives (part-NNNNN.arrow, ...), not any part-* file."""
-    from .manifest import is_shard_file
-
-    return sorted(f for f in folder.iterdir() if is_shard_file(f.name) and not f.name.endswith(".errors.jsonl"))
+def _output_files(path: str) -> list[str]:
+    """The table files of an output: those a shard folder's manifest lists (never a listing), or the file itself."""
+    if _is_folder(path):
+        return listed_files(path)
+    if is_url(path) and kind(path) == "missing":
+        raise InputError(f"{redact(path)}: no such file or folder")
+    return [path]
 
 
 def _format(file: Path | str) -> TableFormat:
@@ -70,28 +66,20 @@ def incomplete_note(path: str) -> str | None:
     Such a folder reads fine, shard by shard, but holds only the committed
     shards; whoever reads it should know that before trusting the totals.
     """
-    from .manifest import MANIFEST, SWAP
+    from .manifest import SWAP
 
-    if is_url(path):
-        from .objectstore import incomplete_note as stored_note
-
-        return stored_note(path)
-    if (Path(path) / SWAP).is_dir():
+    if path == STDIN or not _is_folder(path):
+        return None
+    shown = redact(path)
+    if not is_url(path) and (Path(path) / SWAP).is_dir():
         return (f"{path} is being replaced: a run that replaced it was stopped while moving its files in; "
                 f"the next `pixelprune compress ... -o {path}` finishes the move")
-    manifest_path = Path(path) / MANIFEST
-    if not manifest_path.is_file():
+    manifest = read_manifest(path)
+    if manifest is None or manifest.get("complete", True):
         return None
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return f"{manifest_path} is unreadable; this folder may hold an incomplete output"
-    if manifest.get("complete", True):
-        return None
-    shards = len(manifest.get("shards", []))
-    return (f"{path} is incomplete: the run that writes it has not finished ({shards} shards, "
+    return (f"{shown} is incomplete: the run that writes it has not finished ({len(manifest['shards'])} shards, "
             f"{manifest.get('images', 0):,} images committed); finish it with `pixelprune compress ... "
-            f"-o {path} --resume`")
+            f"-o {shown} --resume`")
 
 
 def _schema_of(path: Path | str) -> pa.Schema:
@@ -99,12 +87,26 @@ def _schema_of(path: Path | str) -> pa.Schema:
     from .input_files import check_regular
 
     if not is_url(path):
+        if not os.path.lexists(path):
+            raise InputError(_missing(str(path)))
         check_regular(str(path))  # opening a FIFO named x.arrow would block
     fmt = _format(path)
     try:
         return fmt.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
+        if is_url(path) and kind(str(path)) == "missing":  # asked only now: a store round trip
+            raise InputError(_missing(str(path))) from None
         raise InputError(f"{redact(str(path))}: {fmt.unreadable} ({redact(one_line(exc))})") from None
+
+
+def _missing(file: str) -> str:
+    """What a missing output file is called: a listed shard that --resume redoes, or a file that is not there."""
+    name = file.rstrip("/").rpartition("/")[2]
+    if is_store_shard(name):
+        folder = redact(file[:len(file) - len(name)])
+        return (f"{redact(file)} is missing, though its folder's manifest.json lists it; `pixelprune compress ... "
+                f"-o {folder} --resume` redoes that shard")
+    return f"{redact(file)}: no such file or folder"
 
 
 def _meta_of(schema: pa.Schema, name) -> dict | None:
@@ -136,30 +138,13 @@ def compressed_meta(path: str) -> dict | None:
     """
     if path == STDIN:
         return _meta_of(_stdin_stream().schema, "standard input")
-    if is_url(path):
-        from .objectstore import is_folder, read_manifest
-
-        if is_folder(path) and read_manifest(path) is None:
-            return None  # a folder of images on a store
+    if _is_folder(path):
+        if read_manifest(path) is None:
+            return None  # a folder of images (whatever part-* files it holds: only a manifest makes an output)
         files = _output_files(path)
-        return _meta_of(_schema_of(files[0]), redact(str(files[0]))) if format_of(files[0]) else None
-    p = Path(path)
-    if p.is_dir():
-        shards = _shard_files(p)
-        from .manifest import MANIFEST
-
-        if not shards:
-            if (p / MANIFEST).is_file():
-                raise InputError(f"{path}: has a {MANIFEST} but no {_SHARD_PATTERNS} shards")
-            return None
-        try:
-            return _meta_of(_schema_of(shards[0]), shards[0])
-        except InputError:
-            if (p / MANIFEST).is_file():
-                raise
-            return None  # a folder of images that happens to hold a part-* file
-    if format_of(p) is not None:
-        return _meta_of(_schema_of(p), path)
+        return _meta_of(_schema_of(files[0]), redact(str(files[0])))
+    if format_of(path) is not None:
+        return _meta_of(_schema_of(path), redact(path))
     return None
 
 

@@ -36,13 +36,14 @@ from .manifest import (
     intact,
     is_folder_file,
     is_shard_file,
+    kept_and_damaged,
     read_manifest,
-    shard_checksums,
     shard_errors_name,
     shard_name,
     write_manifest,
 )
 from .records import CodedImage, Result, Resumed
+from .shard_commit import DiskCommit, ShardCommit
 from .writer import ErrorLog, RowSink, TableFile, compression_arg
 
 
@@ -83,16 +84,11 @@ class ShardedSink(RowSink):
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
                  fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
         super().__init__(schema)
-        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
         self.folder = Path(folder)
-        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
-        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
-                       "columns": columns(schema)}  # with `config`: everything that shapes the files
+        self._describe(str(folder), meta, shard_size, compression, fmt, manifest_extra)
         with output_errors(self.folder):
             self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = TargetLock(self.folder / LOCK, str(folder))
-        self.current: int | None = None
-        self.finished = False
         hold(self, self.abort)  # an interrupt before the caller's cleanup is set up still removes our staging
         try:
             with output_errors(self.folder):
@@ -102,6 +98,17 @@ class ShardedSink(RowSink):
             self.lock.release()
             raise
         self._track_progress()
+
+    def _describe(self, name: str, meta: dict, shard_size: int, compression: str | None, fmt: str,
+                  manifest_extra: dict | None) -> None:
+        """What both sinks (disk, store) record of the output: its name in messages, its layout, no shard open."""
+        self.name = name  # what messages call the folder (a store URL redacted)
+        self.manifest_extra = manifest_extra or {}  # e.g. {"engine": "ray"}
+        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
+        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
+                       "columns": columns(self.schema)}  # with `config`: everything that shapes the files
+        self.current: int | None = None
+        self.finished = False
 
     def _track_progress(self) -> None:
         """What the run keeps besides its files: the shards it kept, and the ids it has seen (for resume checks)."""
@@ -125,7 +132,7 @@ class ShardedSink(RowSink):
         elif resume or not existing:
             self.dir = self.folder
         elif not overwrite:
-            raise ConfigError(f"{self.folder} already holds a pixelprune output; pass {option('resume')} to finish it "
+            raise ConfigError(f"{self.name} already holds a pixelprune output; pass {option('resume')} to finish it "
                               f"or {option('overwrite')} to replace it")
         else:
             self.dir = staging
@@ -133,15 +140,14 @@ class ShardedSink(RowSink):
             _remove_own_folder(staging)
         manifest = self._read_manifest(self.dir) if resume else None
         if manifest is None and resume and any(is_shard_file(p.name) for p in self.dir.iterdir()):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
+            raise ConfigError(f"{self.name} holds shards but no {MANIFEST}; pass {option('overwrite')} instead of "
                               f"{option('resume')} to start again")
         self.shards: list[dict] = []  # manifest records of the committed shards kept
         self.damaged: list[str] = []  # file names of those that failed their check, redone
         if manifest is not None:
             self._check_same(manifest)
-            damaged: list[dict] = []
-            for record in manifest["shards"]:
-                (self.shards if self._intact(record) else damaged).append(record)
+            records = manifest["shards"]
+            self.shards, damaged = kept_and_damaged(records, [self._intact(r) for r in records])
             for record in damaged:  # torn, bit-flipped or missing: redone; only our own names are removed
                 for name in (record.get("file"), record.get("errors")):
                     if isinstance(name, str) and is_shard_file(name):
@@ -157,7 +163,7 @@ class ShardedSink(RowSink):
 
     def _check_same(self, manifest: dict) -> None:
         """Refuse (ConfigError) to resume with options that would write different files."""
-        check_same(self.folder, manifest, self.meta, self.layout)
+        check_same(self.name, manifest, self.meta, self.layout)
 
     def _intact(self, record: dict) -> bool:
         return intact(self.dir, record, self.fmt)
@@ -211,7 +217,7 @@ class ShardedSink(RowSink):
             seen = self._seen.get(k)
             if seen is None or self._seen_count[k] != record["images"] or seen.hexdigest() != record.get("ids_sha1"):
                 raise ConfigError(
-                    f"{self.folder}: the inputs changed since {record['file']} was written (its images differ); "
+                    f"{self.name}: the inputs changed since {record['file']} was written (its images differ); "
                     f"resume needs the same inputs, or pass {option('overwrite')} instead of {option('resume')} to start "
                     "again"
                 )
@@ -246,10 +252,8 @@ class ShardedSink(RowSink):
         self.verify_resumed()
         return set(self.done)
 
-    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict | None = None) -> None:
-        """List a committed shard in the manifest: one of ours, or one an engine wrote in `shard_dir` (it passes `checksums`)."""
-        if checksums is None:
-            checksums = shard_checksums(self.dir, index, self.fmt)
+    def record_shard(self, index: int, images: int, failed: int, ids_sha1: str, checksums: dict) -> None:
+        """List a committed shard in the manifest, with the checksums its commit (shard_commit) gave."""
         file, errors = self.shard_names(index)
         self.shards.append({"index": index, "file": file, "errors": errors,
                             "images": images, "written": images - failed, "failed": failed, "ids_sha1": ids_sha1,
@@ -262,16 +266,12 @@ class ShardedSink(RowSink):
         """The names of shard `index`'s table and error log in this run."""
         return shard_name(index, self.fmt), shard_errors_name(index)
 
-    def _writing_dir(self) -> Path:
-        """Where a shard's files are written until committed: DIR (or its staging folder) here."""
-        return self.dir
-
-    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
-        """Put a committed shard's files where the manifest will list them; their checksums, or None to compute."""
-        return None  # already in place: record_shard reads them
+    def _committer(self) -> ShardCommit:
+        """How a finished shard reaches the folder (shard_commit): sealed in place in DIR or its staging folder."""
+        return DiskCommit(self.dir)
 
     def _open_shard(self, index: int) -> None:
-        folder = self._writing_dir()
+        folder = self._committer().writing_dir()
         table = TableFile(folder / shard_name(index, self.fmt), self.schema, self.fmt, self.compression)
         try:
             self.errors = ErrorLog(folder / shard_errors_name(index))
@@ -290,7 +290,7 @@ class ShardedSink(RowSink):
         table.commit()
         errors.commit()
         index, self.current = self.current, None
-        checksums = self._commit_files(index, table, errors)
+        checksums = self._committer().commit(Path(table.file.target), Path(errors.file.target), self.shard_names(index))
         self.record_shard(index, self.counts["images"], self.counts["failed"], self._ids.hexdigest(), checksums)
 
     def commit(self) -> None:

@@ -293,34 +293,3 @@ def delete(url: str) -> None:
             raise_if_unavailable(exc, url)
             raise OutputError(f"cannot delete {where.shown}: {reason(exc, url)}") from None
 
-
-def spool_dir() -> str:
-    """A private local folder for files on their way to a store (removed by whoever made it).
-
-    Named with this process's id, so that the folders of killed runs (at most
-    a shard each) are found and removed by the next run that spools.
-    """
-    import tempfile
-
-    _remove_dead_spools(tempfile.gettempdir())
-    return tempfile.mkdtemp(prefix=f"pixelprune-spool-{os.getpid()}-")
-
-
-def _remove_dead_spools(folder: str) -> None:
-    import shutil
-
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        parts = name.split("-")
-        if len(parts) < 4 or not name.startswith("pixelprune-spool-") or not parts[2].isdigit():
-            continue
-        try:
-            os.kill(int(parts[2]), 0)  # alive (or not ours to signal): leave it
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-        except OSError:
-            pass
-

@@ -9,27 +9,29 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
 from . import storage
-from .atomic import file_checksum, hold, let_go
+from .atomic import hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
-from .manifest import ERRORS, MANIFEST, columns
+from .manifest import ERRORS, MANIFEST, STORE_SHARD, is_store_shard, kept_and_damaged, parse_manifest
 from .objectstore import (
+    LEASE_SECONDS,
     PENDING,
-    STORE_SHARD,
     check_stored_target,
     describe_run,
-    is_store_shard,
+    may_be_writing,
     new_run,
-    parse_manifest,
 )
+from .shard_commit import StoreCommit
 from .shards import ShardedSink
-from .writer import ErrorLog, RowSink, TableFile, compression_arg, errors_path
+from .spool import spool_dir
+from .writer import ErrorLog, RowSink, TableFile, errors_path
 
 CHECK_THREADS = 8  # shards checksummed at once on --resume: each is one streaming GET
 
@@ -45,7 +47,7 @@ class StoreFileSink(RowSink):
     def __init__(self, target: str, schema: pa.Schema, compression: str | None, overwrite: bool = False):
         super().__init__(schema)
         self.target = target
-        self.spool = storage.spool_dir()
+        self.spool = spool_dir()
         hold(self, self.abort)
         try:
             check_stored_target(target, overwrite)  # again: another run may have finished it meanwhile
@@ -85,18 +87,12 @@ class StoreShardSink(ShardedSink):
 
     def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
                  fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
-        RowSink.__init__(self, schema)
-        self.manifest_extra = manifest_extra or {}
+        RowSink.__init__(self, schema)  # not ShardedSink's: no local folder to make, no lock to take
         self.url = folder.rstrip("/")
-        self.folder = storage.shown(self.url)  # type: ignore[assignment]  # what messages name
-        self.meta, self.shard_size, self.compression, self.fmt = meta, shard_size, compression, fmt
-        self.layout = {"format": fmt, "shard_size": shard_size, "compression": compression_arg(compression) or "none",
-                       "columns": columns(schema)}
+        self._describe(storage.shown(self.url), meta, shard_size, compression, fmt, manifest_extra)
         self.run = new_run()
-        self.current: int | None = None
-        self.finished = False
-        self.uploaded: list[str] = []  # names uploaded but not yet listed in a manifest of ours
-        self.spool = storage.spool_dir()
+        self.spool = spool_dir()
+        self.store_commit = StoreCommit(self.url, self.spool)  # .uploaded: names not yet listed in a manifest of ours
         hold(self, self.abort)
         try:
             self._start(resume, overwrite)
@@ -112,6 +108,7 @@ class StoreShardSink(ShardedSink):
         current = None if current_bytes is None else parse_manifest(current_bytes, manifest_url)
         pending = None if pending_bytes is None else parse_manifest(pending_bytes, pending_url)
         self.replaced: dict | None = None  # the manifest a replacing run replaces on commit
+        self.abandoned: dict | None = None  # a killed replacement's pending manifest, whose shards go on commit
         self.replaced_bytes = current_bytes
         # Runs whose leftovers (shards uploaded but never listed) this run may sweep once it commits: each
         # is dead, or will be refused at its next manifest write, since this run's commit replaces what it saw.
@@ -124,18 +121,27 @@ class StoreShardSink(ShardedSink):
             self.replacing, base = False, current
         elif not overwrite:
             by = "" if current.get("complete", True) else f" that {describe_run(current.get('run'))} has not finished"
-            raise ConfigError(f"{self.folder} already holds a pixelprune output{by}; pass {option('resume')} to finish "
+            raise ConfigError(f"{self.name} already holds a pixelprune output{by}; pass {option('resume')} to finish "
                               f"it (once no run is writing it) or {option('overwrite')} to replace it")
         else:
             self.replacing, base = True, None
-            if pending is not None:  # a replacement a killed run left: its shards are ours, not the output's
-                self._delete_listed(pending, keep=current)
+            if pending is not None and may_be_writing(pending):
+                raise ConfigError(f"{self.name} is being replaced by {describe_run(pending.get('run'))}; wait for it "
+                                  f"to finish (or, if it was killed, for its lease to run out: "
+                                  f"{LEASE_SECONDS / 60:g} minutes after its last shard), or write elsewhere")
+            self.abandoned = pending  # a killed replacement: its shards are deleted once this run commits
+            if pending is not None:  # and its runs' shards by the sweep, should this run be killed too
+                self.stale_runs.update(m.group(2) for m in map(STORE_SHARD.fullmatch, _listed_names(pending)) if m)
         if self.replacing:
             self.replaced = current
         self.progress_url = pending_url if self.replacing else manifest_url
         self.expected = pending_bytes if self.replacing else current_bytes
-        if base is None and resume and any(is_store_shard(n) for n, _ in storage.list_files(self.url)):
-            raise ConfigError(f"{self.folder} holds shards but no {MANIFEST}; pass {option('overwrite')} to start again")
+        self.orphans: set[str] = set()  # shards where no manifest is: the local folder's rule, replaced on commit
+        if current is None and base is None and not self.replacing:
+            self.orphans = {n for n, _ in storage.list_files(self.url) if is_store_shard(n)}
+            if self.orphans and (resume or not overwrite):
+                raise ConfigError(f"{self.name} holds shards but no {MANIFEST}; pass {option('overwrite')} to "
+                                  "replace them" + (f" instead of {option('resume')}" if resume else ""))
         if current is not None:  # what the last committed run was killed before cleaning up
             self._delete_names(_names(current, "replaces"), keep=current)
             self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
@@ -146,15 +152,9 @@ class StoreShardSink(ShardedSink):
             records = base["shards"]
             with ThreadPoolExecutor(CHECK_THREADS) as pool:
                 intact = list(pool.map(self._intact, records))
-            self.shards = [r for r, ok in zip(records, intact) if ok]
-            self.damaged = [str(r.get("file")) for r, ok in zip(records, intact) if not ok]
+            self.shards, damaged = kept_and_damaged(records, intact)
+            self.damaged = [str(r.get("file")) for r in damaged]
         self._write_manifest(complete=False)  # claims the folder: a second writer now sees this run
-
-    def _check_same(self, manifest: dict) -> None:
-        if "shard_size" not in manifest or "format" not in manifest:
-            raise ConfigError(f"{self.folder}: its {MANIFEST} does not say how its shards were cut; "
-                              f"pass {option('overwrite')} to start again")
-        super()._check_same(manifest)
 
     def _intact(self, record: dict) -> bool:
         """A listed shard is kept only under a shard name, with the size and SHA-256 the manifest holds."""
@@ -182,7 +182,7 @@ class StoreShardSink(ShardedSink):
             except (ValueError, AttributeError):
                 other = None
             what = describe_run(other) if now is not None else "another run, which removed it"
-            raise ConfigError(f"{self.folder} is being written by {what}; this run stopped without committing: "
+            raise ConfigError(f"{self.name} is being written by {what}; this run stopped without committing: "
                               "wait for it to finish, or write elsewhere")
         storage.put_bytes(url, data)
 
@@ -190,6 +190,7 @@ class StoreShardSink(ShardedSink):
         shards = sorted(self.shards, key=lambda s: s["index"])
         manifest = {
             "config": self.meta, **self.layout, "complete": complete, **self.manifest_extra, "run": self.run,
+            "renewed": round(time.time(), 3),  # the lease: a second replacing run waits while it is fresh
             "images": sum(s["images"] for s in shards), "written": sum(s["written"] for s in shards),
             "failed": sum(s["failed"] for s in shards), "shards": shards,
         }
@@ -203,7 +204,7 @@ class StoreShardSink(ShardedSink):
         data = self._manifest_bytes(complete)
         self._put_manifest(self.progress_url, data, self.expected)
         self.expected = data
-        self.uploaded = []
+        self.store_commit.uploaded.clear()
 
     # -- shards
     def shard_names(self, index: int) -> tuple[str, str]:
@@ -218,16 +219,8 @@ class StoreShardSink(ShardedSink):
         """The folder URL this run uploads shards into (engines that write whole shards: ray.py)."""
         return self.url
 
-    def _writing_dir(self) -> Path:
-        return Path(self.spool)  # built locally, uploaded whole once committed
-
-    def _commit_files(self, index: int, table: TableFile, errors: ErrorLog) -> dict | None:
-        file, errors_name = self.shard_names(index)
-        checksums = upload_shard(self.url, str(table.file.target), str(errors.file.target), file, errors_name,
-                                 self.uploaded)
-        for part in (table, errors):
-            Path(part.file.target).unlink(missing_ok=True)  # the spool holds one shard at a time
-        return checksums
+    def _committer(self) -> StoreCommit:
+        return self.store_commit  # built in the spool, uploaded whole once sealed
 
     def commit(self) -> None:
         self._close_shard()
@@ -240,16 +233,19 @@ class StoreShardSink(ShardedSink):
         replaces = None
         if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
             replaces = sorted(n for n in _listed_names(self.replaced) if is_store_shard(n) and n not in listed)
+        elif self.orphans - listed:
+            replaces = sorted(self.orphans - listed)
         data = self._manifest_bytes(complete=True, replaces=replaces)
         if self.replacing:
             self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?
             self._put_manifest(storage.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
         else:
             self._put_manifest(self.progress_url, data, self.expected)  # the commit point
-        self.expected, self.uploaded = data, []
+        self.expected = data
+        self.store_commit.uploaded.clear()
         self.finished = True
         storage.put_file(str(merged), storage.join(self.url, ERRORS))
-        self._delete_names(set(replaces or ()), keep=json.loads(data))
+        self._delete_names(set(replaces or ()) | _listed_names(self.abandoned or {"shards": []}), keep=json.loads(data))
         if self.replacing:
             storage.delete(self.progress_url)
         self._sweep(self.stale_runs | {self.run["id"]}, listed)
@@ -275,9 +271,9 @@ class StoreShardSink(ShardedSink):
                 if part is not None:
                     part.abort()
             self.current = None
-            for name in self.uploaded:
+            for name in self.store_commit.uploaded:
                 storage.delete(storage.join(self.url, name))
-            self.uploaded = []
+            self.store_commit.uploaded.clear()
             if self.replacing and not self.shards and storage.read_small(self.progress_url) == self.expected:
                 storage.delete(self.progress_url)  # a replacement that committed nothing leaves no trace
         except Exception:
@@ -288,10 +284,6 @@ class StoreShardSink(ShardedSink):
     def _drop_spool(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)
         let_go(self)
-
-    def _delete_listed(self, manifest: dict, keep: dict | None) -> None:
-        """Delete the shard files `manifest` lists that `keep` does not."""
-        self._delete_names(_listed_names(manifest), keep)
 
     def _delete_names(self, names: set[str], keep: dict | None) -> None:
         """Delete these files unless `keep` lists them: only names pixelprune gives its shards, never a path."""
@@ -310,15 +302,3 @@ def _names(manifest: dict | None, key: str) -> set[str]:
 def _listed_names(manifest: dict) -> set[str]:
     """Every file name a manifest lists (shards and their error logs)."""
     return {n for s in manifest["shards"] for n in (s.get("file"), s.get("errors")) if isinstance(n, str)}
-
-
-def upload_shard(folder: str, table: str, errors: str, table_name: str, errors_name: str,
-                 uploaded: list[str] | None = None) -> dict:
-    """Upload a committed local shard and its error log whole; their sizes and SHA-256 as the manifest lists them."""
-    size, digest = file_checksum(Path(table))
-    errors_size, errors_digest = file_checksum(Path(errors))
-    for local, name in ((errors, errors_name), (table, table_name)):
-        if uploaded is not None:
-            uploaded.append(name)  # listed before the upload: an interrupted one is deleted by abort
-        storage.put_file(local, storage.join(folder, name))
-    return {"bytes": size, "sha256": digest, "errors_bytes": errors_size, "errors_sha256": errors_digest}

@@ -170,7 +170,7 @@ class Summary:
     title: str = "pixelprune"
     config: dict = field(default_factory=dict)
     output: str | None = None
-    errors_at: str | None = None  # compress: where its error log is, as shown (worked out from the real output)
+    errors_file: str | None = None  # compress: where its error log is (decided with the output's target), redacted
     skipped_files: int = 0  # files and hidden entries a folder walk left out
     skipped_hidden: int = 0  # of which hidden (a name starting with '.')
     skipped: SpooledList | None = None  # their paths, hidden folders ending in '/'

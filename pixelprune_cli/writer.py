@@ -31,7 +31,7 @@ from .errors import ConfigError, option
 from .formats import output_format, table_format
 from .objectstore import check_stored_target, is_folder, write_object
 from .records import CodedImage, Result, Resumed
-from .storage import is_url, join
+from .storage import is_url
 
 # Measured on the bench corpus (docs/performance.md, "compress"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more
@@ -46,13 +46,6 @@ _BROKEN_STREAM = b"\xff\xff\xff\xff\xff\xff\xff\x7f"
 def errors_path(output: str) -> Path:
     path = Path(output)
     return path.with_name(fitting_name(path.name, ".errors.jsonl"))
-
-
-def errors_location(output: str, folder: bool) -> str:
-    """Where a compress to output (a shard folder or not) leaves its error log."""
-    if folder:
-        return join(output, "errors.jsonl") if is_url(output) else str(Path(output) / "errors.jsonl")
-    return output + ".errors.jsonl" if is_url(output) else str(errors_path(output))
 
 
 def compression_arg(compression: str | None):
@@ -293,6 +286,28 @@ class StdoutSink(RowSink):
             pass
 
 
+def output_target(output: str) -> str:
+    """What `-o` names, decided once per command and handed down: "stream" ('-'), "folder" or "file".
+
+    Each call on a store URL without a trailing slash costs a round trip (is
+    it a folder?), so nothing below the command asks again.
+    """
+    if output == "-":
+        return "stream"
+    return "folder" if is_shard_folder(output) else "file"
+
+
+def errors_file(output: str, target: str) -> str | None:
+    """Where a compress run's error log is: DIR/errors.jsonl, FILE.errors.jsonl beside a file, none for a stream."""
+    from .urls import join
+
+    if target == "stream":
+        return None
+    if target == "folder":
+        return join(output, "errors.jsonl")
+    return output + ".errors.jsonl" if is_url(output) else str(errors_path(output))
+
+
 def is_shard_folder(output: str) -> bool:
     """`-o DIR/` (trailing slash) or an existing folder means sharded output."""
     if is_url(output):
@@ -311,11 +326,12 @@ def not_a_folder(folder: str | Path, what: str, hint: str = "") -> None:
                           f"a file with a folder); choose another name{hint}")
 
 
-def check_target(output: str, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless asked (exit code 2, nothing touched)."""
-    if output == "-":
+def check_target(output: str, overwrite: bool, target: str | None = None) -> None:
+    """Refuse to replace an existing output unless asked (exit code 2, nothing touched); target: output_target's."""
+    target = target or output_target(output)
+    if target == "stream":
         return
-    if is_shard_folder(output):
+    if target == "folder":
         not_a_folder(output, "a folder of shards", f", or -o {output.rstrip('/' + os.sep)} for one file")
         return
     if is_url(output):

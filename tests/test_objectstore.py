@@ -206,7 +206,7 @@ def rows_by_reader(url: str) -> pa.Table:
 
 
 def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tmp_path, monkeypatch):
-    from pixelprune_cli import api, storage
+    from pixelprune_cli import api, objectstore, storage
     from pixelprune_cli.pipeline import CodingConfig
     from pixelprune_cli.store_sinks import StoreShardSink
 
@@ -219,6 +219,7 @@ def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tm
     real = {name: getattr(storage, name) for name in ("put_bytes", "put_file", "delete")}
     monkeypatch.setattr(StoreShardSink, "abort", lambda self: None)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the spool folders these kills leave go with tmp_path
+    monkeypatch.setattr(objectstore, "LEASE_SECONDS", 0.0)  # these "killed" runs live in this process: no pid proof
     kills = 0
     for k in range(100):
         calls = [0]
@@ -325,10 +326,33 @@ def test_file_urls_are_local_paths(tmp_path):
     assert read_arrow(tmp_path / "out.arrow").num_rows == 2
 
 
-def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_path, monkeypatch):
-    import signal
+LAST_IMAGE_NEVER_READ = """
+import sys, threading
+from pixelprune_cli import input_files
+from pixelprune_cli.cli import main
 
-    from conftest import finish, run_process, start
+real, last = input_files.read_file, sys.argv.pop(1)
+
+def stuck_at_the_last(path, *args, **kwargs):
+    if str(path).endswith(last):
+        sys.stdout.write("blocked\\n")
+        sys.stdout.flush()
+        threading.Event().wait()  # never returns: the run cannot reach its final commit
+    return real(path, *args, **kwargs)
+
+input_files.read_file = stuck_at_the_last
+sys.argv = ["pixelprune", "compress", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_path, monkeypatch):
+    """The run is held reading its last image (so the signal always lands mid-run, after its first shard)."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import run_process
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES)
@@ -336,15 +360,24 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
     spool = tmp_path / "tmp"
     spool.mkdir()
     monkeypatch.setenv("TMPDIR", str(spool))  # where the run spools its shards
-    proc = start(["compress", images, "-o", out, "--shard-size", "1", "-j1", "--no-progress"], tmp_path)
-    wait_for_first_shard(s3, out, proc.poll)
-    proc.send_signal(signal.SIGTERM)
-    code, _, err = finish(proc, tmp_path)
+    last = sorted(p.name for p in images.iterdir())[-1]
+    proc = subprocess.Popen([sys.executable, "-c", LAST_IMAGE_NEVER_READ, last, str(images), "-o", out,
+                             "--shard-size", "1", "-j1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"blocked"
+        wait_for_first_shard(s3, out, proc.poll)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
     assert code == 143, err
+    assert "Traceback" not in err
     assert list(spool.iterdir()) == [], "the spool folder is removed on a signal"
     dead = spool / "pixelprune-spool-999999999-x"  # a killed run's (no such pid)
     dead.mkdir()
     manifest = stored_json(s3, out + "manifest.json")
+    assert manifest["complete"] is False and 1 <= len(manifest["shards"]) < len(SAMPLE_IMAGES)
     listed = {n for s in manifest["shards"] for n in (s["file"], s["errors"])}
     assert stored_names(s3, out) - listed == {"manifest.json"}, "no upload is left unlisted"
     code, _, err = run_process(["compress", images, "-o", out, "--shard-size", "1", "--resume", "--no-progress"],
