@@ -124,7 +124,8 @@ def ray_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[lis
     try:
         import ray
 
-        from pixelprune_cli.ray import compress_with_ray, connect
+        from pixelprune_cli.ray import compress_with_ray
+        from pixelprune_cli.ray_engine import connect
     except ImportError:
         return [row_type(8, "--engine ray: not measured (make install EXTRAS=test,ray)", "-", "-", None,
                          f"<= {TIME_LIMIT}x time", None)], {}

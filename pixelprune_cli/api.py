@@ -10,8 +10,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from .engine import ImageFailedFast, coded_stream, count_in_background, engine_for, image_entry
-from .errors import ConfigError, InputError, option
+from .engine import coded_stream, count_in_background, engine_for, image_entry
+from .errors import ConfigError, ImageFailedFast, InputError, option
 from .formats import output_format
 from .job import Job, RunOptions, no_images_error
 from .parquet_source import image_column_known_before

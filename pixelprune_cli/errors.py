@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import re
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import FailedImage
 
 # Set by the command line while a command runs: messages then name its flags (`--overwrite`);
 # a Python caller reads the parameter to pass instead (`overwrite=True`).
@@ -105,3 +110,36 @@ def escape_controls(text: str) -> str:
         return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
     return _UNSAFE.sub(visible, text)
+
+
+class StoreUnavailable(PixelpruneError):
+    """The store cannot be reached (or keeps failing) after retries: the run stops, committed shards stay for --resume.
+
+    Not an image failure: an image that could not be fetched from a dead
+    store is not a bad image, and must not be recorded as one.
+    """
+
+    exit_code = 2
+
+
+class ImageFailedFast(PixelpruneError):
+    """--fail-fast: the first failed image stops the run and no output is kept (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failed: FailedImage):
+        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by {option('fail_fast')}; the output was not completed)")
+
+
+class RayJobError(PixelpruneError):
+    """The Ray job itself failed (not one image): committed shards stay for --resume."""
+
+    exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)

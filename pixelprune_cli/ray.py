@@ -24,15 +24,7 @@ from .api import RunOptions, compress
 from .parquet_source import column_values, row_item
 from .pieces import SourceOptions
 from .pipeline import CodingConfig
-from .ray_engine import (  # noqa: F401  (connect, split_into_shards, RayJobError: this module's public names too)
-    DEFAULT_SHARD_ROWS,
-    ROWS_PER_READ,
-    RayJobError,
-    code_item,
-    connect,
-    import_ray,
-    split_into_shards,
-)
+from .ray_engine import DEFAULT_SHARD_ROWS, ROWS_PER_READ, code_item, import_ray
 from .records import FailedImage
 from .schema import output_schema, to_record_batch
 from .summary import Summary

@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import storage
-from .errors import ConfigError, PixelpruneError, one_line, option
+from .errors import ConfigError, PixelpruneError, RayJobError, one_line, option
 from .job import no_images_error
 from .manifest import shard_checksums
 from .pieces import ParquetRows, Piece, SourceCounts, piece_ids, piece_size
@@ -62,12 +62,6 @@ SUMMARY_SCHEMA = pa.schema([
     pa.field("ids_sha1", pa.string()),  # on a shard's last row: the sha1 of its ids, as the manifest keeps it
     pa.field("checksums", pa.string()),  # on a shard's last row: JSON of its files' sizes and SHA-256
 ])
-
-
-class RayJobError(PixelpruneError):
-    """The Ray job itself failed (not one image): committed shards stay for --resume."""
-
-    exit_code = 1
 
 
 def import_ray():
@@ -109,11 +103,9 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
     return started
 
 
-
 def code_item(item, config: CodingConfig):
     """An item coded, or the read failure it already is."""
     return item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
-
 
 
 # -- planning on the driver: positions, ids and shards from metadata only --------------------

@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .errors import InputError, OutputError, PixelpruneError, ReadFailure, one_line
+from .errors import InputError, OutputError, PixelpruneError, ReadFailure, StoreUnavailable, one_line
 from .urls import (  # noqa: F401  (the seam's text helpers, used as storage.join etc. by its callers)
     absolute,
     is_url,
@@ -145,16 +145,6 @@ def locate(path: str) -> Location:
         return Location(fs, f"{bucket}/{key}".rstrip("/"), shown(path))
     fs, inner = _fsspec(path)
     return Location(fs, inner.rstrip("/"), shown(path))
-
-
-class StoreUnavailable(PixelpruneError):
-    """The store cannot be reached (or keeps failing) after retries: the run stops, committed shards stay for --resume.
-
-    Not an image failure: an image that could not be fetched from a dead
-    store is not a bad image, and must not be recorded as one.
-    """
-
-    exit_code = 2
 
 
 def raise_if_unavailable(exc: BaseException, url: str) -> None:

@@ -407,7 +407,7 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     import signal
     import time
 
-    from pixelprune_cli import api, storage
+    from pixelprune_cli import api, errors, storage
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
@@ -417,7 +417,7 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     os.killpg(s3.process.pid, signal.SIGSTOP)
     began = time.monotonic()
     try:
-        with pytest.raises(storage.StoreUnavailable, match="unreachable or failing"):
+        with pytest.raises(errors.StoreUnavailable, match="unreachable or failing"):
             api.compress([url], str(tmp_path / "out.arrow"), run=api.RunOptions(progress=False))
     finally:
         os.killpg(s3.process.pid, signal.SIGCONT)

@@ -24,7 +24,7 @@ def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s
     from ray.cluster_utils import Cluster
 
     from pixelprune_cli import api
-    from pixelprune_cli.ray import RayJobError
+    from pixelprune_cli.errors import RayJobError
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES)
