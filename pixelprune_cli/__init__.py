@@ -10,7 +10,7 @@ __version__ = "0.2.0"
 
 _LAZY = {
     "prune_tokens": ("coder", "prune_tokens"),
-    "prune_image": ("pipeline", "prune_image"),
+    "prune_image": ("prune", "prune_image"),
     "model_inputs": ("model", "model_inputs"),
     "compress": ("api", "compress"),
     "stats": ("api", "stats"),

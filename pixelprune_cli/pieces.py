@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, option
-from .records import FailedImage
-from .summary import SpooledList
+from .records import FailedImage, SpooledList
 
 
 @dataclass

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -215,3 +216,34 @@ def normalisation_table(preset: Preset, rescale_factor: float = 1 / 255) -> np.n
     mean = np.asarray(preset.image_mean, dtype=np.float32)[:, None]
     std = np.asarray(preset.image_std, dtype=np.float32)[:, None]
     return (levels[None, :] - mean) / std
+
+
+class MemoryBudget:
+    """Bytes that worker threads share for decoding: an image waits until its share is free.
+
+    Small images never wait on each other; images at the pixel limit decode
+    one or two at a time, not one per worker. An image needing more than the
+    whole budget waits until it has it all (it runs alone) rather than never.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.free = capacity
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int):
+        amount = min(amount, self.capacity)
+        with self.changed:
+            self.changed.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.free += amount
+                self.changed.notify_all()
+
+
+# 512 MiB: one 8192x8192 RGBA image (the default --max-image-pixels) and its RGB copy.
+DECODE_MEMORY = MemoryBudget(512 << 20)

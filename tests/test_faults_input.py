@@ -571,8 +571,8 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
     import threading
 
     from pixelprune_cli import backends, pipeline
-    from pixelprune_cli.parallel import MemoryBudget, ordered_map
-    from pixelprune_cli.preprocess import decoded_bytes, load_image, open_image
+    from pixelprune_cli.parallel import ordered_map
+    from pixelprune_cli.preprocess import MemoryBudget, decoded_bytes, load_image, open_image
 
     data = bad.png(512, 512, seed=1)
     one = decoded_bytes(open_image(data))
