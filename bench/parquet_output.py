@@ -42,7 +42,8 @@ def target_of(kind: str, fmt: str, workers: int) -> Path:
 
 
 def _compress(folder: Path, n: int, kind: str, fmt: str, workers: int) -> None:
-    from pixelprune_cli.api import RunOptions, compress
+    from pixelprune_cli.api import compress
+    from pixelprune_cli.job import RunOptions
 
     target = target_of(kind, fmt, workers)
     extra = {"shard_size": SHARD_SIZE, "shard_format": fmt} if kind == "shards" else {}

@@ -16,8 +16,8 @@ _LAZY = {
     "stats": ("api", "stats"),
     "restore": ("api", "restore"),
     "CodingConfig": ("pipeline", "CodingConfig"),
-    "SourceOptions": ("sources", "SourceOptions"),
-    "RunOptions": ("api", "RunOptions"),
+    "SourceOptions": ("pieces", "SourceOptions"),
+    "RunOptions": ("job", "RunOptions"),
     "PRESETS": ("presets", "PRESETS"),
     "resolve_preset": ("presets", "resolve_preset"),
 }

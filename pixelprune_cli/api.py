@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .engine import coded_stream, count_in_background, engine_for, image_entry
-from .errors import ConfigError, ImageFailedFast, InputError, option
+from .errors import ConfigError, InputError, option
 from .formats import output_format
 from .job import Job, RunOptions, no_images_error
 from .parquet_source import image_column_known_before
@@ -20,8 +20,8 @@ from .pipeline import CodingConfig
 from .records import FailedImage, Sink
 from .report import Progress
 from .sources import check_inputs, plan
-from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
+from .urls import is_url, local_path, redact
 
 
 def written_bytes(output: str, sink: Sink | None = None) -> int | None:
@@ -217,5 +217,4 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
-__all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError",
-           "ImageFailedFast", "no_images_error"]
+__all__ = ["compress", "stats", "restore"]

@@ -92,7 +92,7 @@ def _where_errors_are(summary, as_json: bool) -> str:
 
     output = summary.output
     if summary.title.endswith("compress") and output and output != "-":
-        from .storage import is_url, join
+        from .urls import is_url, join
 
         if is_url(output):  # a Path would fold the // of the URL
             return f"see {join(output, 'errors.jsonl') if is_shard_folder(output) else output + '.errors.jsonl'}"

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .engine import RunOptions, coded_stream
+from .engine import coded_stream
 from .errors import InputError
+from .job import RunOptions
 from .pieces import ImageFile, Piece, SourceCounts, SourceOptions
 from .records import FailedImage
 from .sources import plan, sample

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import storage
+from . import storage, urls
 from .errors import InputError, ReadFailure, one_line
 from .pieces import SourceCounts, id_text
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
@@ -43,7 +43,7 @@ def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     Not a regular file (a FIFO would block, /dev/zero never ends) is refused
     before it is opened, and at most max_bytes + 1 bytes are ever read.
     """
-    if storage.is_url(path):
+    if urls.is_url(path):
         return storage.read_bytes(path, max_bytes)
     shown = id_text(path)
     try:

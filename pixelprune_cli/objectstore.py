@@ -29,7 +29,7 @@ import socket
 import time
 from pathlib import Path
 
-from . import storage
+from . import storage, urls
 from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
 from .manifest import MANIFEST, is_shard_file
@@ -59,8 +59,8 @@ def describe_run(run: object) -> str:
 
 def read_manifest(folder: str) -> dict | None:
     """A folder's manifest, None when it has none; ConfigError for a manifest.json that is not ours."""
-    data = storage.read_small(storage.join(folder, MANIFEST))
-    return None if data is None else parse_manifest(data, storage.join(folder, MANIFEST))
+    data = storage.read_small(urls.join(folder, MANIFEST))
+    return None if data is None else parse_manifest(data, urls.join(folder, MANIFEST))
 
 
 def parse_manifest(data: bytes, url: str) -> dict:
@@ -70,7 +70,7 @@ def parse_manifest(data: bytes, url: str) -> dict:
         manifest = None
     if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
             and isinstance(manifest.get("shards"), list) and all(isinstance(s, dict) for s in manifest["shards"])):
-        raise ConfigError(f"{storage.shown(url)} is not a pixelprune manifest; pixelprune replaces only its own files: "
+        raise ConfigError(f"{urls.redact(url)} is not a pixelprune manifest; pixelprune replaces only its own files: "
                           "move it, or write elsewhere")
     return manifest
 
@@ -84,18 +84,18 @@ def output_files(url: str) -> list[str]:
     """The table files of an output on a store: the shards its manifest lists (never a listing), or the file itself."""
     if not is_folder(url):
         if storage.kind(url) == "missing":
-            raise InputError(f"{storage.shown(url)}: no such file or folder")
+            raise InputError(f"{urls.redact(url)}: no such file or folder")
         return [url]
     manifest = read_manifest(url)
     if manifest is None:
-        raise InputError(f"{storage.shown(url)}: no {MANIFEST}; a shard folder on a store is read through its manifest")
+        raise InputError(f"{urls.redact(url)}: no {MANIFEST}; a shard folder on a store is read through its manifest")
     names = [s.get("file") for s in sorted(manifest["shards"], key=lambda s: s.get("index", 0))]
     bad = [n for n in names if not (isinstance(n, str) and is_store_shard(n))]
     if bad:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
+        raise InputError(f"{urls.redact(url)}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
     if not names:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists no shards")
-    return [storage.join(url, n) for n in names]
+        raise InputError(f"{urls.redact(url)}: its {MANIFEST} lists no shards")
+    return [urls.join(url, n) for n in names]
 
 
 def incomplete_note(url: str) -> str | None:
@@ -105,9 +105,9 @@ def incomplete_note(url: str) -> str | None:
     manifest = read_manifest(url)
     if manifest is None or manifest.get("complete", True):
         return None
-    return (f"{storage.shown(url)} is incomplete: the run that writes it has not finished "
+    return (f"{urls.redact(url)} is incomplete: the run that writes it has not finished "
             f"({len(manifest['shards'])} shards, {manifest.get('images', 0):,} images committed); finish it with "
-            f"`pixelprune compress ... -o {storage.shown(url)} --resume`")
+            f"`pixelprune compress ... -o {urls.redact(url)} --resume`")
 
 
 def written_bytes(url: str) -> int | None:
@@ -121,14 +121,14 @@ def written_bytes(url: str) -> int | None:
 def check_stored_target(url: str, overwrite: bool) -> None:
     """Refuse (exit 2) to replace an existing object unless asked."""
     if not overwrite and storage.kind(url) != "missing":
-        raise ConfigError(f"{storage.shown(url)} already exists; pass {option('overwrite')} to replace it")
+        raise ConfigError(f"{urls.redact(url)} already exists; pass {option('overwrite')} to replace it")
 
 
 def write_object(url: str, write) -> None:
     """write(handle) into a local spool file, then uploaded whole to url (show's PNG, for one)."""
     spool = storage.spool_dir()
     try:
-        local = Path(spool) / storage.name_of(url)
+        local = Path(spool) / urls.name_of(url)
         with local.open("wb") as handle:
             write(handle)
         storage.put_file(str(local), url)

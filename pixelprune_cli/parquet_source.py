@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import storage
+from . import storage, urls
 from .errors import InputError, one_line, option
 from .formats import PARQUET_SUFFIXES
 from .input_files import check_regular, held_bytes, read_file
@@ -88,7 +88,7 @@ def cell_reader(cell, base_dir: Path | str, label: str):
             return held_bytes(bytes(data)), None
         ref = cell.get("path")
         if ref:
-            target = ref if os.path.isabs(ref) or storage.is_url(ref) else storage.join(str(base_dir), ref)
+            target = ref if os.path.isabs(ref) or urls.is_url(ref) else urls.join(str(base_dir), ref)
             return partial(read_file, target), None
         return None, "image cell has neither bytes nor path"
     return None, f"image cell holds {type(cell).__name__}, not bytes"
@@ -99,7 +99,7 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     """All rows of one Parquet file, from its footer. Alone on the command line a bad file
     stops the run (exit 2); inside a folder it becomes one error entry."""
     try:
-        if not storage.is_url(path):
+        if not urls.is_url(path):
             check_regular(str(path), name)  # a FIFO named x.parquet would block the open
         parquet = pq.ParquetFile(storage.table_source(str(path)))
         if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
@@ -126,7 +126,7 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     counts.parquet_files += 1
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
-        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows)
+        yield ParquetRows(urls.absolute(str(path)), name, column, 0, parquet.metadata.num_rows)
 
 
 def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | FailedImage:
@@ -169,7 +169,7 @@ def row_item(image_id: str, cell, base_dir: Path | str, extra: dict) -> Item | F
 
 
 def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
-    base_dir, row = storage.parent(piece.path), piece.start
+    base_dir, row = urls.parent(piece.path), piece.start
     try:
         for start, stop, batches in _parquet_batches(piece, keep_columns):
             row = start

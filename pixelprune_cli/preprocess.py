@@ -117,7 +117,7 @@ def _open(data: bytes) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = guard
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB as the processor makes it: anything with alpha or a transparency key goes onto white."""
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         return _composite_on_white(image)
@@ -179,8 +179,9 @@ def model_size(size: tuple[int, int], preset: Preset) -> tuple[int, int]:
 
 
 def convert_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the processor makes it (anything with alpha or a transparency key onto white); DecodeFailure if Pillow cannot."""
     try:
-        return to_rgb(image)
+        return _to_rgb(image)
     except Exception as exc:
         raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
 
@@ -194,28 +195,6 @@ def resize_rgb(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     except MemoryError:
         raise ResizeFailure(f"out of memory resizing {rgb.width}x{rgb.height} to {target[0]}x{target[1]}") from None
     return np.asarray(resized)
-
-
-def resize_for_model(image: Image.Image, preset: Preset) -> np.ndarray:
-    """The decoded image as the model sees it: RGB, smart-resized with BICUBIC on uint8.
-
-    Returns a C-contiguous uint8 array (height, width, 3).
-    """
-    target = model_size(image.size, preset)
-    return resize_rgb(convert_rgb(image), target)
-
-
-def normalisation_table(preset: Preset, rescale_factor: float = 1 / 255) -> np.ndarray:
-    """(3, 256) float32: the processor's value for each uint8 level of each channel.
-
-    The processor rescales in float64, casts to float32, then subtracts the
-    float32 mean and divides by the float32 std; a lookup table built with the
-    same steps gives the same bits for every pixel.
-    """
-    levels = (np.arange(256, dtype=np.uint8).astype(np.float64) * rescale_factor).astype(np.float32)
-    mean = np.asarray(preset.image_mean, dtype=np.float32)[:, None]
-    std = np.asarray(preset.image_std, dtype=np.float32)[:, None]
-    return (levels[None, :] - mean) / std
 
 
 class MemoryBudget:

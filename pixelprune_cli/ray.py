@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .api import RunOptions, compress
+from .api import compress
+from .job import RunOptions
 from .parquet_source import column_values, row_item
 from .pieces import SourceOptions
 from .pipeline import CodingConfig

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from . import storage
+from . import storage, urls
 from .errors import ConfigError, PixelpruneError, RayJobError, one_line, option
 from .job import no_images_error
 from .manifest import shard_checksums
@@ -164,7 +164,7 @@ class _WriteShards:
 
     def write_shard(self, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
         """Code and write one shard under `names` (the sink's); on a store, built in a spool folder and uploaded."""
-        if not storage.is_url(self.folder):
+        if not urls.is_url(self.folder):
             return self._write_shard_in(Path(self.folder), shard, pieces, names, upload=False)
         spool = storage.spool_dir()
         try:
@@ -247,7 +247,7 @@ class RayEngine:
             specs = [{"shard": k, "spec": pickle.dumps(shards[k]), "names": list(sink.shard_names(k))}
                      for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            folder = sink.shard_dir if storage.is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
+            folder = sink.shard_dir if urls.is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
             fn = _WriteShards(folder, job.schema, job.config, job.sources.keep_columns,
                               job.shard_size, job.compression, job.shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)

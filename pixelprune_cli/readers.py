@@ -13,7 +13,8 @@ import pyarrow as pa
 from .errors import InputError, one_line
 from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
-from .storage import is_url, raise_if_unavailable, redact
+from .storage import raise_if_unavailable
+from .urls import is_url, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once

@@ -15,7 +15,7 @@ Credentials and the endpoint come from the standard environment
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
 AWS_ENDPOINT_URL[_S3], AWS_DEFAULT_REGION / AWS_REGION, instance roles,
 GOOGLE_APPLICATION_CREDENTIALS) or from `s3://KEY:SECRET@bucket/...`; a URL
-is shown with its secret replaced by `***` (`shown`, `redact`) wherever it is
+is shown with its secret replaced by `***` (`urls.redact`) wherever it is
 printed or recorded.
 """
 
@@ -30,17 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .errors import InputError, OutputError, PixelpruneError, ReadFailure, StoreUnavailable, one_line
-from .urls import (  # noqa: F401  (the seam's text helpers, used as storage.join etc. by its callers)
-    absolute,
-    is_url,
-    join,
-    local_path,
-    name_of,
-    parent,
-    redact,
-    scheme_of,
-    shown,
-)
+from .urls import is_url, local_path, redact, scheme_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -104,14 +94,14 @@ def _fsspec(url: str) -> tuple[pafs.FileSystem, str]:
     try:
         import fsspec
     except ImportError:
-        raise InputError(f"{shown(url)}: the {scheme_of(url)}:// scheme needs fsspec: "
+        raise InputError(f"{redact(url)}: the {scheme_of(url)}:// scheme needs fsspec: "
                          "pip install 'pixelprune[fsspec]' and the fsspec package for that store") from None
     import pyarrow.fs as pafs
 
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
-        raise InputError(f"{shown(url)}: cannot reach this store ({redact(one_line(exc))})") from None
+        raise InputError(f"{redact(url)}: cannot reach this store ({redact(one_line(exc))})") from None
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
@@ -139,18 +129,18 @@ def locate(path: str) -> Location:
         netloc, _, key = path.split("://", 1)[1].partition("/")
         userinfo, _, bucket = netloc.rpartition("@")
         if not bucket:
-            raise InputError(f"{shown(path)}: no bucket in this URL")
+            raise InputError(f"{redact(path)}: no bucket in this URL")
         environment = tuple(os.environ.get(name) for name in _ENVIRONMENT)
         fs = _filesystem("s3" if scheme == "s3" else "gs", userinfo, environment)
-        return Location(fs, f"{bucket}/{key}".rstrip("/"), shown(path))
+        return Location(fs, f"{bucket}/{key}".rstrip("/"), redact(path))
     fs, inner = _fsspec(path)
-    return Location(fs, inner.rstrip("/"), shown(path))
+    return Location(fs, inner.rstrip("/"), redact(path))
 
 
 def raise_if_unavailable(exc: BaseException, url: str) -> None:
     """StoreUnavailable when exc says the store (not this one object) failed."""
     if is_url(url) and _UNAVAILABLE.search(str(exc)):
-        raise StoreUnavailable(f"the store is unreachable or failing at {shown(url)}: {reason(exc)}; "
+        raise StoreUnavailable(f"the store is unreachable or failing at {redact(url)}: {reason(exc)}; "
                                "committed work is kept, rerun with --resume (shard folders) once it is back") from None
 
 
@@ -167,7 +157,7 @@ def _converted(url: str, error: type[PixelpruneError], verb: str):
         yield
     except (OSError, pa.ArrowException) as exc:
         raise_if_unavailable(exc, url)
-        raise error(f"cannot {verb} {shown(url)}: {reason(exc)}") from None
+        raise error(f"cannot {verb} {redact(url)}: {reason(exc)}") from None
 
 
 def writing(url: str):

@@ -41,9 +41,6 @@ def redact(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:***@", str(text))
 
 
-shown = redact  # how a URL is printed, reported or recorded
-
-
 def join(base: str, name: str) -> str:
     """`base/name` for a URL or a path, without doubling the slash."""
     return base.rstrip("/") + "/" + name.lstrip("/") if is_url(base) else os.path.join(base, name)

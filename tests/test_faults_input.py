@@ -558,10 +558,10 @@ def transparent_images(height: int = 601, width: int = 97):
 
 
 def test_banded_composite_is_byte_identical_to_the_whole_image_composite():
-    from pixelprune_cli.preprocess import COMPOSITE_ROWS, to_rgb
+    from pixelprune_cli.preprocess import COMPOSITE_ROWS, convert_rgb
 
     for mode, image in transparent_images(height=2 * COMPOSITE_ROWS + 89):
-        ours = np.asarray(to_rgb(image))
+        ours = np.asarray(convert_rgb(image))
         oracle = np.asarray(whole_image_rgb(image))
         assert ours.shape == oracle.shape and np.abs(ours.astype(int) - oracle).max() == 0, mode
 

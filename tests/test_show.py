@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from pixelprune_cli import coder, contact_sheet, show, token_overlay, tokens
+from pixelprune_cli.backends import resize_for_model
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.pipeline import CodingConfig, code_image
-from pixelprune_cli.preprocess import decode_image, resize_for_model
+from pixelprune_cli.preprocess import decode_image
 from pixelprune_cli.presets import PRESETS
 
 from conftest import ROOT
@@ -177,9 +178,10 @@ def test_overlay_for_row_matches_the_image_overlay_at_tau_zero():
 def outputs(tmp_path_factory):
     """samples/ compressed to an Arrow file and a Parquet file, through the API the CLI uses."""
     from pixelprune_cli import api
+    from pixelprune_cli.job import RunOptions
 
     folder = tmp_path_factory.mktemp("out")
-    run = api.RunOptions(workers=1, progress=False)
+    run = RunOptions(workers=1, progress=False)
     paths = {}
     for suffix in ("arrow", "parquet"):
         paths[suffix] = str(folder / f"out.{suffix}")
