@@ -120,7 +120,7 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
                           "pass one of the two")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     shard_format = table_format(shard_format or engine.shard_format).name
     meta = with_image_column(config.to_meta(), inputs, sources)
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),

@@ -49,6 +49,24 @@ class ConfigError(PixelpruneError, ValueError):
     """
 
 
+class BadImage(PixelpruneError, ValueError):
+    """prune_image: the one image it was given failed; the message names it and the stage (`stage`).
+
+    Also a ValueError, as prune_image raised before this class existed.
+    """
+
+    def __init__(self, message: str, stage: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+class BadRow(PixelpruneError, ValueError):
+    """A row given to model_inputs or a collator that is not a pixelprune output row of that preset.
+
+    Also a ValueError, as model_inputs raised before this class existed.
+    """
+
+
 class OutputError(PixelpruneError):
     """An output that cannot be written: a read-only place, a full disk (exit code 2).
 

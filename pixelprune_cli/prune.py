@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from . import backends
-from .errors import ConfigError, DecodeFailure, ImageFailure, one_line
+from .errors import BadImage, ConfigError, DecodeFailure, ImageFailure, one_line
 from .input_files import held_bytes, read_file
 from .pipeline import CodingConfig, code_image, process
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
@@ -34,8 +34,8 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
     limits (refused from the header, before decoding; bytes read of a file).
     backend: the processor to match (`backends`); by default the metadata's,
     or pil; qwen-vl-utils takes fetch_image's pixel bounds for a preset name.
-    Raises ValueError naming the image and the stage that failed, or the
-    argument that is wrong. Needs numpy and Pillow only, and torchvision for
+    Raises errors.BadImage naming the image and the stage that failed, or
+    ConfigError naming the argument that is wrong (both are ValueErrors). Needs numpy and Pillow only, and torchvision for
     that backend.
     """
     if backend is None:
@@ -49,11 +49,11 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
         try:
             coded = code_image(_loaded(image, max_image_pixels), config, label)
         except ImageFailure as exc:
-            raise ValueError(f"{label or 'image'}: {exc.stage} failed: {_in_api_terms(exc.reason)}") from None
+            raise BadImage(f"{label or 'image'}: {exc.stage} failed: {_in_api_terms(exc.reason)}", exc.stage) from None
         except MemoryError:
-            raise ValueError(f"{label or 'image'}: out of memory") from None
+            raise BadImage(f"{label or 'image'}: out of memory", "resize") from None
         except Exception as exc:  # a mode or plugin Pillow cannot convert: as process() records it, one line
-            raise ValueError(f"{label or 'image'}: resize failed: {one_line(exc)}") from None
+            raise BadImage(f"{label or 'image'}: resize failed: {one_line(exc)}", "resize") from None
         return coded.as_row()
     if isinstance(image, (bytes, bytearray, memoryview)):
         label, read = (image_id if image_id is not None else ""), held_bytes(bytes(image))
@@ -62,11 +62,11 @@ def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str =
         label = image_id if image_id is not None else path.name
         read = functools.partial(read_file, str(path))
     else:
-        raise ValueError(f"image must be a PIL image, a path or the file's bytes, not {type(image).__name__}"
+        raise ConfigError(f"image must be a PIL image, a path or the file's bytes, not {type(image).__name__}"
                          + (" (PIL.Image.fromarray makes an image of an array)" if isinstance(image, np.ndarray) else ""))
     result = process(label, read, config)
     if isinstance(result, FailedImage):
-        raise ValueError(f"{label or 'image'}: {result.stage} failed: {_in_api_terms(result.reason)}")
+        raise BadImage(f"{label or 'image'}: {result.stage} failed: {_in_api_terms(result.reason)}", result.stage)
     return result.as_row()
 
 

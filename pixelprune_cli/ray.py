@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .api import compress
+from .errors import ConfigError
 from .job import RunOptions
 from .parquet_source import column_values, row_item
 from .pieces import SourceOptions
@@ -68,10 +69,10 @@ class _CodeBatch:
     def __call__(self, batch: pa.Table) -> pa.Table:
         id_column = self.id_column or "id"
         if id_column not in batch.column_names:
-            raise ValueError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
+            raise ConfigError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
                              "pass id_column= (a column of unique ids)")
         if self.image_column not in batch.column_names:
-            raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
+            raise ConfigError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
         schema = output_schema({**self.config.to_meta(), "image_column": self.image_column},
                                self.config.preset.token_bytes, [batch.schema.field(c) for c in self.keep_columns])
         kept = {c: column_values(batch, c) for c in self.keep_columns}
