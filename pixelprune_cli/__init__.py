@@ -3,7 +3,7 @@
 The public API is imported lazily so that `pixelprune --help` starts fast:
 `prune_tokens` (the coder), `prune_image` (one image to one output row),
 `model_inputs` (a row back to model inputs) and
-`compress` / `stats` / `restore` (what the CLI commands do).
+`compress` / `stats` / `restore` / `warmup` (what the CLI commands do; `api.show` too).
 """
 
 __version__ = "0.2.0"
@@ -15,6 +15,7 @@ _LAZY = {
     "compress": ("api", "compress"),
     "stats": ("api", "stats"),
     "restore": ("api", "restore"),
+    "warmup": ("api", "warmup"),
     "CodingConfig": ("pipeline", "CodingConfig"),
     "SourceOptions": ("pieces", "SourceOptions"),
     "RunOptions": ("job", "RunOptions"),

@@ -1,4 +1,4 @@
-"""The Python API behind the CLI: compress(), stats(), restore().
+"""The Python API behind the CLI: compress(), stats(), restore(), show(), warmup().
 
 The CLI parses options into these calls; notebooks and Ray jobs call them (or
 `pipeline.process`) directly, so every entry point shares one code path.
@@ -10,15 +10,20 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from . import writer
+from .atomic import sweep_partials_of
 from .engine import coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
-from .formats import output_format
+from .formats import output_format, table_format
 from .job import Job, RunOptions, no_images_error
+from .overlap import refuse_overlap
 from .parquet_source import image_column_known_before
 from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
-from .pipeline import CodingConfig
+from .pipeline import CodingConfig, warm_up
 from .records import FailedImage, Sink
 from .report import Progress
+from .schema import output_schema
+from .show import Rendering, ShowOptions, picture_format, render_path, save_picture
 from .sources import check_inputs, plan
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
 from .urls import is_url, local_path, redact
@@ -91,11 +96,6 @@ def compress(inputs: list[str], output: str, config: CodingConfig = CodingConfig
     ConfigError (exit code 2) before writing anything when inputs or output are
     unusable.
     """
-    from . import writer
-    from .formats import table_format
-    from .overlap import refuse_overlap
-    from .schema import output_schema
-
     engine = engine_for(run)
     inputs, output = [local_path(i) for i in inputs], local_path(output)  # file:// is a local path
     check_inputs(inputs)
@@ -217,4 +217,30 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
-__all__ = ["compress", "stats", "restore"]
+def show(path: str, output: str, config: CodingConfig = CodingConfig(), options: ShowOptions = ShowOptions(),
+         overwrite: bool = False) -> Rendering:
+    """Draw which tokens of PATH are kept into the picture `output` (the suffix picks its format).
+
+    What is drawn follows what PATH is (`show.render_path`): an image or a
+    table row as an overlay, a folder or table as a contact sheet, an output's
+    row as stored. The picture is refused before anything is drawn if its
+    suffix is not a picture format, if it would replace or sit inside an
+    input, or if it exists without `overwrite`; it is written whole (a
+    temporary file renamed, or one upload). Returns the Rendering: the
+    picture, the images a contact sheet left out (FailedImage), and a note.
+    """
+    fmt = picture_format(output)
+    refuse_overlap([path], output)
+    writer.check_target(output, overwrite)
+    rendering = render_path(path, config, replace(options, output=output))
+    sweep_partials_of(output)  # what a killed show left
+    writer.write_atomically(output, lambda handle: save_picture(rendering.picture, handle, fmt))
+    return rendering
+
+
+def warmup() -> list[str]:
+    """Compile (or load from Numba's cache) every kernel a run uses, so a first run starts fast; says what it covered."""
+    return warm_up()
+
+
+__all__ = ["compress", "stats", "restore", "show", "warmup"]
