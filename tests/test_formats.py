@@ -53,7 +53,8 @@ def test_shard_format_choices_are_the_registry():
 def test_sources_does_not_import_the_coding_stage():
     """Data flows one way: the input stage must not depend on the stages after it."""
     code = ("import sys, pixelprune_cli.sources; "
-            "later = [m for m in ('pipeline', 'coder', 'writer', 'report', 'api') if f'pixelprune_cli.{m}' in sys.modules]; "
+            "later = [m for m in ('pixelprune_cli.pipeline', 'pixelprune_cli.coder', 'pixelprune_cli.writer', "
+            "'pixelprune_cli.report', 'pixelprune_cli.api') if m in sys.modules]; "
             "print(later)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
