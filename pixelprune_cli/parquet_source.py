@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 from . import storage, urls
 from .errors import InputError, one_line, option
 from .formats import PARQUET_SUFFIXES
-from .input_files import check_regular, held_bytes, read_file
+from .input_files import held_bytes, read_file
 from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
 from .records import FailedImage, Item
 from .schema import META_KEY
+from .storage import check_regular
 
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
 

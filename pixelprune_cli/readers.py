@@ -13,7 +13,7 @@ import pyarrow as pa
 from .errors import InputError, one_line
 from .formats import ARROW, TABLE_FORMATS, TableFormat, format_of
 from .schema import read_meta
-from .storage import raise_if_unavailable
+from .storage import check_regular, raise_if_unavailable
 from .urls import is_url, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
@@ -97,7 +97,6 @@ def incomplete_note(path: str) -> str | None:
 
 def _schema_of(path: Path | str) -> pa.Schema:
     """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
-    from .input_files import check_regular
 
     if not is_url(path):
         check_regular(str(path))  # opening a FIFO named x.arrow would block

@@ -25,8 +25,9 @@ from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .input_files import gone_reason, read_listed_file, walk_files
 from .overlap import OwnFiles
 from .parquet_source import parquet_items, plan_parquet
-from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, id_text, piece_size
+from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, piece_size
 from .records import FailedImage, Item
+from .urls import id_text
 
 
 def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Piece]:

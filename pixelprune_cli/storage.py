@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .errors import InputError, OutputError, PixelpruneError, ReadFailure, StoreUnavailable, one_line
-from .urls import is_url, local_path, redact, scheme_of
+from .urls import id_text, is_url, local_path, redact, scheme_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -337,3 +338,24 @@ def _remove_dead_spools(folder: str) -> None:
         except OSError:
             pass
 
+
+# Local files: a FIFO or device named as an input would block or never end.
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file is when it is not a regular file (a read of it could block or never end), else None."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def check_regular(path: str, shown: str | None = None) -> None:
+    """Raise InputError unless path is a regular file (symlinks followed): opening a FIFO blocks."""
+    try:
+        kind = not_regular(os.stat(path).st_mode)
+    except OSError as exc:
+        raise InputError(f"{shown or id_text(path)}: {exc.strerror or one_line(exc)}") from None
+    if kind:
+        raise InputError(f"{shown or id_text(path)}: is {kind}, not a regular file")

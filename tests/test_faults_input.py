@@ -65,7 +65,7 @@ NAMES = [b"plain.png", b"latin1-caf\xe9.png", b"\xff\xfe.png", b"back\\slash.png
 
 
 def test_id_escaping_is_reversible_and_leaves_utf8_names_alone():
-    from pixelprune_cli.pieces import id_text
+    from pixelprune_cli.urls import id_text
     for raw in [*NAMES, b"caf\xc3\xa9.png", b"\\\\x41\x80", b"a/\xe9/b.png"]:
         text = id_text(os.fsdecode(raw))
         text.encode("utf-8")  # a valid Arrow string
