@@ -91,7 +91,9 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
         held = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if ray_address:
-            package = str(Path(__file__).resolve().parent)
+            import pixelprune_cli  # the whole package travels, wherever this module sits in it
+
+            package = str(Path(pixelprune_cli.__file__).resolve().parent)
             ray.init(address=ray_address, runtime_env={"py_modules": [package]}, **quiet)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, **quiet)
