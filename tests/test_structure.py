@@ -128,7 +128,7 @@ def test_imports_are_found_in_functions_but_not_under_type_checking():
         "from typing import TYPE_CHECKING\n"
         "import numpy\n"
         "from .records import Item\n"
-        "import pixelprune_cli.schema\n"
+        "import pixelprune_cli.model\n"
         "if TYPE_CHECKING:\n"
         "    from .shards import ShardedSink\n"
         "else:\n"
@@ -137,8 +137,19 @@ def test_imports_are_found_in_functions_but_not_under_type_checking():
         "    from . import writer, errors as e\n"
         "    from pixelprune_cli.ray import RayEngine\n"
     )
-    modules = {"records", "schema", "shards", "formats", "writer", "errors", "ray", "numpy"}
-    assert imported_modules(source, modules) == {"records", "schema", "formats", "writer", "errors", "ray"}
+    modules = {"records", "model", "shards", "formats", "writer", "errors", "ray", "numpy"}
+    assert imported_modules(source, modules) == {"records", "model", "formats", "writer", "errors", "ray"}
+
+
+def test_imports_resolve_from_the_subpackage_they_sit_in():
+    source = ("from . import presets\n"
+              "from ..storage import urls\n"
+              "from ..errors import ConfigError\n"
+              "from pixelprune_cli.outputs.schema import output_schema\n"
+              "import pixelprune_cli.run.engine as engine\n")
+    modules = {"coding.presets", "storage.urls", "errors", "outputs.schema", "run.engine", "presets"}
+    assert imported_modules(source, modules, ("coding",)) == {"coding.presets", "storage.urls", "errors",
+                                                              "outputs.schema", "run.engine"}
 
 
 def test_no_module_is_over_400_lines():
