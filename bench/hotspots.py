@@ -23,7 +23,8 @@ from inputs import WORK, make_inputs
 
 
 def run_compress(made: dict, times: int) -> None:
-    from pixelprune_cli.api import RunOptions, compress
+    from pixelprune_cli.api import compress
+    from pixelprune_cli.job import RunOptions
 
     out = WORK / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,8 @@ def run_coder(made: dict, calls: int, images: list) -> None:
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     made = make_inputs()
-    from pixelprune_cli.preprocess import decode_image, resize_for_model
+    from pixelprune_cli.backends import resize_for_model
+    from pixelprune_cli.preprocess import decode_image
     from pixelprune_cli.presets import resolve_preset
 
     images = [resize_for_model(decode_image(p.read_bytes()), resolve_preset()) for p in made["coder"].values()]

@@ -36,7 +36,8 @@ OUT = WORK / "layouts"
 
 
 def coded_batches(folder: Path) -> list[pa.RecordBatch]:
-    from pixelprune_cli.api import RunOptions, compress
+    from pixelprune_cli.api import compress
+    from pixelprune_cli.job import RunOptions
 
     OUT.mkdir(parents=True, exist_ok=True)
     reference = OUT / "reference.arrow"

@@ -42,7 +42,8 @@ def target_of(kind: str, fmt: str, workers: int) -> Path:
 
 
 def _compress(folder: Path, n: int, kind: str, fmt: str, workers: int) -> None:
-    from pixelprune_cli.api import RunOptions, compress
+    from pixelprune_cli.api import compress
+    from pixelprune_cli.job import RunOptions
 
     target = target_of(kind, fmt, workers)
     extra = {"shard_size": SHARD_SIZE, "shard_format": fmt} if kind == "shards" else {}
@@ -124,7 +125,8 @@ def ray_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[lis
     try:
         import ray
 
-        from pixelprune_cli.ray import compress_with_ray, connect
+        from pixelprune_cli.ray import compress_with_ray
+        from pixelprune_cli.ray_engine import connect
     except ImportError:
         return [row_type(8, "--engine ray: not measured (make install EXTRAS=test,ray)", "-", "-", None,
                          f"<= {TIME_LIMIT}x time", None)], {}

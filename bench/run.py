@@ -129,8 +129,9 @@ def machine() -> dict:
 
 
 def coder_rows(coder_inputs: dict, quick: bool) -> tuple[list[Row], dict]:
+    from pixelprune_cli.backends import resize_for_model
     from pixelprune_cli.coder import prune_tokens
-    from pixelprune_cli.preprocess import decode_image, resize_for_model
+    from pixelprune_cli.preprocess import decode_image
     from pixelprune_cli.presets import resolve_preset
 
     preset = resolve_preset("qwen3-vl")
@@ -169,7 +170,8 @@ def coder_rows(coder_inputs: dict, quick: bool) -> tuple[list[Row], dict]:
 
 
 def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], dict]:
-    from pixelprune_cli.api import RunOptions, compress
+    from pixelprune_cli.api import compress
+    from pixelprune_cli.job import RunOptions
     from pixelprune_cli.pipeline import CodingConfig
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -249,7 +251,8 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
 _FIRST_COMPRESS = """
 import sys, time
 start = time.perf_counter()
-from pixelprune_cli.api import RunOptions, compress
+from pixelprune_cli.api import compress
+from pixelprune_cli.job import RunOptions
 compress([sys.argv[1]], sys.argv[2], run=RunOptions(workers=1, progress=False), overwrite=True)
 print(time.perf_counter() - start)
 """

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pixelprune_cli.coder import code_refs
 from pixelprune_cli.pipeline import CodingConfig, code_array
-from pixelprune_cli.preprocess import decode_image, smart_resize, to_rgb
+from pixelprune_cli.preprocess import convert_rgb, decode_image, smart_resize
 from pixelprune_cli.schema import output_schema, to_record_batch
 from pixelprune_cli.tokens import gather_tokens, layout
 
@@ -62,7 +62,7 @@ def main() -> None:
 
     datas = [p.read_bytes() for p in files]
     decoded = [decode_image(d) for d in datas]
-    rgbs = [to_rgb(im) for im in decoded]
+    rgbs = [convert_rgb(im) for im in decoded]
     sizes = [smart_resize(im.height, im.width, ts, preset.min_pixels, preset.max_pixels) for im in decoded]
     resized = [im.resize((w, h), Image.Resampling.BICUBIC) for im, (h, w) in zip(rgbs, sizes)]
     arrays = [np.asarray(im) for im in resized]
@@ -81,8 +81,8 @@ def main() -> None:
 
     stages = [
         ("decode (Pillow, floor)", lambda d: decode_image(d), datas),
-        ("to_rgb (floor)", to_rgb, decoded),
-        ("  of which RGB->RGB copies", to_rgb, [im for im in decoded if im.mode == "RGB"]),
+        ("convert_rgb (floor)", convert_rgb, decoded),
+        ("  of which RGB->RGB copies", convert_rgb, [im for im in decoded if im.mode == "RGB"]),
         ("resize BICUBIC (floor)", lambda x: x[0].resize((x[1][1], x[1][0]), Image.Resampling.BICUBIC),
          list(zip(rgbs, sizes))),
         ("  of which same-size copies", lambda x: x[0].resize((x[1][1], x[1][0]), Image.Resampling.BICUBIC),

@@ -3,21 +3,22 @@
 The public API is imported lazily so that `pixelprune --help` starts fast:
 `prune_tokens` (the coder), `prune_image` (one image to one output row),
 `model_inputs` (a row back to model inputs) and
-`compress` / `stats` / `restore` (what the CLI commands do).
+`compress` / `stats` / `restore` / `warmup` (what the CLI commands do; `api.show` too).
 """
 
 __version__ = "0.2.0"
 
 _LAZY = {
     "prune_tokens": ("coder", "prune_tokens"),
-    "prune_image": ("pipeline", "prune_image"),
+    "prune_image": ("prune", "prune_image"),
     "model_inputs": ("model", "model_inputs"),
     "compress": ("api", "compress"),
     "stats": ("api", "stats"),
     "restore": ("api", "restore"),
+    "warmup": ("api", "warmup"),
     "CodingConfig": ("pipeline", "CodingConfig"),
-    "SourceOptions": ("sources", "SourceOptions"),
-    "RunOptions": ("api", "RunOptions"),
+    "SourceOptions": ("pieces", "SourceOptions"),
+    "RunOptions": ("job", "RunOptions"),
     "PRESETS": ("presets", "PRESETS"),
     "resolve_preset": ("presets", "resolve_preset"),
 }

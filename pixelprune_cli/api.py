@@ -1,4 +1,4 @@
-"""The Python API behind the CLI: compress(), stats(), restore().
+"""The Python API behind the CLI: compress(), stats(), restore(), show(), warmup().
 
 The CLI parses options into these calls; notebooks and Ray jobs call them (or
 `pipeline.process`) directly, so every entry point shares one code path.
@@ -12,19 +12,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Union
 
-from .engine import ImageFailedFast, coded_stream, count_in_background, engine_for, image_entry
+from . import writer
+from .atomic import sweep_partials_of
+from .engine import coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
-from .formats import output_format
+from .formats import output_format, table_format
 from .job import Job, RunOptions, no_images_error
+from .overlap import refuse_overlap
 from .parquet_source import image_column_known_before
 from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
-from .pipeline import CodingConfig
+from .pipeline import CodingConfig, warm_up
 from .records import FailedImage, Sink
 from .report import Progress
+from .schema import output_schema
 from .shards import ShardedSink
+from .show import Rendering, ShowOptions, picture_format, render_path, save_picture
 from .sources import check_inputs, plan
-from .storage import is_url, local_path, redact
 from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
+from .urls import is_url, local_path, redact
 
 Inputs = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
 
@@ -100,11 +105,6 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
     ConfigError (exit code 2) before writing anything when inputs or output are
     unusable.
     """
-    from . import writer
-    from .formats import table_format
-    from .overlap import refuse_overlap
-    from .schema import output_schema
-
     engine = engine_for(run)
     inputs, output = input_list(inputs), local_path(os.fspath(output))  # file:// is a local path
     check_inputs(inputs)
@@ -130,7 +130,7 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
                           "pass one of the two")
     shard_size = engine.shard_size if shard_size is None else shard_size
     if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     shard_format = table_format(shard_format or engine.shard_format).name
     meta = with_image_column(config.to_meta(), inputs, sources)
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),
@@ -229,5 +229,30 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
     return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
 
 
-__all__ = ["compress", "stats", "restore", "RunOptions", "CodingConfig", "SourceOptions", "ConfigError",
-           "ImageFailedFast", "no_images_error"]
+def show(path: str, output: str, config: CodingConfig = CodingConfig(), options: ShowOptions = ShowOptions(),
+         overwrite: bool = False) -> Rendering:
+    """Draw which tokens of PATH are kept into the picture `output` (the suffix picks its format).
+
+    What is drawn follows what PATH is (`show.render_path`): an image or a
+    table row as an overlay, a folder or table as a contact sheet, an output's
+    row as stored. The picture is refused before anything is drawn if its
+    suffix is not a picture format, if it would replace or sit inside an
+    input, or if it exists without `overwrite`; it is written whole (a
+    temporary file renamed, or one upload). Returns the Rendering: the
+    picture, the images a contact sheet left out (FailedImage), and a note.
+    """
+    fmt = picture_format(output)
+    refuse_overlap([path], output)
+    writer.check_target(output, overwrite)
+    rendering = render_path(path, config, replace(options, output=output))
+    sweep_partials_of(output)  # what a killed show left
+    writer.write_atomically(output, lambda handle: save_picture(rendering.picture, handle, fmt))
+    return rendering
+
+
+def warmup() -> list[str]:
+    """Compile (or load from Numba's cache) every kernel a run uses, so a first run starts fast; says what it covered."""
+    return warm_up()
+
+
+__all__ = ["compress", "stats", "restore", "show", "warmup"]

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError, OutputError, broken_pipe, one_line
-from .storage import is_url
+from .urls import is_url
 
 
 def _temp_path(target: Path) -> Path:

@@ -173,28 +173,29 @@ def torchvision_resize(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
 
 
-def resize_for_model(image: Image.Image, preset: Preset, backend: str) -> np.ndarray:
-    """A decoded image as the backend's processor sees it: RGB, resized, uint8 (H, W, 3)."""
+def resize_for_model(image: Image.Image, preset: Preset, backend: str = "pil") -> np.ndarray:
+    """A decoded image as the backend's processor sees it: RGB, resized, uint8 (H, W, 3), C-contiguous."""
     return resize(to_rgb(image, backend), target_size(image.size, preset, backend), backend)
 
 
 # ------------------------------------------------------------- uint8 -> float32 pixel_values
 
-def normalisation_table(preset: Preset, processor_backend: str) -> np.ndarray:
+def normalisation_table(preset: Preset, processor_backend: str = "pil") -> np.ndarray:
     """(3, 256) float32: each uint8 level of each channel as that processor backend's pixel_values hold it.
 
-    pil rescales in float64, casts to float32, then normalises; torchvision
-    folds 1/255 into float32 mean and std (mean * 255, std * 255) and computes
-    (x - mean) / std in float32. The two differ in the last bits.
+    pil rescales in float64, casts to float32, then subtracts the float32 mean
+    and divides by the float32 std (a table built with the same steps gives the
+    same bits for every pixel); torchvision folds 1/255 into float32 mean and
+    std (mean * 255, std * 255) and computes (x - mean) / std in float32. The
+    two differ in the last bits.
     """
-    from .preprocess import normalisation_table as pil_table
-
+    mean = np.asarray(preset.image_mean, dtype=np.float32)[:, None]
+    std = np.asarray(preset.image_std, dtype=np.float32)[:, None]
     if processor_backend == "pil":
-        return pil_table(preset)
+        levels = (np.arange(256, dtype=np.uint8).astype(np.float64) * (1 / 255)).astype(np.float32)
+        return (levels[None, :] - mean) / std
     scale = np.float32(1.0 / (1 / 255))  # the processor's 1 / rescale_factor, as a float32 multiplier
-    mean = (np.asarray(preset.image_mean, dtype=np.float32) * scale)[:, None]
-    std = (np.asarray(preset.image_std, dtype=np.float32) * scale)[:, None]
-    return (np.arange(256, dtype=np.float32)[None, :] - mean) / std
+    return (np.arange(256, dtype=np.float32)[None, :] - mean * scale) / (std * scale)
 
 
 def rows_backend(meta) -> str:

@@ -33,6 +33,7 @@ from typing import TypedDict
 import numpy as np
 
 from .coder import code_refs, error_limit, token_error
+from .errors import ConfigError
 
 
 class BudgetReport(TypedDict):
@@ -101,12 +102,12 @@ def code_with_budget(resized: np.ndarray, token_size: int, method: str, metric: 
                      budget: int, max_tau: float = 0.1) -> BudgetResult:
     """Code `resized` (H, W, 3) uint8 with the smallest probed tau <= max_tau keeping <= budget tokens.
 
-    Raises ValueError for budget < 1 or a max_tau that is not a finite number >= 0.
+    Raises ConfigError (a ValueError) for budget < 1 or a max_tau that is not a finite number >= 0.
     """
     if budget < 1:
-        raise ValueError(f"budget must be at least 1 token, got {budget}")
+        raise ConfigError(f"budget must be at least 1 token, got {budget}")
     if not (max_tau >= 0.0 and math.isfinite(max_tau)):
-        raise ValueError(f"max_tau must be a finite number >= 0, got {max_tau}")
+        raise ConfigError(f"max_tau must be a finite number >= 0, got {max_tau}")
     n = token_size * token_size * 3
     examined: list[float] = []
     examined_kept: list[int] = []

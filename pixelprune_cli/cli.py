@@ -238,10 +238,10 @@ def warmup():
     """
     import time
 
-    from .pipeline import warm_up
+    from . import api
 
     started = time.perf_counter()
-    covered = warm_up()
+    covered = api.warmup()
     tell(f"numba cache warm for {', '.join(covered)} in {time.perf_counter() - started:.1f} s")
 
 
@@ -271,24 +271,16 @@ def show(path, output, image_id, row, side_by_side, thumb, sample, overwrite, no
     pixelprune show shard.parquet -o contact.png     # a table without --row: a contact sheet too
     pixelprune show out.arrow -o contact.png         # an output without --id/--row: its rows (one row: that row)
     """
-    from . import show as drawing
-    from .atomic import sweep_partials_of
-    from .overlap import refuse_overlap
+    from . import api
     from .parallel import default_workers
+    from .show import ShowOptions
     from .urls import shown
-    from .writer import check_target, write_atomically
 
-    picture_format = drawing.picture_format(output)  # from the suffix, refused before anything is drawn
-    refuse_overlap([path], output)
-    check_target(output, overwrite)
     config = pop_config(coder)
-    options = drawing.ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb,
-                                  sample=sample or None, workers=workers or default_workers(),
-                                  image_column=image_column, hidden=hidden, output=output,
-                                  allow_path_schemes=column_list(allow_path_schemes), progress=not no_progress)
-    picture, failures, note = drawing.render_path(path, config, options)
-    sweep_partials_of(output)  # what a killed show left
-    write_atomically(output, lambda handle: drawing.save_picture(picture, handle, picture_format))
+    options = ShowOptions(image_id=image_id, row=row, side_by_side=side_by_side, thumb=thumb, sample=sample or None,
+                          workers=workers or default_workers(), image_column=image_column, hidden=hidden,
+                          allow_path_schemes=column_list(allow_path_schemes), progress=not no_progress)
+    picture, failures, note = api.show(path, output, config, options, overwrite)
     for failed in failures:
         tell(escape_controls(f"pixelprune: {failed.id}: {failed.stage} failed: {failed.reason}"))
     tell(escape_controls(f"wrote {shown(output)} ({picture.width}x{picture.height}" + (f"; {note})" if note else ")")))

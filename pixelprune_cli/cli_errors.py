@@ -20,7 +20,7 @@ import threading
 
 import click
 
-from .errors import COMMAND_LINE, PixelpruneError, broken_pipe, escape_controls
+from .errors import COMMAND_LINE, PixelpruneError, Terminated, broken_pipe, escape_controls
 from .urls import redact
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT, SIGTERM
@@ -173,17 +173,8 @@ def _exit_now(code: int):
     sys.exit(code)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
-
-    def __init__(self, signum: int = signal.SIGTERM):
-        super().__init__()
-        self.signum = int(signum)
-
-
 def _raise_terminated(signum, frame):
     raise Terminated(signum)
-
 
 
 CLOSED_AT_START: set[str] = set()  # the standard streams this process was started without ("stdout", ...)

@@ -124,6 +124,6 @@ def sources_from(image_column=None, keep_columns=(), hidden=False, allow_path_sc
 
 
 def run_options_from(workers, no_progress, **extra):
-    from .api import RunOptions
+    from .job import RunOptions
 
     return RunOptions(workers=workers, progress=not no_progress, **extra)

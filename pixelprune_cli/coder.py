@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .errors import ConfigError
 from .presets import METHODS, METRICS  # named there, so that the CLI lists them without importing Numba
 
 _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
@@ -310,12 +311,12 @@ def _code_scan(img, ts, th, tw, metric, limit, serpentine, d_left, d_up, ref):
 
 
 def check_image(image: np.ndarray, token_size: int) -> np.ndarray:
-    """The image as a C-contiguous (H, W, 3) uint8 array tiled by whole tokens; ValueError otherwise."""
+    """The image as a C-contiguous (H, W, 3) uint8 array tiled by whole tokens; ConfigError (a ValueError) otherwise."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError("image must be a uint8 array of shape (H, W, 3)")
+        raise ConfigError("image must be a uint8 array of shape (H, W, 3)")
     h, w, _ = image.shape
     if token_size < 1 or h == 0 or w == 0 or h % token_size or w % token_size:
-        raise ValueError(f"image size {w}x{h} is not a positive multiple of token_size {token_size}")
+        raise ConfigError(f"image size {w}x{h} is not a positive multiple of token_size {token_size}")
     return np.ascontiguousarray(image)
 
 
@@ -335,11 +336,11 @@ def read_only(array: np.ndarray) -> np.ndarray:
 def code_refs(image: np.ndarray, token_size: int, method: str = "pred_2d", metric: str = "max", tau: float = 0.0) -> np.ndarray:
     """Flat int32 ref array (one per token, row-major): the kept token rebuilding each position."""
     if method not in _METHOD_CODE:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if metric not in _METRIC_CODE:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        raise ConfigError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if not (tau >= 0.0 and math.isfinite(tau)):
-        raise ValueError(f"tau must be a finite number >= 0, got {tau}")
+        raise ConfigError(f"tau must be a finite number >= 0, got {tau}")
     image = check_image(image, token_size)
     h, w, _ = image.shape
     th, tw = h // token_size, w // token_size

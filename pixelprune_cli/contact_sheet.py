@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .engine import RunOptions, coded_stream, count_in_background
+from .engine import coded_stream, count_in_background
 from .errors import InputError
+from .job import RunOptions
 from .pieces import ImageFile, Piece, SourceCounts, SourceOptions
 from .records import FailedImage
 from .report import Progress

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from .errors import ConfigError, PixelpruneError, option
+from .errors import ConfigError, ImageFailedFast, option
 from .job import Engine, Job, RunOptions, no_images_error
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_size
@@ -37,15 +37,6 @@ def engine_for(run: RunOptions) -> Engine:
     if run.engine == "ray":
         return RayEngine()
     raise ConfigError(f"unknown engine {run.engine!r}; choose local or ray")
-
-
-class ImageFailedFast(PixelpruneError):
-    """--fail-fast: the first failed image stops the run and no output is kept (exit code 1)."""
-
-    exit_code = 1
-
-    def __init__(self, failed: FailedImage):
-        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by {option('fail_fast')}; the output was not completed)")
 
 
 def image_entry(coded: CodedImage) -> ImageEntry:

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import re
+import signal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import FailedImage
 
 # Set by the command line while a command runs: messages then name its flags (`--overwrite`);
 # a Python caller reads the parameter to pass instead (`overwrite=True`).
@@ -41,6 +46,24 @@ class ConfigError(PixelpruneError, ValueError):
     """Options that are out of range, contradict each other or an existing output (exit code 2).
 
     Also a ValueError, as the API raised for bad arguments before this class existed.
+    """
+
+
+class BadImage(PixelpruneError, ValueError):
+    """prune_image: the one image it was given failed; the message names it and the stage (`stage`).
+
+    Also a ValueError, as prune_image raised before this class existed.
+    """
+
+    def __init__(self, message: str, stage: str):
+        super().__init__(message)
+        self.stage = stage
+
+
+class BadRow(PixelpruneError, ValueError):
+    """A row given to model_inputs or a collator that is not a pixelprune output row of that preset.
+
+    Also a ValueError, as model_inputs raised before this class existed.
     """
 
 
@@ -105,3 +128,36 @@ def escape_controls(text: str) -> str:
         return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
     return _UNSAFE.sub(visible, text)
+
+
+class StoreUnavailable(PixelpruneError):
+    """The store cannot be reached (or keeps failing) after retries: the run stops, committed shards stay for --resume.
+
+    Not an image failure: an image that could not be fetched from a dead
+    store is not a bad image, and must not be recorded as one.
+    """
+
+    exit_code = 2
+
+
+class ImageFailedFast(PixelpruneError):
+    """--fail-fast: the first failed image stops the run and no output is kept (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, failed: FailedImage):
+        super().__init__(f"{failed.id}: {failed.stage} failed: {failed.reason} (stopped by {option('fail_fast')}; the output was not completed)")
+
+
+class RayJobError(PixelpruneError):
+    """The Ray job itself failed (not one image): committed shards stay for --resume."""
+
+    exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT, handled like Ctrl-C so that temporary files are removed."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)

@@ -40,6 +40,7 @@ from transformers.vision_utils import (
 )
 
 from .backends import check_processor_fits, pillow_runtime_warning, rows_backend
+from .errors import BadRow, ConfigError
 from .model import checked_model_inputs, checked_model_row
 from .presets import resolve_preset
 
@@ -71,7 +72,7 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
     image_token_id = tokenizer.convert_tokens_to_ids(image_token)
     placeholders = [t.count(image_token) for t in texts]
     if sum(placeholders) != len(rows):
-        raise ValueError(f"the prompts hold {sum(placeholders)} image placeholders ({image_token}) "
+        raise ConfigError(f"the prompts hold {sum(placeholders)} image placeholders ({image_token}) "
                          f"but {len(rows)} rows were given")
 
     for k, row in enumerate(rows):  # before any is used: a bad row would silently misplace tokens
@@ -115,7 +116,7 @@ def _check_processor_matches(processor, preset) -> None:
     for name in ("patch_size", "merge_size", "temporal_patch_size"):
         value = getattr(image_processor, name, None)
         if value is not None and value != getattr(preset, name):
-            raise ValueError(f"the processor's {name} is {value} but the rows were coded for preset "
+            raise ConfigError(f"the processor's {name} is {value} but the rows were coded for preset "
                              f"{preset.name!r} ({name} {getattr(preset, name)}); pass that output's metadata as meta")
 
 
@@ -144,7 +145,7 @@ def rope_positions(input_ids: np.ndarray, attention_mask: np.ndarray, image_toke
             rows_full, cols_full = int(grids[image][1]) // merge_size, int(grids[image][2]) // merge_size
             n = len(kept_index)
             if n == 0 or not np.all(ids[i:i + n] == image_token_id):
-                raise ValueError(f"image {image} ({rows[image].get('id', '')!r}) has {n} kept tokens but the "
+                raise BadRow(f"image {image} ({rows[image].get('id', '')!r}) has {n} kept tokens but the "
                                  f"prompt holds a different number of {IMAGE_TOKEN} tokens there")
             out[0, i:i + n] = current
             out[1, i:i + n] = current + kept_index // cols_full
@@ -165,7 +166,7 @@ def enable(model):
     base = model.model if hasattr(model, "model") and hasattr(model.model, "visual") else model
     family = getattr(getattr(base, "config", None), "model_type", None)
     if family not in FAMILIES or not hasattr(base, "visual"):
-        raise ValueError(f"pixelprune.hf.enable supports {', '.join(FAMILIES)} models, not {type(model).__name__}")
+        raise ConfigError(f"pixelprune.hf.enable supports {', '.join(FAMILIES)} models, not {type(model).__name__}")
     if getattr(base, "_pixelprune_enabled", False):
         return model
     original = base.get_image_features

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import storage
+from . import storage, urls
 from .errors import InputError, ReadFailure, one_line
-from .pieces import SourceCounts, id_text
+from .pieces import SourceCounts
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
-
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def not_regular(mode: int) -> str | None:
-    """What a file is when it is not a regular file (a read of it could block or never end), else None."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
-
-
-def check_regular(path: str, shown: str | None = None) -> None:
-    """Raise InputError unless path is a regular file (symlinks followed): opening a FIFO blocks."""
-    try:
-        kind = not_regular(os.stat(path).st_mode)
-    except OSError as exc:
-        raise InputError(f"{shown or id_text(path)}: {exc.strerror or one_line(exc)}") from None
-    if kind:
-        raise InputError(f"{shown or id_text(path)}: is {kind}, not a regular file")
+from .urls import id_text
 
 
 def _open_nonblocking(path, flags: int) -> int:
@@ -43,17 +23,17 @@ def read_file(path: str, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> bytes:
     Not a regular file (a FIFO would block, /dev/zero never ends) is refused
     before it is opened, and at most max_bytes + 1 bytes are ever read.
     """
-    if storage.is_url(path):
+    if urls.is_url(path):
         return storage.read_bytes(path, max_bytes)
     shown = id_text(path)
     try:
-        kind = not_regular(os.stat(path).st_mode)
+        kind = storage.not_regular(os.stat(path).st_mode)
         if kind:
             raise ReadFailure(f"{shown} is {kind}, not a regular file")
         # O_NONBLOCK: should the path become a FIFO after the check, opening it does not wait.
         with open(path, "rb", opener=_open_nonblocking) as handle:
             info = os.fstat(handle.fileno())
-            kind = not_regular(info.st_mode)
+            kind = storage.not_regular(info.st_mode)
             if kind:
                 raise ReadFailure(f"{shown} is {kind}, not a regular file")
             if info.st_size > max_bytes:

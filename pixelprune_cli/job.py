@@ -16,9 +16,9 @@ from .pipeline import CodingConfig
 from .records import Sink
 from .schema import read_meta
 from .shards import ShardedSink
-from .storage import is_url, redact
 from .store_sinks import StoreFileSink, StoreShardSink
 from .summary import Summary
+from .urls import is_url, redact
 
 if TYPE_CHECKING:
     import pyarrow as pa

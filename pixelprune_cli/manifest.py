@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from . import urls
 from .atomic import file_checksum, write_file
 from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
@@ -134,8 +135,8 @@ def read_manifest(folder) -> dict | None:
     """
     from . import storage
 
-    url = storage.join(str(folder), MANIFEST)
-    if storage.is_url(url):
+    url = urls.join(str(folder), MANIFEST)
+    if urls.is_url(url):
         data = storage.read_small(url)
     elif not os.path.lexists(url):
         data = None
@@ -199,10 +200,9 @@ def listed_files(folder: str) -> list[str]:
     pixelprune does not write (which could lead a read outside the folder),
     a shard twice, or nothing.
     """
-    from . import storage
 
     manifest = read_manifest(folder)
-    shown = storage.redact(folder)
+    shown = urls.redact(folder)
     if manifest is None:
         raise InputError(f"{shown}: no {MANIFEST}; a shard folder is read through its manifest")
     records = sorted(manifest["shards"], key=lambda s: s["index"])
@@ -215,7 +215,7 @@ def listed_files(folder: str) -> list[str]:
                          f"-o {shown} {option('resume')}` rewrites it listing each shard once")
     if not records:
         raise InputError(f"{shown}: its {MANIFEST} lists no shards")
-    return [storage.join(folder, r["file"]) for r in records]
+    return [urls.join(folder, r["file"]) for r in records]
 
 
 def write_manifest(folder: Path, meta: dict, layout: dict, shards: list[dict], complete: bool, extra: dict) -> None:
@@ -250,7 +250,7 @@ def folder_bytes(folder: str) -> int | None:
     if manifest is None:
         return None
     listed = sum((s.get("bytes") or 0) + (s.get("errors_bytes") or 0) for s in manifest["shards"])
-    return listed + sum(storage.size(storage.join(str(folder), name)) or 0 for name in (MANIFEST, ERRORS))
+    return listed + sum(storage.size(urls.join(str(folder), name)) or 0 for name in (MANIFEST, ERRORS))
 
 
 def describe(meta: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backends import default_processor_backend, normalisation_table, rows_backend
-from .errors import one_line
+from .errors import BadRow, one_line
 from .presets import Preset, resolve_preset
 
 
@@ -77,13 +77,13 @@ def _pixel_rows(value, token_bytes: int) -> tuple[int, str | None]:
 
 
 def checked_model_row(row: dict, preset: Preset, name: str) -> None:
-    """ValueError, one line naming the row as `name`, unless row_problem_for_model finds nothing."""
+    """BadRow (a ValueError), one line naming the row as `name`, unless row_problem_for_model finds nothing."""
     try:
         problem = row_problem_for_model(row, preset)
     except (TypeError, ValueError, OverflowError) as exc:  # values of the wrong kind: strings, nested lists
         problem = f"not a pixelprune output row ({one_line(exc)})"
     if problem:
-        raise ValueError(f"{name}: {problem}")
+        raise BadRow(f"{name}: {problem}")
 
 
 def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_backend: str | None = None) -> dict:
@@ -97,7 +97,7 @@ def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_
     Returns pixel_values float32 (kept*merge^2, 3*T*patch^2) with the temporal
     copy restored, image_grid_thw int64 (1, 3), and positions int32
     (kept*merge^2, 3): each row's (t, h, w) on the patch grid, for MRoPE ids.
-    Raises ValueError (one line) for a row that does not describe an image
+    Raises BadRow (a ValueError, one line) for a row that does not describe an image
     coded with that preset (row_problem_for_model).
     """
     normalise_as = processor_backend or default_processor_backend(rows_backend(preset))

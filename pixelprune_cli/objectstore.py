@@ -31,7 +31,7 @@ import socket
 import time
 from pathlib import Path
 
-from . import storage
+from . import storage, urls
 from .errors import ConfigError, option
 from .manifest import read_manifest
 from .spool import spool_dir
@@ -84,16 +84,16 @@ def incomplete_note(url: str) -> str | None:
     manifest = read_manifest(url)
     if manifest is None or manifest.get("complete", True):
         return None
-    return (f"{storage.shown(url)} is incomplete: the run that writes it has not finished "
+    return (f"{urls.redact(url)} is incomplete: the run that writes it has not finished "
             f"({len(manifest['shards'])} shards, {manifest.get('images', 0):,} images committed); finish it with "
-            f"`pixelprune compress ... -o {storage.shown(url)} --resume`")
+            f"`pixelprune compress ... -o {urls.redact(url)} --resume`")
 
 
 def check_stored_target(url: str, overwrite: bool) -> None:
     """Refuse (exit 2) to replace an existing object unless asked, or to code anything for a place the store will
     not let us write (a read-only identity): a shard folder finds that at its first manifest write, a file here."""
     if not overwrite and storage.kind(url) != "missing":
-        raise ConfigError(f"{storage.shown(url)} already exists; pass {option('overwrite')} to replace it")
+        raise ConfigError(f"{urls.shown(url)} already exists; pass {option('overwrite')} to replace it")
     storage.check_writable(url)
 
 
@@ -101,7 +101,7 @@ def write_object(url: str, write) -> None:
     """write(handle) into a local spool file, then uploaded whole to url (show's PNG, for one)."""
     spool = spool_dir()
     try:
-        local = Path(spool) / storage.name_of(url)
+        local = Path(spool) / urls.name_of(url)
         with local.open("wb") as handle:
             write(handle)
         storage.put_file(str(local), url)

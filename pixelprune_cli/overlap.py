@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import storage
+from . import urls
 from .errors import ConfigError, option
 
 
@@ -77,13 +77,13 @@ def refuse_overlap(inputs: list[str], output: str, *, owned_folder: bool = False
     `.arrow`/`.parquet` table, which may sit in an input folder (see the module
     docstring). also_writes: files written beside the output (its error log).
     """
-    if storage.is_url(output):
-        _refuse_store_overlap([raw for raw in inputs if storage.is_url(raw)], output)
+    if urls.is_url(output):
+        _refuse_store_overlap([raw for raw in inputs if urls.is_url(raw)], output)
         return
     out = Place.of(output)
     beside = [Place.of(p) for p in also_writes]
     for raw in inputs:
-        if raw == "-" or storage.is_url(raw):
+        if raw == "-" or urls.is_url(raw):
             continue
         given = Place.of(raw)
         for target in (out, *beside):
@@ -154,7 +154,7 @@ def _refuse_store_overlap(inputs: list[str], output: str) -> None:
     for raw in inputs:
         given = _store_key(raw)
         if out == given or out.startswith(given + "/") or given.startswith(out + "/"):
-            raise ConfigError(f"{storage.shown(output)} overlaps the input {storage.shown(raw)} (one is inside the "
+            raise ConfigError(f"{urls.redact(output)} overlaps the input {urls.redact(raw)} (one is inside the "
                               "other): a run would read what it writes; write the output elsewhere")
 
 
@@ -163,7 +163,7 @@ def _store_key(url: str) -> str:
 
     The credentials end where `urls.credentials` says (as for signing and redaction), and gcs:// is gs://.
     """
-    found = storage.credentials(url)
-    scheme = storage.scheme_of(url)
+    found = urls.credentials(url)
+    scheme = urls.scheme_of(url)
     place = url[found.host_at if found else url.index("://") + 3:]
     return f"{'gs' if scheme == 'gcs' else scheme}://{place}".rstrip("/")

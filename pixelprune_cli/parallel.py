@@ -11,7 +11,6 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,37 +24,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class MemoryBudget:
-    """Bytes that worker threads share for decoding: an image waits until its share is free.
-
-    Small images never wait on each other; images at the pixel limit decode
-    one or two at a time, not one per worker. An image needing more than the
-    whole budget waits until it has it all (it runs alone) rather than never.
-    """
-
-    def __init__(self, capacity: int):
-        import threading
-
-        self.capacity = capacity
-        self.free = capacity
-        self.changed = threading.Condition()
-
-    @contextmanager
-    def hold(self, amount: int):
-        amount = min(amount, self.capacity)
-        with self.changed:
-            self.changed.wait_for(lambda: self.free >= amount)
-            self.free -= amount
-        try:
-            yield
-        finally:
-            with self.changed:
-                self.free += amount
-                self.changed.notify_all()
-
-
-# 512 MiB: one 8192x8192 RGBA image (the default --max-image-pixels) and its RGB copy.
-DECODE_MEMORY = MemoryBudget(512 << 20)
 
 
 def _done(value) -> Future:

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from . import path_cells, storage
-from .errors import InputError, ReadFailure, one_line, option
+from . import path_cells, storage, urls
+from .errors import InputError, ReadFailure, StoreUnavailable, one_line, option
 from .formats import PARQUET_SUFFIXES
-from .input_files import check_regular, held_bytes, read_file
+from .input_files import held_bytes, read_file
 from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
 from .records import FailedImage, Item
 from .schema import META_KEY
+from .storage import check_regular
 
 ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB shards
 
@@ -105,12 +106,12 @@ def read_path_cell(target: path_cells.CellTarget, max_bytes: int = DEFAULT_MAX_I
     row's failure; the table's own store failing is an outage that stops the run (StoreUnavailable)."""
     try:
         return read_file(target.path, max_bytes)
-    except storage.StoreUnavailable as exc:
+    except StoreUnavailable as exc:
         if not target.elsewhere:
             raise
         cause = exc.__context__  # the store's own error, which raise_if_unavailable turned into an outage
         why = storage.reason(cause, target.path) if cause is not None else str(exc)
-        raise ReadFailure(f"cannot read {storage.shown(target.path)}: its store, which only path cells name, is "
+        raise ReadFailure(f"cannot read {urls.shown(target.path)}: its store, which only path cells name, is "
                           f"unreachable or failing ({why})") from None
 
 
@@ -118,7 +119,7 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     """All rows of one Parquet file, from its footer. Alone on the command line a bad file
     stops the run (exit 2); inside a folder it becomes one error entry."""
     try:
-        if not storage.is_url(path):
+        if not urls.is_url(path):
             check_regular(str(path), name)  # a FIFO named x.parquet would block the open
         parquet = pq.ParquetFile(storage.table_source(str(path)))
         if META_KEY in (parquet.schema_arrow.metadata or {}):  # pixelprune's own output: never an image table
@@ -148,7 +149,7 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     counts.parquet_files += 1
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
-        yield ParquetRows(storage.absolute(str(path)), name, column, 0, parquet.metadata.num_rows,
+        yield ParquetRows(urls.absolute(str(path)), name, column, 0, parquet.metadata.num_rows,
                           options.allow_path_schemes, options.id_column)
 
 
@@ -215,7 +216,7 @@ def row_ids(piece: ParquetRows) -> Iterator[str]:
 
 
 def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
-    base_dir, row = storage.parent(piece.path), piece.start
+    base_dir, row = urls.parent(piece.path), piece.start
     extra_columns = (*keep_columns, piece.id_column) if piece.id_column and piece.id_column not in keep_columns else keep_columns
     try:
         for start, stop, batches in _parquet_batches(piece, extra_columns):

@@ -8,14 +8,12 @@ its tasks).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, option
 from .path_cells import scheme_names
-from .records import FailedImage
-from .summary import SpooledList
+from .records import FailedImage, SpooledList
 
 
 @dataclass
@@ -63,19 +61,6 @@ class SourceOptions:
                               f"names {', '.join(map(repr, twice))} more than once; name each column once")
 
 
-def id_text(name: str) -> str:
-    """A path as an id, reversibly: a backslash is doubled and each byte that is not UTF-8 is written `\\xNN`.
-
-    Linux names are bytes; Python hands the bytes that are not UTF-8 over as
-    lone surrogates, which no Arrow string (and no terminal) can hold.
-    """
-    if "\\" not in name and name.isascii():
-        return name
-    raw = os.fsencode(name).replace(b"\\", b"\\\\")
-    return raw.decode("utf-8", "backslashreplace")
-
-
-
 @dataclass(frozen=True)
 class ImageFile:
     """One image file to read: its id and its path."""
@@ -108,7 +93,6 @@ class ParquetRows:
 # A piece of the input plan: an image file, a run of Parquet rows, or an input that failed
 # to enumerate (FailedImage). Planning reads folder listings and Parquet footers, never images.
 Piece = ImageFile | ParquetRows | FailedImage
-
 
 
 def piece_size(piece: Piece) -> int:

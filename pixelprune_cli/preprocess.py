@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -116,7 +117,7 @@ def _open(data: bytes) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = guard
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB as the processor makes it: anything with alpha or a transparency key goes onto white."""
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         return _composite_on_white(image)
@@ -178,8 +179,9 @@ def model_size(size: tuple[int, int], preset: Preset) -> tuple[int, int]:
 
 
 def convert_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the processor makes it (anything with alpha or a transparency key onto white); DecodeFailure if Pillow cannot."""
     try:
-        return to_rgb(image)
+        return _to_rgb(image)
     except Exception as exc:
         raise DecodeFailure(f"cannot convert mode {image.mode} to RGB ({one_line(exc)})") from None
 
@@ -195,23 +197,32 @@ def resize_rgb(rgb: Image.Image, target: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized)
 
 
-def resize_for_model(image: Image.Image, preset: Preset) -> np.ndarray:
-    """The decoded image as the model sees it: RGB, smart-resized with BICUBIC on uint8.
+class MemoryBudget:
+    """Bytes that worker threads share for decoding: an image waits until its share is free.
 
-    Returns a C-contiguous uint8 array (height, width, 3).
+    Small images never wait on each other; images at the pixel limit decode
+    one or two at a time, not one per worker. An image needing more than the
+    whole budget waits until it has it all (it runs alone) rather than never.
     """
-    target = model_size(image.size, preset)
-    return resize_rgb(convert_rgb(image), target)
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.free = capacity
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int):
+        amount = min(amount, self.capacity)
+        with self.changed:
+            self.changed.wait_for(lambda: self.free >= amount)
+            self.free -= amount
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.free += amount
+                self.changed.notify_all()
 
 
-def normalisation_table(preset: Preset, rescale_factor: float = 1 / 255) -> np.ndarray:
-    """(3, 256) float32: the processor's value for each uint8 level of each channel.
-
-    The processor rescales in float64, casts to float32, then subtracts the
-    float32 mean and divides by the float32 std; a lookup table built with the
-    same steps gives the same bits for every pixel.
-    """
-    levels = (np.arange(256, dtype=np.uint8).astype(np.float64) * rescale_factor).astype(np.float32)
-    mean = np.asarray(preset.image_mean, dtype=np.float32)[:, None]
-    std = np.asarray(preset.image_std, dtype=np.float32)[:, None]
-    return (levels[None, :] - mean) / std
+# 512 MiB: one 8192x8192 RGBA image (the default --max-image-pixels) and its RGB copy.
+DECODE_MEMORY = MemoryBudget(512 << 20)

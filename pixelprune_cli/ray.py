@@ -20,19 +20,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .api import RunOptions, compress
+from .api import compress
+from .errors import ConfigError
+from .job import RunOptions
 from .parquet_source import column_values, row_item
 from .pieces import SourceOptions
 from .pipeline import CodingConfig
-from .ray_engine import (  # noqa: F401  (connect, split_into_shards, RayJobError: this module's public names too)
-    DEFAULT_SHARD_ROWS,
-    ROWS_PER_READ,
-    RayJobError,
-    code_item,
-    connect,
-    import_ray,
-    split_into_shards,
-)
+from .ray_engine import DEFAULT_SHARD_ROWS, ROWS_PER_READ, code_item, import_ray
 from .records import FailedImage
 from .schema import output_schema, to_record_batch
 from .summary import Summary
@@ -78,10 +72,10 @@ class _CodeBatch:
     def __call__(self, batch: pa.Table) -> pa.Table:
         id_column = self.id_column or "id"
         if id_column not in batch.column_names:
-            raise ValueError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
+            raise ConfigError(f"compress_dataset: no id column {id_column!r} (columns: {', '.join(batch.column_names)}); "
                              "pass id_column= (a column of unique ids)")
         if self.image_column not in batch.column_names:
-            raise ValueError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
+            raise ConfigError(f"compress_dataset: no image column {self.image_column!r} (columns: {', '.join(batch.column_names)})")
         schema = output_schema({**self.config.to_meta(), "image_column": self.image_column},
                                self.config.preset.token_bytes, [batch.schema.field(c) for c in self.keep_columns])
         kept = {c: column_values(batch, c) for c in self.keep_columns}

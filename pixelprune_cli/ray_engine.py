@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from . import storage
-from .errors import ConfigError, PixelpruneError, one_line, option
+from . import urls
+from .errors import ConfigError, PixelpruneError, RayJobError, one_line, option
 from .job import no_images_error
 from .pieces import ParquetRows, Piece, SourceCounts, piece_size
 from .pipeline import CodingConfig, process
@@ -64,12 +64,6 @@ SUMMARY_SCHEMA = pa.schema([
 ])
 
 
-class RayJobError(PixelpruneError):
-    """The Ray job itself failed (not one image): committed shards stay for --resume."""
-
-    exit_code = 1
-
-
 def import_ray():
     try:
         import ray
@@ -97,7 +91,9 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
         held = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if ray_address:
-            package = str(Path(__file__).resolve().parent)
+            import pixelprune_cli  # the whole package travels, wherever this module sits in it
+
+            package = str(Path(pixelprune_cli.__file__).resolve().parent)
             ray.init(address=ray_address, runtime_env={"py_modules": [package]}, **quiet)
         else:
             ray.init(num_cpus=num_cpus, include_dashboard=False, ignore_reinit_error=True, **quiet)
@@ -109,11 +105,9 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
     return started
 
 
-
 def code_item(item, config: CodingConfig):
     """An item coded, or the read failure it already is."""
     return item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
-
 
 
 # -- planning on the driver: positions, ids and shards from metadata only --------------------
@@ -172,7 +166,7 @@ class _WriteShards:
 
     def write_shard(self, shard: int, pieces: list[Piece], names: list[str]) -> list[dict]:
         """Code and write one shard under `names` (the sink's), committed as the sinks commit theirs (shard_commit)."""
-        if not storage.is_url(self.folder):
+        if not urls.is_url(self.folder):
             return self._write_shard_in(DiskCommit(Path(self.folder)), shard, pieces, names)
         spool = spool_dir()
         try:
@@ -262,7 +256,7 @@ class RayEngine:
             specs = [{"shard": k, "spec": pickle.dumps(shards[k]), "names": list(sink.shard_names(k))}
                      for k in todo]  # our own dataclasses, to our own tasks
             ds = ray.data.from_items(specs, override_num_blocks=len(specs))
-            folder = sink.shard_dir if storage.is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
+            folder = sink.shard_dir if urls.is_url(str(sink.shard_dir)) else str(Path(sink.shard_dir).resolve())
             fn = _WriteShards(folder, job.schema, job.config, job.sources.keep_columns,
                               job.shard_size, job.compression, job.shard_format)
             coded = ds.map_batches(fn, batch_format="pyarrow", batch_size=1)

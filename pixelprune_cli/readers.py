@@ -15,7 +15,8 @@ from .errors import InputError, one_line
 from .formats import ARROW, TableFormat, format_of
 from .manifest import is_store_shard, listed_files, read_manifest
 from .schema import read_meta
-from .storage import is_url, kind, raise_if_unavailable, redact
+from .storage import check_regular, kind, raise_if_unavailable
+from .urls import is_url, redact
 
 STDIN = "-"  # as an output to read: the Arrow IPC stream that `compress -o -` writes, piped in
 _stdin_reader: tuple = (None, None)  # (the stdin object, its stream reader): stdin can be read once
@@ -84,7 +85,6 @@ def incomplete_note(path: str) -> str | None:
 
 def _schema_of(path: Path | str) -> pa.Schema:
     """The schema of one output file; InputError (naming it and why) when it is not one that can be read."""
-    from .input_files import check_regular
 
     if not is_url(path):
         if not os.path.lexists(path):

@@ -8,9 +8,11 @@ before or after it, so data flows one way and each boundary has one type.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -124,3 +126,55 @@ class Sink(Protocol):
     def bytes_written(self) -> int | None:
         """Bytes sent where nothing can be measured afterwards (a pipe); None for files, measured on disk."""
         ...
+
+
+class SpooledList:
+    """A list that is only appended to and read through: in memory up to `in_memory` items, then on disk.
+
+    A run over millions of images must not hold a Python object per image.
+    Past `in_memory` items they are pickled to an unnamed temporary file
+    (gone when closed or when the process dies), about 200 bytes per image
+    entry, and read back only for what needs every one (`--json`,
+    `--table all`, `--group-by`).
+    """
+
+    def __init__(self, in_memory: int = 10_000):
+        self.in_memory = in_memory
+        self.items: list = []
+        self.spool: IO[bytes] | None = None
+        self.count = 0
+
+    def append(self, item) -> None:
+        self.count += 1
+        if self.spool is None and len(self.items) < self.in_memory:
+            self.items.append(item)
+            return
+        if self.spool is None:
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (open for the list's life, read back many times)
+            for held in self.items:
+                pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.items = []
+        pickle.dump(item, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator:
+        if self.spool is None:
+            yield from list(self.items)
+            return
+        count, end = self.count, self.spool.tell()
+        self.spool.seek(0)
+        try:  # appends must wait until the reading is done (nothing appends while a report is drawn)
+            for _ in range(count):
+                yield pickle.load(self.spool)
+        finally:
+            self.spool.seek(end)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def head(self, n: int) -> list:
+        out: list = []
+        for item in self:
+            if len(out) == n:
+                break
+            out.append(item)
+        return out

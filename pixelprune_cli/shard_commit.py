@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from . import storage
+from . import storage, urls
 from .atomic import file_checksum
 
 
@@ -73,7 +73,7 @@ class StoreCommit:
         checksums = checksums_of(Path(table), Path(errors))
         for local, name in ((errors, names[1]), (table, names[0])):
             self.uploaded.append(name)
-            storage.put_file(str(local), storage.join(self.url, name))
+            storage.put_file(str(local), urls.join(self.url, name))
         for local in (table, errors):
             Path(local).unlink(missing_ok=True)
         return checksums

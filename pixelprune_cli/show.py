@@ -27,8 +27,8 @@ from .presets import resolve_preset
 from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches, output_meta
 from .records import FailedImage
 from .sources import plan, read_piece
-from .storage import is_url
 from .token_overlay import LARGEST_ERROR, describe_error, overlay_for_image, overlay_for_row, row_image
+from .urls import is_url
 
 SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not a dump of it
 

@@ -19,14 +19,15 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from . import storage
+from . import storage, urls
 from .errors import InputError
 from .formats import IMAGE_SUFFIXES, PARQUET_SUFFIXES
 from .input_files import gone_reason, read_listed_file, walk_files
 from .overlap import OwnFiles
 from .parquet_source import parquet_items, plan_parquet, row_ids
-from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, id_text, piece_size
+from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, piece_size
 from .records import FailedImage, Item
+from .urls import id_text
 
 
 def plan(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Piece]:
@@ -60,7 +61,7 @@ def _plan_all(paths: list[str], options: SourceOptions, counts: SourceCounts) ->
     if several:
         _refuse_overlaps(paths)
     for raw in paths:
-        if storage.is_url(raw):
+        if urls.is_url(raw):
             yield from _plan_url(raw, several, options, counts)
             continue
         path = Path(raw)
@@ -79,11 +80,11 @@ def _plan_all(paths: list[str], options: SourceOptions, counts: SourceCounts) ->
 def _plan_url(url: str, several: bool, options: SourceOptions, counts: SourceCounts) -> Iterator[Piece]:
     """The pieces of one input URL: a folder (every object under the prefix), a Parquet table or an image."""
     kind = storage.kind(url)
-    shown = storage.shown(url)
+    shown = urls.redact(url)
     if kind == "missing":
         raise InputError(f"{shown}: no such file or folder")
     if kind == "file":
-        name = id_text(shown if several else storage.name_of(url))
+        name = id_text(shown if several else urls.name_of(url))
         if os.path.splitext(url)[1].lower() in PARQUET_SUFFIXES:
             yield from plan_parquet(url, name, options, counts, inside_folder=False)
         else:
@@ -104,9 +105,9 @@ def _plan_url(url: str, several: bool, options: SourceOptions, counts: SourceCou
             continue
         suffix = os.path.splitext(parts[-1])[1].lower()
         if suffix in PARQUET_SUFFIXES:
-            yield from plan_parquet(storage.join(url, relative), name, options, counts, inside_folder=True)
+            yield from plan_parquet(urls.join(url, relative), name, options, counts, inside_folder=True)
         elif suffix in IMAGE_SUFFIXES:
-            yield ImageFile(name, storage.join(url, relative))
+            yield ImageFile(name, urls.join(url, relative))
         else:
             counts.skip(name)
 
@@ -202,9 +203,9 @@ def check_inputs(paths: list[str]) -> None:
     if not paths:
         raise InputError("no inputs given")
     for raw in paths:
-        if storage.is_url(raw):
+        if urls.is_url(raw):
             if storage.kind(raw) == "missing":
-                raise InputError(f"{storage.shown(raw)}: no such file or folder")
+                raise InputError(f"{urls.redact(raw)}: no such file or folder")
             continue
         path = Path(raw)
         if not path.exists() and not path.is_symlink():

@@ -21,25 +21,15 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from . import filesystems
-from .errors import ConfigError, InputError, OutputError, PixelpruneError, ReadFailure, one_line
-from .urls import (  # noqa: F401  (the seam's text helpers, used as storage.join etc. by its callers)
-    absolute,
-    credentials,
-    is_url,
-    join,
-    local_path,
-    name_of,
-    parent,
-    redact,
-    scheme_of,
-    shown,
-)
+from .errors import ConfigError, InputError, OutputError, PixelpruneError, ReadFailure, StoreUnavailable, one_line
+from .urls import credentials, id_text, is_url, local_path, redact, scheme_of, shown
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -73,15 +63,6 @@ def locate(path: str) -> Location:
     fs, inner = filesystems.for_url(path)
     return Location(fs, inner, shown(path))
 
-
-class StoreUnavailable(PixelpruneError):
-    """The store cannot be reached (or keeps failing) after retries: the run stops, committed shards stay for --resume.
-
-    Not an image failure: an image that could not be fetched from a dead
-    store is not a bad image, and must not be recorded as one.
-    """
-
-    exit_code = 2
 
 
 def raise_if_unavailable(exc: BaseException, url: str) -> None:
@@ -293,3 +274,24 @@ def delete(url: str) -> None:
             raise_if_unavailable(exc, url)
             raise OutputError(f"cannot delete {where.shown}: {reason(exc, url)}") from None
 
+
+# Local files: a FIFO or device named as an input would block or never end.
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file is when it is not a regular file (a read of it could block or never end), else None."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def check_regular(path: str, shown: str | None = None) -> None:
+    """Raise InputError unless path is a regular file (symlinks followed): opening a FIFO blocks."""
+    try:
+        kind = not_regular(os.stat(path).st_mode)
+    except OSError as exc:
+        raise InputError(f"{shown or id_text(path)}: {exc.strerror or one_line(exc)}") from None
+    if kind:
+        raise InputError(f"{shown or id_text(path)}: is {kind}, not a regular file")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from . import storage
+from . import storage, urls
 from .atomic import hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
@@ -51,7 +51,7 @@ class StoreFileSink(RowSink):
         hold(self, self.abort)
         try:
             check_stored_target(target, overwrite)  # again: another run may have finished it meanwhile
-            local = Path(self.spool) / storage.name_of(target)
+            local = Path(self.spool) / urls.name_of(target)
             self.table = TableFile(local, schema, output_format(target).name, compression)
             self.errors = ErrorLog(errors_path(str(local)))
         except BaseException:
@@ -89,7 +89,7 @@ class StoreShardSink(ShardedSink):
                  fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
         RowSink.__init__(self, schema)  # not ShardedSink's: no local folder to make, no lock to take
         self.url = folder.rstrip("/")
-        self._describe(storage.shown(self.url), meta, shard_size, compression, fmt, manifest_extra)
+        self._describe(urls.shown(self.url), meta, shard_size, compression, fmt, manifest_extra)
         self.run = new_run()
         self.spool = spool_dir()
         self.store_commit = StoreCommit(self.url, self.spool)  # .uploaded: names not yet listed in a manifest of ours
@@ -103,7 +103,7 @@ class StoreShardSink(ShardedSink):
 
     # -- where the progress manifest lives, and the check that no other run wrote it meanwhile
     def _start(self, resume: bool, overwrite: bool) -> None:
-        manifest_url, pending_url = storage.join(self.url, MANIFEST), storage.join(self.url, PENDING)
+        manifest_url, pending_url = urls.join(self.url, MANIFEST), urls.join(self.url, PENDING)
         current_bytes, pending_bytes = storage.read_small(manifest_url), storage.read_small(pending_url)
         current = None if current_bytes is None else parse_manifest(current_bytes, manifest_url)
         pending = None if pending_bytes is None else parse_manifest(pending_bytes, pending_url)
@@ -168,7 +168,7 @@ class StoreShardSink(ShardedSink):
             number = re.match(r"part-(\d+)[-.]", name) if is_store_shard(name) else None
             if number is None or int(number.group(1)) != index:
                 return False  # only a shard name, and one of its own index
-            url = storage.join(self.url, name)
+            url = urls.join(self.url, name)
             if storage.size(url) != size or storage.sha256_of(url) != (size, digest):
                 return False
         return True
@@ -228,7 +228,7 @@ class StoreShardSink(ShardedSink):
         merged = Path(self.spool) / ERRORS
         with merged.open("wb") as out:
             for shard in sorted(self.shards, key=lambda s: s["index"]):
-                out.write(storage.read_small(storage.join(self.url, shard["errors"])) or b"")
+                out.write(storage.read_small(urls.join(self.url, shard["errors"])) or b"")
         listed = {s[k] for s in self.shards for k in ("file", "errors")}
         replaces = None
         if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
@@ -238,13 +238,13 @@ class StoreShardSink(ShardedSink):
         data = self._manifest_bytes(complete=True, replaces=replaces)
         if self.replacing:
             self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?
-            self._put_manifest(storage.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
+            self._put_manifest(urls.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
         else:
             self._put_manifest(self.progress_url, data, self.expected)  # the commit point
         self.expected = data
         self.store_commit.uploaded.clear()
         self.finished = True
-        storage.put_file(str(merged), storage.join(self.url, ERRORS))
+        storage.put_file(str(merged), urls.join(self.url, ERRORS))
         self._delete_names(set(replaces or ()) | _listed_names(self.abandoned or {"shards": []}), keep=json.loads(data))
         if self.replacing:
             storage.delete(self.progress_url)
@@ -260,7 +260,7 @@ class StoreShardSink(ShardedSink):
         for name, _ in storage.list_files(self.url):
             match = STORE_SHARD.fullmatch(name)
             if match and match.group(2) in runs and name not in listed:
-                storage.delete(storage.join(self.url, name))
+                storage.delete(urls.join(self.url, name))
 
     def abort(self) -> None:
         """Drop the shard in progress and any upload not yet listed; listed shards stay for --resume. Never raises."""
@@ -272,7 +272,7 @@ class StoreShardSink(ShardedSink):
                     part.abort()
             self.current = None
             for name in self.store_commit.uploaded:
-                storage.delete(storage.join(self.url, name))
+                storage.delete(urls.join(self.url, name))
             self.store_commit.uploaded.clear()
             if self.replacing and not self.shards and storage.read_small(self.progress_url) == self.expected:
                 storage.delete(self.progress_url)  # a replacement that committed nothing leaves no trace
@@ -290,7 +290,7 @@ class StoreShardSink(ShardedSink):
         kept = _listed_names(keep) if keep is not None else set()
         for name in sorted(names):
             if is_store_shard(name) and name not in kept:
-                storage.delete(storage.join(self.url, name))
+                storage.delete(urls.join(self.url, name))
 
 
 def _names(manifest: dict | None, key: str) -> set[str]:

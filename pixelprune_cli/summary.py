@@ -12,19 +12,17 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import pickle
 import sys
-import tempfile
 import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ConfigError
-from .records import Resumed
+from .records import Resumed, SpooledList
 
 if TYPE_CHECKING:
     from .budget import BudgetReport
@@ -59,58 +57,6 @@ class ImageEntry:
             "seconds": None if self.seconds is None else round(self.seconds, 6),
             **({"over_budget": True} if self.over_budget else {}),
         }
-
-
-class SpooledList:
-    """A list that is only appended to and read through: in memory up to `in_memory` items, then on disk.
-
-    A run over millions of images must not hold a Python object per image.
-    Past `in_memory` items they are pickled to an unnamed temporary file
-    (gone when closed or when the process dies), about 200 bytes per image
-    entry, and read back only for what needs every one (`--json`,
-    `--table all`, `--group-by`).
-    """
-
-    def __init__(self, in_memory: int = 10_000):
-        self.in_memory = in_memory
-        self.items: list = []
-        self.spool: IO[bytes] | None = None
-        self.count = 0
-
-    def append(self, item) -> None:
-        self.count += 1
-        if self.spool is None and len(self.items) < self.in_memory:
-            self.items.append(item)
-            return
-        if self.spool is None:
-            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (open for the list's life, read back many times)
-            for held in self.items:
-                pickle.dump(held, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
-            self.items = []
-        pickle.dump(item, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def __iter__(self) -> Iterator:
-        if self.spool is None:
-            yield from list(self.items)
-            return
-        count, end = self.count, self.spool.tell()
-        self.spool.seek(0)
-        try:  # appends must wait until the reading is done (nothing appends while a report is drawn)
-            for _ in range(count):
-                yield pickle.load(self.spool)
-        finally:
-            self.spool.seek(end)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def head(self, n: int) -> list:
-        out: list = []
-        for item in self:
-            if len(out) == n:
-                break
-            out.append(item)
-        return out
 
 
 class _Extremes:
@@ -295,7 +241,6 @@ def print_json(summary: Summary, to_stderr: bool = False) -> None:
             empty = False
         stream.write("]" if empty else "\n  ]")
     stream.write("\n}\n")
-
 
 
 def add_groups(summary: Summary, column: str) -> None:

@@ -142,3 +142,15 @@ def name_of(url: str) -> str:
 def absolute(path: str) -> str:
     """A URL as it is; a local path made absolute (what pieces carry into worker threads and Ray tasks)."""
     return path if is_url(path) else os.path.abspath(local_path(path))
+
+
+def id_text(name: str) -> str:
+    """A path as an id, reversibly: a backslash is doubled and each byte that is not UTF-8 is written `\\xNN`.
+
+    Linux names are bytes; Python hands the bytes that are not UTF-8 over as
+    lone surrogates, which no Arrow string (and no terminal) can hold.
+    """
+    if "\\" not in name and name.isascii():
+        return name
+    raw = os.fsencode(name).replace(b"\\", b"\\\\")
+    return raw.decode("utf-8", "backslashreplace")

@@ -31,7 +31,7 @@ from .errors import ConfigError, option
 from .formats import output_format, table_format
 from .objectstore import check_stored_target, is_folder, write_object
 from .records import CodedImage, Result, Resumed
-from .storage import is_url
+from .urls import is_url
 
 # Measured on the bench corpus (docs/performance.md, "compress"): zstd gives the smallest
 # files (1.7x the source PNGs) and, written on a background thread, costs no more

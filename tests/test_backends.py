@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelprune_cli import backends, pipeline
+from pixelprune_cli import backends, pipeline, prune
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.model import model_inputs
 from pixelprune_cli.preprocess import decode_image, open_image
@@ -91,7 +91,7 @@ def test_torchvision_backend_equals_qwen2vl_image_processor(preset_name):
     for name, source in corpus():
         reference = datasets_decode(source) if isinstance(source, bytes) else source
         expected = run(proc, reference)
-        row = pipeline.prune_image(source, meta, backend="torchvision")
+        row = prune.prune_image(source, meta, backend="torchvision")
         assert model_inputs(row, meta)["pixel_values"].dtype == np.float32
         if (problem := mismatch(row, meta, None, *expected)) is not None:  # default: the rows' own processor
             failures.append((name, problem))
@@ -173,7 +173,7 @@ def test_qwen_vl_utils_backend_equals_fetch_image_then_each_processor(qwen_vl_ut
     for name, source in corpus():
         element = {"image": opened(source), "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels}
         fetched = qwen_vl_utils.fetch_image(element, image_patch_size=preset.patch_size)
-        row = pipeline.prune_image(source, meta, backend="qwen-vl-utils")
+        row = prune.prune_image(source, meta, backend="qwen-vl-utils")
         for kind, proc in procs.items():
             if (problem := mismatch(row, meta, kind, *run(proc, fetched, do_resize=False))) is not None:
                 failures.append((name, kind, problem))
@@ -187,22 +187,22 @@ def test_qwen_vl_utils_ignores_exif_orientation_and_uses_its_own_small_image_bou
     assert (qwen3.min_pixels, qwen3.max_pixels) == (4096, 16_777_216)
     assert backends.preset_for("qwen-vl-utils", "qwen2-vl") == PRESETS["qwen2-vl"]  # same bounds as the processor
 
-    rotated = pipeline.prune_image(data, "qwen3-vl", backend="qwen-vl-utils")
+    rotated = prune.prune_image(data, "qwen3-vl", backend="qwen-vl-utils")
     assert (rotated["source_width"], rotated["source_height"]) == (300, 180)
-    upright = pipeline.prune_image(data, "qwen3-vl")
+    upright = prune.prune_image(data, "qwen3-vl")
     assert (upright["source_width"], upright["source_height"]) == (180, 300)
 
     fetched = qwen_vl_utils.fetch_image({"image": small}, image_patch_size=16)  # fetch_image's own defaults
-    row = pipeline.prune_image(small, "qwen3-vl", backend="qwen-vl-utils")
+    row = prune.prune_image(small, "qwen3-vl", backend="qwen-vl-utils")
     assert fetched.size == (row["width"], row["height"]) == (96, 64)
     assert list(row["grid_thw"]) == [1, 4, 6]
-    assert list(pipeline.prune_image(small, "qwen3-vl")["grid_thw"]) == [1, 16, 18]  # the processor's own resize
+    assert list(prune.prune_image(small, "qwen3-vl")["grid_thw"]) == [1, 16, 18]  # the processor's own resize
 
 
 def test_qwen_vl_utils_rows_default_to_torchvision_float_steps():
     """qwen-vl-utils imports torchvision, so its users' AutoProcessor is the torchvision class."""
     meta = pipeline.CodingConfig(PRESETS["qwen3-vl"], backend="qwen-vl-utils").to_meta()
-    row = pipeline.prune_image(SAMPLE_IMAGES[0], meta, backend="qwen-vl-utils")
+    row = prune.prune_image(SAMPLE_IMAGES[0], meta, backend="qwen-vl-utils")
     assert np.array_equal(model_inputs(row, meta)["pixel_values"],
                           model_inputs(row, meta, "torchvision")["pixel_values"])
     assert not np.array_equal(model_inputs(row, meta)["pixel_values"], model_inputs(row, meta, "pil")["pixel_values"])
@@ -261,7 +261,7 @@ def _prepared(kind: str, backend: str):
 
     preset = backends.preset_for(backend, "qwen3-vl", **SMALL)
     meta = pipeline.CodingConfig(preset, backend=backend).to_meta()
-    row = pipeline.prune_image(SAMPLE_IMAGES[0], meta, backend=backend)
+    row = prune.prune_image(SAMPLE_IMAGES[0], meta, backend=backend)
     return prepare_inputs(Processor(kind, preset), PROMPT, [row], meta), row, meta
 
 
@@ -287,7 +287,7 @@ def test_prepare_inputs_warns_once_naming_both_pillow_versions_across_the_resize
 
     preset = backends.preset_for("pil", "qwen3-vl", **SMALL)
     meta = pipeline.CodingConfig(preset).to_meta()
-    row = pipeline.prune_image(SAMPLE_IMAGES[0], meta)
+    row = prune.prune_image(SAMPLE_IMAGES[0], meta)
     for made, now, warned in (("12.3.0", "13.0.0", True), ("13.0.0", "12.3.0", True), ("13.0.0", "13.1.2", False),
                               ("11.0.0", "12.3.0", False)):
         monkeypatch.setattr(PIL, "__version__", now)
@@ -327,9 +327,9 @@ def test_show_draws_a_qwen_vl_utils_image_in_its_stored_orientation(tmp_path):
 def test_prune_image_takes_the_backend_of_the_metadata_and_refuses_another():
     meta = pipeline.CodingConfig(PRESETS["qwen3-vl"], backend="torchvision").to_meta()
     image = Image.fromarray(images.content(300, 410, 2))
-    from_meta = pipeline.prune_image(image, meta)
+    from_meta = prune.prune_image(image, meta)
     assert np.array_equal(np.asarray(from_meta["pixels"]),
-                          np.asarray(pipeline.prune_image(image, "qwen3-vl", backend="torchvision")["pixels"]))
-    assert not np.array_equal(np.asarray(from_meta["pixels"]), np.asarray(pipeline.prune_image(image, "qwen3-vl")["pixels"]))
+                          np.asarray(prune.prune_image(image, "qwen3-vl", backend="torchvision")["pixels"]))
+    assert not np.array_equal(np.asarray(from_meta["pixels"]), np.asarray(prune.prune_image(image, "qwen3-vl")["pixels"]))
     with pytest.raises(ConfigError, match="backend 'pil' differs from the metadata's 'torchvision'"):
-        pipeline.prune_image(image, meta, backend="pil")
+        prune.prune_image(image, meta, backend="pil")

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pixelprune_cli import pipeline
+from pixelprune_cli.backends import normalisation_table
 from pixelprune_cli.errors import ResizeFailure
 from pixelprune_cli.model import model_inputs
-from pixelprune_cli.preprocess import decode_image, normalisation_table, smart_resize
+from pixelprune_cli.preprocess import decode_image, smart_resize
 from pixelprune_cli.presets import PRESETS, resolve_preset
 
 transformers = pytest.importorskip("transformers")

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from pixelprune_cli import api
 from pixelprune_cli.cli import main
-from pixelprune_cli.engine import LocalEngine, RunOptions
+from pixelprune_cli.engine import LocalEngine
 from pixelprune_cli.errors import ConfigError
+from pixelprune_cli.job import RunOptions
 
 from conftest import SAMPLES
 

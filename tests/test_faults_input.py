@@ -65,7 +65,7 @@ NAMES = [b"plain.png", b"latin1-caf\xe9.png", b"\xff\xfe.png", b"back\\slash.png
 
 
 def test_id_escaping_is_reversible_and_leaves_utf8_names_alone():
-    from pixelprune_cli.pieces import id_text
+    from pixelprune_cli.urls import id_text
     for raw in [*NAMES, b"caf\xc3\xa9.png", b"\\\\x41\x80", b"a/\xe9/b.png"]:
         text = id_text(os.fsdecode(raw))
         text.encode("utf-8")  # a valid Arrow string
@@ -560,10 +560,10 @@ def transparent_images(height: int = 601, width: int = 97):
 
 
 def test_banded_composite_is_byte_identical_to_the_whole_image_composite():
-    from pixelprune_cli.preprocess import COMPOSITE_ROWS, to_rgb
+    from pixelprune_cli.preprocess import COMPOSITE_ROWS, convert_rgb
 
     for mode, image in transparent_images(height=2 * COMPOSITE_ROWS + 89):
-        ours = np.asarray(to_rgb(image))
+        ours = np.asarray(convert_rgb(image))
         oracle = np.asarray(whole_image_rgb(image))
         assert ours.shape == oracle.shape and np.abs(ours.astype(int) - oracle).max() == 0, mode
 
@@ -573,8 +573,8 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
     import threading
 
     from pixelprune_cli import backends, pipeline
-    from pixelprune_cli.parallel import MemoryBudget, ordered_map
-    from pixelprune_cli.preprocess import decoded_bytes, load_image, open_image
+    from pixelprune_cli.parallel import ordered_map
+    from pixelprune_cli.preprocess import MemoryBudget, decoded_bytes, load_image, open_image
 
     data = bad.png(512, 512, seed=1)
     one = decoded_bytes(open_image(data))

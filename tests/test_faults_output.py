@@ -393,13 +393,13 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
 # the code that would remove it on failure has been entered. The CLI must still leave nothing.
 SIGNAL_AFTER_CREATE = """
 import sys
-from pixelprune_cli import atomic, cli, cli_errors
+from pixelprune_cli import atomic, cli, errors
 create, calls, when = atomic._create_new, [], int(sys.argv.pop(1))
 def create_then_signalled(path):
     fd = create(path)
     calls.append(path)
     if len(calls) == when:
-        raise cli_errors.Terminated()
+        raise errors.Terminated()
     return fd
 atomic._create_new = create_then_signalled
 sys.argv[0] = "pixelprune"
@@ -428,12 +428,12 @@ def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(small_o
 # The same, a step later: right after a lock or a shard folder's staging was set up.
 SIGNAL_AFTER_SETUP = """
 import sys
-from pixelprune_cli import atomic, cli, cli_errors, shards
+from pixelprune_cli import atomic, cli, errors, shards
 cls = {"lock": atomic.TargetLock, "sink": shards.ShardedSink}[sys.argv.pop(1)]
 set_up = cls.__init__
 def set_up_then_signalled(self, *args, **kwargs):
     set_up(self, *args, **kwargs)
-    raise cli_errors.Terminated()
+    raise errors.Terminated()
 cls.__init__ = set_up_then_signalled
 sys.argv[0] = "pixelprune"
 cli.main()

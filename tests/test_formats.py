@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from pixelprune_cli import api
 from pixelprune_cli.cli import main
 from pixelprune_cli.formats import TABLE_FORMATS, format_of
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli.readers import compressed_meta, iter_output_batches, output_rows
 
 from conftest import SAMPLES
@@ -33,7 +34,7 @@ def test_unknown_output_suffix_is_refused_with_the_known_ones(tmp_path, name):
 @pytest.mark.parametrize("suffix", sorted({s for f in TABLE_FORMATS.values() for s in f.suffixes}))
 def test_every_registered_suffix_is_written_and_read_back_in_its_format(tmp_path, suffix):
     out = tmp_path / f"out{suffix}"
-    summary = api.compress([str(IMAGE)], str(out), run=api.RunOptions(workers=1, progress=False))
+    summary = api.compress([str(IMAGE)], str(out), run=RunOptions(workers=1, progress=False))
     assert summary.written == 1
     fmt = format_of(out)
     magic = b"PAR1" if fmt.name == "parquet" else b"ARROW1"
@@ -52,7 +53,8 @@ def test_shard_format_choices_are_the_registry():
 def test_sources_does_not_import_the_coding_stage():
     """Data flows one way: the input stage must not depend on the stages after it."""
     code = ("import sys, pixelprune_cli.sources; "
-            "later = [m for m in ('pipeline', 'coder', 'writer', 'report', 'api') if f'pixelprune_cli.{m}' in sys.modules]; "
+            "later = [m for m in ('pixelprune_cli.pipeline', 'pixelprune_cli.coder', 'pixelprune_cli.writer', "
+            "'pixelprune_cli.report', 'pixelprune_cli.api') if m in sys.modules]; "
             "print(later)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -19,6 +19,7 @@ from PIL import Image  # noqa: E402
 
 from pixelprune_cli import api, prune_image  # noqa: E402
 from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
+from pixelprune_cli.job import RunOptions  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
 from pixelprune_cli.presets import resolve_preset  # noqa: E402
 
@@ -262,7 +263,7 @@ def test_docs_example_runs_as_written_on_a_tiny_model(tmp_path, monkeypatch, exa
     code = docs_examples()[example]
     pages = [SAMPLES / "form.png", SAMPLES / "slide.png"]
     config = CodingConfig(resolve_preset(preset, max_pixels=MAX_PIXELS))  # `--max-pixels`: CPU-sized pages
-    api.compress([str(p) for p in pages], str(tmp_path / output), config, run=api.RunOptions(workers=1, progress=False))
+    api.compress([str(p) for p in pages], str(tmp_path / output), config, run=RunOptions(workers=1, progress=False))
     model_class = type(tiny.tiny_model(family))
     monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", lambda *a, **k: tiny.tokenizer())
     monkeypatch.setattr(model_class, "from_pretrained", lambda *a, **k: tiny.tiny_model(family))

@@ -207,6 +207,7 @@ def rows_by_reader(url: str) -> pa.Table:
 
 def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tmp_path, monkeypatch):
     from pixelprune_cli import api, objectstore, storage
+    from pixelprune_cli.job import RunOptions
     from pixelprune_cli.pipeline import CodingConfig
     from pixelprune_cli.store_sinks import StoreShardSink
 
@@ -234,7 +235,7 @@ def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tm
             monkeypatch.setattr(storage, name, lambda *a, name=name, counted=counted: counted(name, *a))
         try:
             api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
-                         run=api.RunOptions(progress=False))
+                         run=RunOptions(progress=False))
         except Killed:
             kills += 1
             rows = rows_by_reader(out)  # whatever the step, a reader sees one whole output
@@ -260,6 +261,7 @@ def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path)
     """Two runs on one folder: the one whose manifest was replaced under it stops (exit 2) and names the other."""
     from pixelprune_cli import api
     from pixelprune_cli.errors import ConfigError
+    from pixelprune_cli.job import RunOptions
     from pixelprune_cli.pipeline import CodingConfig
     from pixelprune_cli.schema import output_schema
     from pixelprune_cli.store_sinks import StoreShardSink
@@ -272,7 +274,7 @@ def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path)
     first = StoreShardSink(out, schema, config.to_meta(), 1, "zstd")  # claims the folder, then stalls
     code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")
     assert code == 2 and "already holds" in err and f"run {first.run['id']}" in err  # a plain second run: at once
-    api.compress([str(images)], out, config, shard_size=1, resume=True, run=api.RunOptions(progress=False))
+    api.compress([str(images)], out, config, shard_size=1, resume=True, run=RunOptions(progress=False))
     second = stored_json(s3, out + "manifest.json")["run"]
     with pytest.raises(ConfigError, match=f"being written by run {second['id']} on {second['host']}"):
         first.commit()
@@ -390,6 +392,7 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
 def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, monkeypatch):
     """Killed at its third upload (shard 1's error log), a replacement has one shard in its pending manifest."""
     from pixelprune_cli import api, storage
+    from pixelprune_cli.job import RunOptions
     from pixelprune_cli.pipeline import CodingConfig
     from pixelprune_cli.store_sinks import StoreShardSink
 
@@ -411,10 +414,10 @@ def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, 
         patched.setattr(storage, "put_file", killed_at_the_third_upload)
         patched.setattr(StoreShardSink, "abort", lambda self: None)
         api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
-                     run=api.RunOptions(progress=False))
+                     run=RunOptions(progress=False))
     assert set(rows_by_reader(out).column("tau").to_pylist()) == {0.0}  # the old output, whole
     summary = api.compress([str(images)], out, CodingConfig(tau=0.05), resume=True, shard_size=1,
-                           run=api.RunOptions(progress=False))
+                           run=RunOptions(progress=False))
     assert summary.resumed is not None and summary.resumed.shards == 1  # the replacement's first shard was kept
     assert all(abs(t - 0.05) < 1e-6 for t in rows_by_reader(out).column("tau").to_pylist())
     assert ".pixelprune-pending.json" not in stored_names(s3, out)
@@ -440,7 +443,8 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     import signal
     import time
 
-    from pixelprune_cli import api, filesystems, storage
+    from pixelprune_cli import api, errors, filesystems
+    from pixelprune_cli.job import RunOptions
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
@@ -450,8 +454,8 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     os.killpg(s3.process.pid, signal.SIGSTOP)
     began = time.monotonic()
     try:
-        with pytest.raises(storage.StoreUnavailable, match="unreachable or failing"):
-            api.compress([url], str(tmp_path / "out.arrow"), run=api.RunOptions(progress=False))
+        with pytest.raises(errors.StoreUnavailable, match="unreachable or failing"):
+            api.compress([url], str(tmp_path / "out.arrow"), run=RunOptions(progress=False))
     finally:
         os.killpg(s3.process.pid, signal.SIGCONT)
         filesystems.cached.cache_clear()

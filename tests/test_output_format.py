@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from pixelprune_cli import __version__, api
 from pixelprune_cli.cli import main
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli.model import model_inputs
 from pixelprune_cli.pieces import SourceOptions
 from pixelprune_cli.pipeline import CodingConfig
@@ -32,7 +33,7 @@ from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 META_KEYS = {"version", "preset", "patch_size", "merge_size", "temporal_patch_size", "min_pixels",
              "max_pixels", "image_mean", "image_std", "method", "metric", "tau", "backend", "runtime"}
-RUN = api.RunOptions(workers=2, progress=False)
+RUN = RunOptions(workers=2, progress=False)
 
 
 def small_rows(table: pa.Table) -> list[dict]:

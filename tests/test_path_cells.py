@@ -230,9 +230,8 @@ def test_a_row_naming_an_unreachable_store_fails_alone_and_resume_finishes_the_t
 
 def test_only_a_store_that_cells_alone_name_failing_is_the_rows_failure(unreachable_s3):
     """The table's own store failing is an outage (the run stops, resumable); another one is this row's failure."""
-    from pixelprune_cli.errors import ReadFailure
+    from pixelprune_cli.errors import ReadFailure, StoreUnavailable
     from pixelprune_cli.parquet_source import read_path_cell
-    from pixelprune_cli.storage import StoreUnavailable
 
     with pytest.raises(StoreUnavailable):
         read_path_cell(CellTarget("s3://nobucket/x.png"), 1000)

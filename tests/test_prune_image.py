@@ -10,12 +10,13 @@ from PIL import Image
 
 import pixelprune_cli as pp
 from pixelprune_cli import api
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli.pipeline import CodingConfig
 from pixelprune_cli.presets import resolve_preset
 
 from conftest import SAMPLES, read_arrow
 
-RUN = api.RunOptions(workers=1, progress=False)
+RUN = RunOptions(workers=1, progress=False)
 
 
 def written_rows(files: list[Path], out: Path, config: CodingConfig) -> dict[str, dict]:

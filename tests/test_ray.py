@@ -24,15 +24,17 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray
 
 from pixelprune_cli import api  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
+from pixelprune_cli.job import RunOptions  # noqa: E402
 from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceOptions  # noqa: E402
 from pixelprune_cli.pipeline import CodingConfig, FailedImage  # noqa: E402
-from pixelprune_cli.ray import compress_dataset, compress_with_ray, connect, split_into_shards  # noqa: E402
+from pixelprune_cli.ray import compress_dataset, compress_with_ray  # noqa: E402
+from pixelprune_cli.ray_engine import connect, split_into_shards  # noqa: E402
 from pixelprune_cli.readers import iter_output_batches  # noqa: E402
 from pixelprune_cli.schema import read_meta  # noqa: E402
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow  # noqa: E402
 
-RUN = api.RunOptions(workers=2, progress=False)
+RUN = RunOptions(workers=2, progress=False)
 CONFIG = CodingConfig()
 
 

@@ -24,7 +24,8 @@ def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s
     from ray.cluster_utils import Cluster
 
     from pixelprune_cli import api
-    from pixelprune_cli.ray import RayJobError
+    from pixelprune_cli.errors import RayJobError
+    from pixelprune_cli.job import RunOptions
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES)
@@ -40,7 +41,7 @@ def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
         out = f"s3://{bucket}/ray/"
-        run = api.RunOptions(engine="ray", progress=False)
+        run = RunOptions(engine="ray", progress=False)
         outcome: list = []
 
         def compress():

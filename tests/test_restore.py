@@ -20,15 +20,17 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api
+from pixelprune_cli.backends import resize_for_model
 from pixelprune_cli.cli import main
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.preprocess import decode_image, resize_for_model
+from pixelprune_cli.preprocess import decode_image
 from pixelprune_cli.presets import PRESETS
 from pixelprune_cli.restore import file_name_for
 
 from conftest import SAMPLE_IMAGES, SAMPLES, SAMPLES_PARQUET, token_errors
 
-RUN = api.RunOptions(workers=2, progress=False)
+RUN = RunOptions(workers=2, progress=False)
 
 
 def input_bytes() -> dict[str, bytes]:

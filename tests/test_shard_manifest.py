@@ -127,6 +127,7 @@ def test_overwrite_of_a_folder_that_lost_its_manifest_removes_the_old_shards_and
 
 SWAP_CUT_AFTER_FIRST_MOVE = """
 import os, sys
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli import api, manifest
 from pixelprune_cli.pipeline import CodingConfig
 
@@ -139,7 +140,7 @@ def killed_after_the_first_move(src, dst, *args, **kwargs):
 
 os.replace = killed_after_the_first_move
 api.compress([sys.argv[1]], sys.argv[2], CodingConfig(tau=0.05), overwrite=True, shard_size=1,
-             run=api.RunOptions(progress=False))
+             run=RunOptions(progress=False))
 """
 
 
@@ -165,7 +166,7 @@ def test_a_replacement_killed_after_its_first_move_into_place_is_finished_whole_
     from pixelprune_cli.pipeline import CodingConfig
 
     summary = api.compress([str(images)], f"{out}/", CodingConfig(tau=0.05), resume=True, shard_size=1,
-                           run=api.RunOptions(progress=False))
+                           run=RunOptions(progress=False))
     assert summary.resumed is not None and summary.resumed.damaged == (), "the moved-in output was whole"
     assert summary.resumed.shards == 3  # all kept: nothing to redo
     manifest = json.loads((out / "manifest.json").read_text())

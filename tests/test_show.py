@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from pixelprune_cli import coder, contact_sheet, show, token_overlay, tokens
+from pixelprune_cli.backends import resize_for_model
 from pixelprune_cli.errors import ConfigError, InputError
 from pixelprune_cli.pipeline import CodingConfig, code_image
-from pixelprune_cli.preprocess import decode_image, resize_for_model
+from pixelprune_cli.preprocess import decode_image
 from pixelprune_cli.presets import PRESETS
 
 from conftest import ROOT
@@ -177,9 +178,10 @@ def test_overlay_for_row_matches_the_image_overlay_at_tau_zero():
 def outputs(tmp_path_factory):
     """samples/ compressed to an Arrow file and a Parquet file, through the API the CLI uses."""
     from pixelprune_cli import api
+    from pixelprune_cli.job import RunOptions
 
     folder = tmp_path_factory.mktemp("out")
-    run = api.RunOptions(workers=1, progress=False)
+    run = RunOptions(workers=1, progress=False)
     paths = {}
     for suffix in ("arrow", "parquet"):
         paths[suffix] = str(folder / f"out.{suffix}")
@@ -325,3 +327,44 @@ def test_contact_sheet_header_totals_the_tiles_shown(tmp_path):
     assert contact_sheet.sheet_header(entries, of=4, failed=1) == (
         f"3 images of 4 | kept {kept:,} of {tokens:,} tokens (-{100 * (1 - kept / tokens):.1f}%) | 1 failed")
     assert contact_sheet.sheet_header(entries[1:2]) == "1 image | kept 475 of 475 tokens (0%)"  # the photo keeps all
+
+
+def test_api_show_writes_the_picture_the_cli_draws_with_its_mark(tmp_path):
+    """api.show is show's Python twin: same picture as render_path, written whole, marked as ours."""
+    from pixelprune_cli import api
+
+    source = ROOT / "samples" / "photo.jpg"
+    rendering = api.show(str(source), str(tmp_path / "photo.png"), CodingConfig(), show.ShowOptions(side_by_side=True))
+    written = Image.open(tmp_path / "photo.png")
+    assert written.info.get(contact_sheet.MARK_KEY) == contact_sheet.MARK_VALUE
+    assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(rendering.picture.convert("RGB")))
+    drawn = show.render_path(str(source), CodingConfig(), show.ShowOptions(side_by_side=True))
+    assert np.array_equal(np.asarray(drawn.picture.convert("RGB")), np.asarray(rendering.picture.convert("RGB")))
+    assert [p.name for p in tmp_path.iterdir()] == ["photo.png"]  # no temporary file left
+
+
+def test_api_show_refuses_before_drawing_a_bad_suffix_an_existing_picture_or_one_inside_its_input(tmp_path):
+    from pixelprune_cli import api
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), RED).save(folder / "a.png")
+    with pytest.raises(ConfigError, match="show writes a picture"):
+        api.show(str(folder / "a.png"), str(tmp_path / "a.txt"))
+    (tmp_path / "old.png").write_bytes(b"mine")
+    with pytest.raises(ConfigError, match="already exists; pass overwrite=True"):
+        api.show(str(folder / "a.png"), str(tmp_path / "old.png"))
+    assert (tmp_path / "old.png").read_bytes() == b"mine"
+    with pytest.raises(ConfigError, match="inside the input folder"):
+        api.show(str(folder), str(folder / "sheet.png"))
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png"]
+    api.show(str(folder / "a.png"), str(tmp_path / "old.png"), overwrite=True)
+    assert Image.open(tmp_path / "old.png").info.get(contact_sheet.MARK_KEY) == contact_sheet.MARK_VALUE
+
+
+def test_warmup_reports_each_preset_it_compiled_for():
+    import pixelprune_cli as pp
+
+    covered = pp.warmup()
+    assert covered[:2] == ["qwen3-vl (32 px tokens)", "qwen2-vl (28 px tokens)"]
+    assert covered[2].startswith("resize (")

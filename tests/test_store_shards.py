@@ -39,7 +39,7 @@ def test_a_second_overwrite_while_a_replacement_is_committing_never_loses_the_ou
     def run_a():
         try:
             outcome["a"] = api.compress([str(images)], out, CodingConfig(tau=0.05), overwrite=True, shard_size=1,
-                                        run=api.RunOptions(progress=False))
+                                        run=RunOptions(progress=False))
         except BaseException as exc:
             outcome["a"] = exc
         finally:
@@ -128,6 +128,6 @@ def test_what_an_output_url_names_is_asked_of_the_store_once_per_compress(s3, tm
     real, asked = storage.kind, []
     monkeypatch.setattr(storage, "kind", lambda url: (asked.append(url), real(url))[1])
     summary = api.compress([str(images)], f"s3://{bucket}/dir", CodingConfig(), resume=True,
-                           run=api.RunOptions(progress=False))
+                           run=RunOptions(progress=False))
     assert summary.resumed is not None and summary.resumed.images == 2  # it was taken for the shard folder it is
     assert asked == [f"s3://{bucket}/dir"]

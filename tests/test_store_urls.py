@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pixelprune_cli import filesystems, storage
-from pixelprune_cli.errors import InputError
+from pixelprune_cli.errors import InputError, StoreUnavailable
+from pixelprune_cli.job import RunOptions
 from pixelprune_cli.urls import credentials, redact, shown
 
 from conftest import SAMPLE_IMAGES, cli, one_line_error
@@ -190,7 +191,7 @@ def requests_made(seen: list, attempts: str | None, monkeypatch) -> int:
     else:
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", attempts)
     seen.clear()
-    with pytest.raises(storage.StoreUnavailable):
+    with pytest.raises(StoreUnavailable):
         storage.kind("s3://bucket/in/image.png")
     return len(seen)
 
@@ -209,8 +210,8 @@ def test_the_store_is_unreachable_message_hides_the_secret_of_the_url(failing_st
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     url = f"s3://AKIDEXAMPLE:{quote('Wunre1Z/Wunre2Z@', safe='')}@bucket/in/"
-    with pytest.raises(storage.StoreUnavailable) as failed:  # the API's own message, not only the CLI's line
-        api.compress([url], str(tmp_path / "out.arrow"), run=api.RunOptions(progress=False))
+    with pytest.raises(StoreUnavailable) as failed:  # the API's own message, not only the CLI's line
+        api.compress([url], str(tmp_path / "out.arrow"), run=RunOptions(progress=False))
     message = str(failed.value)
     assert "unreachable or failing at s3://AKIDEXAMPLE:***@bucket/in/" in message
     assert "Wunre" not in message

@@ -489,7 +489,7 @@ def _largest_token_error(original: np.ndarray, restored: np.ndarray, ts: int, me
 @pytest.mark.parametrize("name, metric, tau", [("text_page.png", "mae", 0.05), ("scan_gray.png", "max", 0.1),
                                                ("text_page.png", "rmse", 0.05), ("chart.png", "max", 0.0)])
 def test_side_by_side_states_the_largest_per_token_error(name, metric, tau, tmp_path):
-    from pixelprune_cli.preprocess import resize_for_model
+    from pixelprune_cli.backends import resize_for_model
     from pixelprune_cli.token_overlay import describe_error
 
     out = tmp_path / f"{metric}.png"

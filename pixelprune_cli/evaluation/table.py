@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .. import storage
+from .. import storage, urls
 from ..errors import InputError
 from ..parquet_source import ROWS_PER_READ, cell_reader, find_image_column
 from .tasks import Task
@@ -31,7 +31,7 @@ class BenchmarkTable:
     def __iter__(self) -> Iterator[BenchmarkRow]:
         import pyarrow.parquet as pq
 
-        base = storage.parent(self.path)
+        base = urls.parent(self.path)
         names = [self.image_column, *dict.fromkeys(self.columns.values())]
         index = 0
         with storage.reading(self.path):
@@ -49,7 +49,7 @@ def open_table(path: str, task: Task, overrides: dict, image_column: str | None 
     """The table's image column and the task's columns, from its footer; InputError naming what is missing."""
     import pyarrow.parquet as pq
 
-    shown = storage.shown(path)
+    shown = urls.shown(path)
     with storage.reading(path):
         if storage.kind(path) != "file":
             raise InputError(f"{shown}: no such file (a Parquet benchmark table)")
