@@ -9,6 +9,8 @@ import shutil
 import pyarrow.fs as pafs
 import pytest
 
+from pixelprune_cli.job import RunOptions
+
 from conftest import SAMPLE_IMAGES, cli, one_line_error
 
 

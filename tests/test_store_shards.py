@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from pixelprune_cli.job import RunOptions
+
 from conftest import SAMPLE_IMAGES, cli
 from test_objectstore import local_copy, rows_by_reader, stored_json, stored_names
 
