@@ -307,3 +307,13 @@ def test_show_refuses_one_row_of_a_multi_image_table_in_one_line(trajectories, t
     one_line_error(stderr, "traj.parquet#0", "2 images")
     code, _, stderr = cli("show", trajectories, "-o", tmp_path / "sheet.png", *OPTIONS[:2])
     assert code == 0, stderr
+
+
+def test_ray_datasets_fail_a_list_cell_as_its_row_instead_of_crashing(tmp_path):
+    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.ray import code_cells
+
+    cells = [[{"bytes": picture("chart.png"), "path": None}] * 2, {"bytes": picture("chart.png"), "path": None}]
+    first, second = code_cells(["a", "b"], cells, [{}, {}], CodingConfig(PRESET), tmp_path)
+    assert first.id == "a" and "list of 2 images" in first.reason and "local engine" in first.reason
+    assert second.id == "b" and second.kept == alone("chart.png")["kept"]
