@@ -167,9 +167,10 @@ def flatten_images(batch: pa.RecordBatch | pa.Table, repeat_carried: bool = Fals
     per_image = [f.name for f in batch.schema if f.name in PER_IMAGE_COLUMNS]
     if not per_image:
         raise ValueError("no per-image column to flatten (tokens, kept, pixels, ...)")
-    offsets = _row_offsets(batch.column(per_image[0]))
+    spans = {name: _row_offsets(batch.column(name)) for name in per_image}  # (offsets from 0, first value)
+    offsets = spans[per_image[0]][0]
     for name in per_image[1:]:
-        if not np.array_equal(_row_offsets(batch.column(name)), offsets):
+        if not np.array_equal(spans[name][0], offsets):
             raise ValueError(f"column {name!r} holds another number of images per row than {per_image[0]!r}")
     counts = np.diff(offsets)
     rows = np.repeat(np.arange(batch.num_rows), counts)
@@ -181,7 +182,8 @@ def flatten_images(batch: pa.RecordBatch | pa.Table, repeat_carried: bool = Fals
             arrays.append(_strings([image_id(ids[r], int(i - s)) for i, (r, s) in enumerate(zip(rows, starts))]))
             fields.append(pa.field("id", pa.string()))
         elif f.name in PER_IMAGE_COLUMNS:
-            values = batch.column(f.name).flatten()  # the list's values over this slice: zero-copy
+            first = spans[f.name][1]  # the list's values over this slice: zero-copy
+            values = batch.column(f.name).values.slice(first, int(offsets[-1]))
             arrays.append(values)
             fields.append(pa.field(f.name, values.type))
         elif repeat_carried:
@@ -196,12 +198,14 @@ def flatten_images(batch: pa.RecordBatch | pa.Table, repeat_carried: bool = Fals
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata or None)), offsets
 
 
-def _row_offsets(column: pa.Array) -> np.ndarray:
-    """A list column's offsets, rebased to 0, as int64 (one more than its rows)."""
+def _row_offsets(column: pa.Array) -> tuple[np.ndarray, int]:
+    """(a list column's offsets rebased to 0, as int64 (one more than its rows), where its values start)."""
     if column.null_count:
         raise ValueError("a multi-image column holds nulls; not a pixelprune output that can be read")
-    offsets = column.offsets.to_numpy().astype(np.int64)
-    return offsets - offsets[0]
+    width = np.int64 if pa.types.is_large_list(column.type) else np.int32  # large lists: as polars writes them
+    offsets = np.frombuffer(column.buffers()[1], dtype=width)[column.offset: column.offset + len(column) + 1]
+    offsets = offsets.astype(np.int64)
+    return offsets - offsets[0], int(offsets[0])
 
 
 def image_batches(batches: Iterable[pa.RecordBatch], repeat_carried: bool = False) -> Iterator[pa.RecordBatch]:

@@ -317,3 +317,12 @@ def test_ray_datasets_fail_a_list_cell_as_its_row_instead_of_crashing(tmp_path):
     first, second = code_cells(["a", "b"], cells, [{}, {}], CodingConfig(PRESET), tmp_path)
     assert first.id == "a" and "list of 2 images" in first.reason and "local engine" in first.reason
     assert second.id == "b" and second.kept == alone("chart.png")["kept"]
+
+
+def test_flatten_images_reads_large_lists_as_other_writers_widen_them(compressed):
+    batch = output_table(compressed).combine_chunks().to_batches()[0].slice(1, 2)
+    wide = pa.RecordBatch.from_arrays(
+        [c.cast(pa.large_list(c.type.value_type)) if pa.types.is_list(c.type) and f.name != "id" else c
+         for f, c in zip(batch.schema, batch.columns)], names=batch.schema.names)
+    flat, offsets = flatten_images(wide)
+    assert flat.to_pylist() == per_row_oracle(batch) and offsets.tolist() == [0, 1, 4]
