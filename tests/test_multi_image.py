@@ -35,10 +35,18 @@ def picture(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
-def image_table(path, rows, column: str = "images", **extra_columns) -> None:
-    """A TRL-style table: a list of HF image structs ({bytes, path}) per row, plus a carried column."""
-    cells = [None if r is None else [None if c is None else {"bytes": c if isinstance(c, bytes) else picture(c),
-                                                              "path": None} for c in r] for r in rows]
+IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # HF datasets' Image storage
+
+
+def image_table(path, rows, column: str = "images", binary: bool = False, **extra_columns) -> None:
+    """A TRL-style table: a list of HF image structs ({bytes, path}) per row (or of plain binary values),
+    plus a carried column."""
+    def cell(c):
+        data = c if isinstance(c, bytes) or c is None else picture(c)
+        return data if binary or data is None else {"bytes": data, "path": None}
+
+    cells = pa.array([None if r is None else [cell(c) for c in r] for r in rows],
+                     pa.list_(pa.binary() if binary else IMAGE_STRUCT))
     table = pa.table({column: cells, "messages": [f"sample {i}" for i in range(len(rows))], **extra_columns})
     pq.write_table(table, path)
 
@@ -326,3 +334,11 @@ def test_flatten_images_reads_large_lists_as_other_writers_widen_them(compressed
          for f, c in zip(batch.schema, batch.columns)], names=batch.schema.names)
     flat, offsets = flatten_images(wide)
     assert flat.to_pylist() == per_row_oracle(batch) and offsets.tolist() == [0, 1, 4]
+
+
+def test_a_list_of_binary_values_is_an_image_list_too(tmp_path):
+    image_table(tmp_path / "raw.parquet", [["chart.png", "form.png"]], binary=True)
+    code, _, stderr = cli("compress", tmp_path / "raw.parquet", "-o", tmp_path / "out.arrow", *OPTIONS)
+    assert code == 0, stderr
+    row = read_arrow(tmp_path / "out.arrow").to_pylist()[0]
+    assert row["kept_index"] == [alone("chart.png")["kept_index"], alone("form.png")["kept_index"]]
