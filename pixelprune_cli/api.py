@@ -143,6 +143,8 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
               resume=resume, overwrite=overwrite)
     counts = SourceCounts()
     summary = Summary(title="pixelprune compress", config=meta, output=redact(output))
+    if IMAGES_PER_ROW in meta:
+        summary.rows = 0  # counted as rows are written: the report speaks of rows even if every one fails
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))

@@ -69,9 +69,9 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     if note:
         summary.incomplete = note
     seen: set[str] = set()
-    bar = Progress(progress, "restoring", total=output_rows(path))
-    written = 0
     multi = is_multi_image(meta)
+    bar = Progress(progress, "restoring", total=None if multi else output_rows(path))  # rows, not images, if multi
+    written = 0
     try:
         for batch in iter_output_batches(path):
             names = None

@@ -342,3 +342,13 @@ def test_a_list_of_binary_values_is_an_image_list_too(tmp_path):
     assert code == 0, stderr
     row = read_arrow(tmp_path / "out.arrow").to_pylist()[0]
     assert row["kept_index"] == [alone("chart.png")["kept_index"], alone("form.png")["kept_index"]]
+
+
+def test_a_run_whose_every_row_fails_reports_rows(tmp_path):
+    image_table(tmp_path / "bad.parquet", [[b"not an image"], ["chart.png", b""]])
+    code, stdout, stderr = cli("compress", tmp_path / "bad.parquet", "-o", tmp_path / "out.arrow", "--json", *OPTIONS)
+    assert code == 1
+    summary = json.loads(stdout)
+    assert (summary["rows_written"], summary["written"], summary["failed"]) == (0, 0, 2)
+    assert "2 of 2 rows failed" in stderr
+    assert read_arrow(tmp_path / "out.arrow").num_rows == 0
