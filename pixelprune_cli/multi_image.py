@@ -14,6 +14,7 @@ belong to which row.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator
 
@@ -107,13 +108,13 @@ def check_engine(engine: str) -> None:
 
 # -- to Arrow and back ------------------------------------------------------------------------
 
-def image_schema(schema: pa.Schema, carried: bool = False) -> pa.Schema:
-    """The single-image schema of a multi-image schema's images (carried columns kept only if `carried`)."""
-    meta = read_meta(schema) or {}
-    single = {k: v for k, v in meta.items() if k != IMAGES_PER_ROW}
-    token_bytes = schema.field("pixels").type.value_type.value_type.list_size
-    extra = [f for f in schema if f.name not in PER_IMAGE_COLUMNS and f.name != "id"] if carried else []
-    return output_schema(single, token_bytes, extra)
+def image_schema(schema: pa.Schema) -> pa.Schema:
+    """The single-image schema (core columns only) of a multi-image schema's images."""
+    return output_schema(_single_meta(read_meta(schema) or {}), schema.field("pixels").type.value_type.value_type.list_size)
+
+
+def _single_meta(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k != IMAGES_PER_ROW}
 
 
 def to_record_batch_of(results: list, schema: pa.Schema) -> pa.RecordBatch:
@@ -192,9 +193,7 @@ def flatten_images(batch: pa.RecordBatch | pa.Table, repeat_carried: bool = Fals
     metadata = dict(batch.schema.metadata or {})
     meta = read_meta(batch.schema) if META_KEY in metadata else None
     if meta is not None:
-        import json
-
-        metadata[META_KEY] = json.dumps({k: v for k, v in meta.items() if k != IMAGES_PER_ROW}, sort_keys=True).encode()
+        metadata[META_KEY] = json.dumps(_single_meta(meta), sort_keys=True).encode()
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata or None)), offsets
 
 
