@@ -18,13 +18,14 @@ from .engine import coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
 from .formats import output_format, table_format
 from .job import Job, RunOptions, no_images_error
+from .multi_image import check_engine, entries, holds_lists
 from .overlap import refuse_overlap
 from .parquet_source import image_column_known_before
 from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig, warm_up
-from .records import FailedImage, Sink
+from .records import CodedRow, FailedImage, Sink
 from .report import Progress
-from .schema import output_schema
+from .schema import IMAGES_PER_ROW, MANY, output_schema
 from .shards import ShardedSink
 from .show import Rendering, ShowOptions, picture_format, render_path, save_picture
 from .sources import check_inputs, plan
@@ -133,12 +134,17 @@ def compress(inputs: Inputs, output: str | os.PathLike[str], config: CodingConfi
         raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
     shard_format = table_format(shard_format or engine.shard_format).name
     meta = with_image_column(config.to_meta(), inputs, sources)
+    if holds_lists(inputs, sources):  # a table of image lists: one output row per sample (multi_image)
+        check_engine(run.engine)
+        meta = {**meta, IMAGES_PER_ROW: MANY}
     job = Job(inputs, output, config, sources, output_schema(meta, config.preset.token_bytes, carried_fields(inputs, sources)),
               writer.DEFAULT_COMPRESSION if compression is None else compression, shard_size, shard_format,
               resume=resume, overwrite=overwrite, target=target)
     counts = SourceCounts()
     summary = Summary(title="pixelprune compress", config=meta, output=redact(output),
                       errors_file=redact(writer.errors_file(output, target) or "") or None)
+    if IMAGES_PER_ROW in meta:
+        summary.rows = 0  # counted as rows are written: the report speaks of rows even if every one fails
     sink = engine.run(job, run, summary, counts)
     summary.take_skipped(counts)
     summary.bytes_written = WrittenBytes(written_bytes(output, sink))
@@ -183,6 +189,11 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
         for _, result in coded_stream(inputs, config, sources, run, counts, pieces=pieces):
             if isinstance(result, FailedImage):
                 summary.add_error(result.as_dict())
+            elif isinstance(result, CodedRow):  # a multi-image table's row: an entry per image
+                summary.add_row(entries(result), result.extra)
+                for image in result.images:
+                    if image.budget is not None:
+                        budget.add(image.budget)
             else:
                 entry = image_entry(result)
                 summary.add_image(entry, result.extra)
@@ -203,7 +214,9 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
 
 def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summary:
     """Summary of a compressed file, read from its small columns only."""
+    from .multi_image import flatten_images
     from .readers import incomplete_note, iter_output_batches, output_meta
+    from .schema import is_multi_image
 
     meta = output_meta(path)
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=redact(path))
@@ -211,7 +224,11 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
     if note:
         summary.incomplete = note
     columns = ["id", "source_width", "source_height", "width", "height", "tokens", "kept", "tau", *sources.keep_columns]
+    multi = is_multi_image(meta)
     for batch in iter_output_batches(path, columns):
+        if multi:  # an entry per image (ROW~K), carried values repeated for --group-by
+            summary.rows = (summary.rows or 0) + batch.num_rows
+            batch, _ = flatten_images(batch, repeat_carried=True)
         rows = batch.to_pydict()
         for i in range(batch.num_rows):
             summary.add_image(ImageEntry(rows["id"][i], (rows["source_width"][i], rows["source_height"][i]),

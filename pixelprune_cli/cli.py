@@ -78,6 +78,8 @@ def _report(summary, as_json: bool, table: str, to_stderr: bool, wrote: str | No
         for record in summary.error_log:
             tell(escape_controls(f"pixelprune: {record['id']}: {record['stage']} failed: {record['reason']}"))
     counts = [f"{failed:,} of {summary.images:,} images failed"] if failed else []
+    if failed and summary.rows is not None:  # multi-image rows fail whole
+        counts = [f"{failed:,} of {summary.rows + failed:,} rows failed"]
     if earlier:
         counts.append(f"{earlier:,} failed in the resumed shards")
     tell(f"pixelprune: {'; '.join(counts)} ({where})")
@@ -95,6 +97,8 @@ def _written_line(summary, what: str) -> str:
         return f"nothing to do: {'the' if images == 1 else 'all'} {images:,} image{'' if images == 1 else 's'} " \
                f"{'is' if images == 1 else 'are'} already in {where}"
     count = f"{summary.written:,} {what}{'' if summary.written == 1 else 's'}"
+    if summary.rows is not None and what == "row":  # multi-image rows: one row per sample
+        count = f"{summary.rows:,} row{'' if summary.rows == 1 else 's'} ({summary.written:,} images)"
     return f"wrote {count}" + (f" ({format_bytes(size)})" if size is not None else "") + f" to {where}"
 
 

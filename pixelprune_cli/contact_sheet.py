@@ -155,7 +155,10 @@ def contact_sheet_for_folder(paths: Iterable[str], config, thumb: int = 256, col
         count_in_background(list(paths), sources, bar)  # counts what is left out too: a total a little high at worst
     try:
         for _, result in coded_stream(list(paths), config, sources, run, SourceCounts(), pieces=pieces, then=tile):
-            (failures if isinstance(result, FailedImage) else entries).append(result)
+            if isinstance(result, list):  # a multi-image row's tiles
+                entries.extend(result)
+            else:
+                (failures if isinstance(result, FailedImage) else entries).append(result)
             bar.advance()
     finally:
         bar.close()

@@ -21,11 +21,12 @@ from dataclasses import replace
 
 from .errors import ConfigError, ImageFailedFast, option
 from .job import Engine, Job, RunOptions, no_images_error
+from .multi_image import code_item, entries
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_size
-from .pipeline import CodingConfig, process
+from .pipeline import CodingConfig
 from .ray_engine import RayEngine
-from .records import CodedImage, FailedImage, Sink
+from .records import CodedImage, CodedRow, FailedImage, Sink
 from .report import Progress
 from .sources import piece_ids, plan, read_piece
 from .summary import ImageEntry, Summary
@@ -68,6 +69,8 @@ class LocalEngine:
                         summary.add_error(result.as_dict())
                         if run.fail_fast:
                             raise ImageFailedFast(result)
+                    elif isinstance(result, CodedRow):  # a multi-image row: an entry per image
+                        summary.add_row(entries(result))
                     else:
                         summary.add_image(image_entry(result))
                     background.add_at(position, result)
@@ -93,12 +96,15 @@ def coded_stream(inputs: list[str], config: CodingConfig, sources: SourceOptions
     Positions count every image enumerated; `skip(position, id)` leaves out
     images (already in a committed shard) without reading them. `pieces`
     replaces the plan of `inputs` (e.g. a sample of it). `then(coded)`, run in
-    the worker, replaces each CodedImage with what it returns (show's tiles).
+    the worker, replaces each CodedImage with what it returns (show's tiles), and a
+    CodedRow with a list of what it returns for each of its images.
     """
 
     def work(entry):
         position, item = entry
-        result = process(item.id, item.read, config, item.extra)
+        result = code_item(item, config)  # pipeline.process, for each image of a multi-image row too
+        if then is not None and isinstance(result, CodedRow):  # a multi-image row: a list, one per image
+            return position, [then(image) for image in result.images]
         return position, (then(result) if then is not None and isinstance(result, CodedImage) else result)
 
     pieces = plan(inputs, sources, counts) if pieces is None else pieces

@@ -118,20 +118,19 @@ def _parquet_schema(path: Path):
     import pyarrow.parquet as pq
 
     from .presets import resolve_preset
-    from .schema import read_meta
+    from .schema import read_meta, tokens_type
     from .storage import table_source
 
     schema = pq.read_schema(table_source(str(path)))
     if "pixels" not in schema.names:
         return schema
-    pixels = schema.field("pixels").type
-    if not (pa.types.is_list(pixels) and pa.types.is_binary(pixels.value_type)):
-        return schema
     try:
         token_bytes = resolve_preset(read_meta(schema) or {}).token_bytes
     except (KeyError, TypeError, ValueError):  # metadata the readers refuse on their own, naming the file
         return schema
-    tokens = pa.list_(pa.list_(pa.uint8(), token_bytes))
+    tokens = tokens_type(schema.field("pixels").type, token_bytes)  # list<binary>, or list<list<binary>>
+    if tokens is None:
+        return schema
     return schema.set(schema.get_field_index("pixels"), pa.field("pixels", tokens))
 
 

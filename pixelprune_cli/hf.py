@@ -41,7 +41,7 @@ from transformers.vision_utils import (
 
 from .backends import check_processor_fits, pillow_runtime_warning, rows_backend
 from .errors import BadRow, ConfigError
-from .model import checked_model_inputs, checked_model_row
+from .model import checked_model_inputs, checked_model_row, image_rows
 from .presets import resolve_preset
 
 IMAGE_TOKEN = "<|image_pad|>"
@@ -54,7 +54,7 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
     processor: the model's processor or its tokenizer. text: one prompt or a
     list (a batch, left-padded); each holds `<|image_pad|>` once per image, as
     `apply_chat_template` writes it. rows: the images' output rows, in order
-    across the batch. meta: the output's `pixelprune` metadata or a preset name
+    across the batch; a multi-image row stands for its images, in order. meta: the output's `pixelprune` metadata or a preset name
     (default qwen3-vl). Returns input_ids, attention_mask, mm_token_type_ids,
     position_ids (3, batch, length), pixel_values (float32, the kept patches),
     image_grid_thw (the full grids) and image_kept_mask (bool, one per merged
@@ -67,7 +67,7 @@ def prepare_inputs(processor, text, rows, meta=None) -> BatchFeature:
     if (message := pillow_runtime_warning(meta)) is not None:
         warnings.warn(message, stacklevel=2)
     texts = [text] if isinstance(text, str) else list(text)
-    rows = list(rows)
+    rows = [image for row in rows for image in image_rows(row)]  # a multi-image row: its images, in order
     image_token = getattr(tokenizer, "image_token", None) or IMAGE_TOKEN
     image_token_id = tokenizer.convert_tokens_to_ids(image_token)
     placeholders = [t.count(image_token) for t in texts]

@@ -86,8 +86,42 @@ def checked_model_row(row: dict, preset: Preset, name: str) -> None:
         raise BadRow(f"{name}: {problem}")
 
 
+_PER_IMAGE = ("source_width", "source_height", "width", "height", "grid_thw", "tokens", "kept", "tau",
+              "kept_index", "index_map", "pixels")  # schema.PER_IMAGE_COLUMNS, without importing pyarrow
+
+
+def is_multi_image_row(row: dict) -> bool:
+    """Whether a row (as to_pylist or HF `datasets` gives it) is a multi-image row: its `kept_index` a list of lists."""
+    kept_index = row.get("kept_index")
+    if kept_index is None:
+        return False
+    if isinstance(kept_index, np.ndarray) and kept_index.dtype != object:
+        return kept_index.ndim > 1
+    return len(kept_index) > 0 and isinstance(kept_index[0], (list, tuple, np.ndarray))
+
+
+def image_rows(row: dict) -> list[dict]:
+    """A row's images as single-image rows, in order: a multi-image row's `ROW~K`, or [row] itself.
+
+    Carried columns stay with the row, not its images.
+    """
+    if not is_multi_image_row(row):
+        return [row]
+    count = len(row["kept_index"])
+    wrong = [key for key in _PER_IMAGE if row.get(key) is not None and len(row[key]) != count]
+    if wrong:
+        raise ValueError(f"row {row.get('id', '')!r}: {', '.join(wrong)} hold another number of images than "
+                         f"kept_index ({count})")
+    return [{"id": f"{row.get('id', '')}~{k}", **{key: row[key][k] for key in _PER_IMAGE if row.get(key) is not None}}
+            for k in range(count)]
+
+
 def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_backend: str | None = None) -> dict:
     """One output row as model inputs: the processor's rows of the kept tokens only.
+
+    A multi-image row gives its images' inputs concatenated in order, as the
+    processor gives a list of images: pixel_values and positions one image
+    after another, image_grid_thw one row per image.
 
     row: a dict as `pyarrow.Table.to_pylist()` or HF `datasets` yields it.
     preset: a preset name, or the output file's `pixelprune` metadata dict.
@@ -102,8 +136,13 @@ def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_
     """
     normalise_as = processor_backend or default_processor_backend(rows_backend(preset))
     preset = resolve_preset(preset)
-    checked_model_row(row, preset, f"row {row.get('id', '')!r}")
-    return checked_model_inputs(row, preset, normalise_as)
+    images = image_rows(row)
+    for image in images:  # every image checked before any is used
+        checked_model_row(image, preset, f"row {image.get('id', '')!r}")
+    inputs = [checked_model_inputs(image, preset, normalise_as) for image in images]
+    if len(inputs) == 1:
+        return inputs[0]
+    return {key: np.concatenate([one[key] for one in inputs]) for key in inputs[0]}
 
 
 def checked_model_inputs(row: dict, preset: Preset, normalise_as: str) -> dict:

@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 from . import path_cells, storage, urls
 from .errors import InputError, ReadFailure, StoreUnavailable, one_line, option
 from .formats import PARQUET_SUFFIXES
+from .image_lists import could_hold_images, holds_image_list, is_image_feature, list_item
 from .input_files import held_bytes, read_file
 from .pieces import ParquetRows, Piece, SourceCounts, SourceOptions
 from .preprocess import DEFAULT_MAX_IMAGE_BYTES
-from .records import FailedImage, Item
+from .records import FailedImage, ImageRow, Item
 from .schema import META_KEY
 from .storage import check_regular
 
@@ -29,8 +30,6 @@ ROWS_PER_READ = 16  # Parquet rows decoded at a time: bounds memory on multi-GB 
 
 def find_image_column(schema, requested: str | None, name: str) -> str:
     """The image column: --image-column, else the HF `Image` feature, else a bytes struct, else binary."""
-    import pyarrow as pa
-
     if requested is not None:
         if requested not in schema.names:
             raise InputError(f"{name}: no column {requested!r} (columns: {', '.join(schema.names)})")
@@ -41,12 +40,11 @@ def find_image_column(schema, requested: str | None, name: str) -> str:
             info = json.loads(meta)
             features = info.get("info", {}).get("features") or info.get("features") or {}
             for column, feature in features.items():
-                if isinstance(feature, dict) and feature.get("_type") == "Image" and column in schema.names:
+                if is_image_feature(feature) and column in schema.names:  # Image, or a list of them
                     return column
         except (ValueError, AttributeError):
             pass
-    candidates = [f.name for f in schema if (pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0)
-                  or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    candidates = [f.name for f in schema if could_hold_images(f.type)]  # one image per cell, or a list of them
     if len(candidates) > 1:  # `thumb` and `full`: which one is the image is the user's call, not the schema's order
         raise InputError(f"{name}: {len(candidates)} columns could hold the images ({', '.join(candidates)}); "
                          f"choose one with {option('image_column', 'NAME')}")
@@ -150,11 +148,15 @@ def plan_parquet(path: Path | str, name: str, options: SourceOptions, counts: So
     counts.image_columns[column] = counts.image_columns.get(column, 0) + 1
     if parquet.metadata.num_rows:
         yield ParquetRows(urls.absolute(str(path)), name, column, 0, parquet.metadata.num_rows,
-                          options.allow_path_schemes, options.id_column)
+                          options.allow_path_schemes, options.id_column,
+                          many=holds_image_list(parquet.schema_arrow.field(column).type))
 
 
-def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | FailedImage:
-    """One image cell as an item to code, or a read failure when the cell holds no image."""
+def cell_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | ImageRow | FailedImage:
+    """One image cell as an item to code, or a read failure when the cell holds no image.
+    A list cell (a multi-image table) is one ImageRow of all its images (image_lists.list_item)."""
+    if isinstance(cell, list):
+        return list_item(image_id, cell, partial(cell_reader, base_dir=base_dir, label=image_id, allowed=allowed), extra)
     try:
         reader, problem = cell_reader(cell, base_dir, image_id, allowed)
     except Exception as exc:  # a cell of an unexpected shape (e.g. a struct whose path is not a string)
@@ -184,7 +186,7 @@ def column_values(batch, name: str) -> list:
         return values
 
 
-def row_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | FailedImage:
+def row_item(image_id: str, cell, base_dir: Path | str, extra: dict, allowed: tuple[str, ...] = ()) -> Item | ImageRow | FailedImage:
     """One table row (values from `column_values`) as an item; a malformed value fails this row only."""
     bad = [v for v in (cell, *extra.values()) if isinstance(v, _BadCell)]
     if bad:  # its bad value is not carried
@@ -215,7 +217,7 @@ def row_ids(piece: ParquetRows) -> Iterator[str]:
         yield from (f"{piece.name}#{rest}" for rest in range(row, piece.stop))
 
 
-def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | FailedImage]:
+def parquet_items(piece: ParquetRows, keep_columns: tuple[str, ...]) -> Iterator[Item | ImageRow | FailedImage]:
     base_dir, row = urls.parent(piece.path), piece.start
     extra_columns = (*keep_columns, piece.id_column) if piece.id_column and piece.id_column not in keep_columns else keep_columns
     try:

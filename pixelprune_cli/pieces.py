@@ -80,6 +80,7 @@ class ParquetRows:
     stop: int
     allow_path_schemes: tuple[str, ...] = ()  # SourceOptions': how its path cells may be read
     id_column: str | None = None  # ids from this column (parquet_source.row_ids reads it), not NAME#ROW
+    many: bool = False  # the column holds a list of images per row (image_lists): one ImageRow each
 
     @property
     def size(self) -> int:

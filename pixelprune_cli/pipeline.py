@@ -18,7 +18,7 @@ from .coder import METHODS, METRICS, code_refs
 from .errors import ConfigError, ImageFailure, StoreUnavailable, one_line, option
 from .preprocess import DECODE_MEMORY, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, decoded_bytes, open_image
 from .presets import PRESETS, Preset, resolve_preset
-from .records import CodedImage, FailedImage, Result
+from .records import CodedImage, FailedImage
 from .tokens import gather_tokens, layout, scatter_tokens
 
 
@@ -133,7 +133,7 @@ def code_image(image: Image.Image, config: CodingConfig, image_id: str = "") -> 
     return code_array(image_id, resized, image.size, config)
 
 
-def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> Result:
+def process(image_id: str, read, config: CodingConfig, extra: dict | None = None) -> CodedImage | FailedImage:
     """Read, decode, resize and code one image; never raises for a bad image.
 
     `read(max_bytes)` returns the image bytes, or raises ReadFailure past

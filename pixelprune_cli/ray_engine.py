@@ -33,7 +33,7 @@ from .errors import ConfigError, PixelpruneError, RayJobError, one_line, option
 from .job import no_images_error
 from .pieces import ParquetRows, Piece, SourceCounts, piece_size
 from .pipeline import CodingConfig, process
-from .records import FailedImage
+from .records import FailedImage, ImageRow
 from .report import Progress
 from .shard_commit import DiskCommit, ShardCommit, StoreCommit
 from .sources import piece_ids, plan, read_piece
@@ -106,7 +106,11 @@ def connect(ray_address: str | None = None, num_cpus: int | None = None) -> bool
 
 
 def code_item(item, config: CodingConfig):
-    """An item coded, or the read failure it already is."""
+    """An item coded, or the read failure it already is. A list of images (a multi-image table's cell)
+    fails its row: Ray's rows hold one image each (the local engine codes such tables)."""
+    if isinstance(item, ImageRow):
+        return FailedImage(item.id, "read", f"the cell holds a list of {len(item.reads)} images, and the Ray engine "
+                           "codes one image per row; compress multi-image tables with the local engine", item.extra)
     return item if isinstance(item, FailedImage) else process(item.id, item.read, config, item.extra)
 
 

@@ -178,9 +178,13 @@ _COLUMN_TYPES = {
 
 def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
     """InputError unless schema (as the format reads it) has the columns wanted, of types a reader can use."""
-    from .schema import CORE_COLUMNS
+    from .schema import CORE_COLUMNS, PER_IMAGE_COLUMNS, is_multi_image
 
     wanted = columns or CORE_COLUMNS
+    try:
+        multi = is_multi_image(read_meta(schema))
+    except ValueError:
+        multi = False
     missing = [c for c in wanted if c not in schema.names]
     if missing:
         raise InputError(f"{name}: no column {', '.join(map(repr, missing))} in this output "
@@ -190,6 +194,10 @@ def _check_columns(schema: pa.Schema, columns: list[str] | None, name) -> None:
             raise InputError(f"{name}: column {column!r} appears more than once; no reader can tell them apart")
         fits, kind = _COLUMN_TYPES.get(column, (None, None))
         type_ = schema.field(column).type
+        if multi and column in PER_IMAGE_COLUMNS:  # a list per row, of the single-image type
+            if not (pa.types.is_list(type_) or pa.types.is_large_list(type_)):
+                raise InputError(f"{name}: column {column!r} is {type_}, not a list per row (a multi-image output)")
+            type_, kind = type_.value_type, f"lists of {kind}"
         if fits is not None and not fits(type_):
             raise InputError(f"{name}: column {column!r} is {schema.field(column).type}, not {kind}")
 

@@ -2,6 +2,8 @@
 
     sources --Item--> pipeline.process --CodedImage | FailedImage--> Sink --> report
 
+A multi-image table row is an ImageRow in and a CodedRow out (multi_image.process_row).
+
 Every stage imports its inputs and outputs from here, never from the stage
 before or after it, so data flows one way and each boundary has one type.
 """
@@ -82,7 +84,30 @@ class FailedImage:
         return {"id": self.id, "stage": self.stage, "reason": self.reason}
 
 
-Result = CodedImage | FailedImage  # what coding one input position gives
+@dataclass
+class ImageRow:
+    """One row of several images to code in order (a multi-image table's list cell): a reader per image."""
+
+    id: str
+    reads: list[Callable[..., bytes]]
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class CodedRow:
+    """A multi-image row's output: every image coded, in order (multi_image.process_row); one output row."""
+
+    id: str
+    images: list[CodedImage]
+    extra: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(image.pixels.nbytes for image in self.images)
+
+
+Result = CodedImage | CodedRow | FailedImage  # what coding one input position gives
 
 
 @dataclass(frozen=True)

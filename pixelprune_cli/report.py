@@ -192,6 +192,9 @@ def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) 
         console.print(f"{_plural(summary.images, 'image')} in {summary.seconds:.1f} s{rate}")
     elif not summary.sample:
         console.print(_plural(summary.images, "image"))
+    if summary.rows is not None:  # a multi-image output: entries are images, failures whole rows
+        console.print(f"{_plural(summary.rows, 'row')} of {_plural(summary.written, 'image')} written, "
+                      f"{_plural(summary.failed, 'row')} failed (a row fails with any of its images)")
     if summary.groups:
         column = summary.groups[0]["column"]
         grouped = Table(title=_text(f"by {column}"), **_table_style())

@@ -13,10 +13,12 @@ from PIL import Image
 
 from .atomic import output_errors, remove_stale_partials
 from .errors import ConfigError, InputError, option
+from .multi_image import flatten_images
 from .overlap import refuse_overlap
 from .presets import resolve_preset
 from .readers import checked_row, incomplete_note, iter_output_batches, output_meta, output_rows
 from .report import Progress
+from .schema import is_multi_image
 from .summary import ImageEntry, Summary, WrittenBytes
 from .tokens import scatter_tokens
 from .writer import not_a_folder, write_atomically
@@ -36,6 +38,15 @@ def file_name_for(image_id: str) -> str:
     if len(name) > _MAX_NAME:
         name = name[:180] + "~" + hashlib.sha1(image_id.encode()).hexdigest()[:16]
     return name + ".png"
+
+
+def image_file_name(row_id: str, k: int) -> str:
+    """The PNG name of image k (from 0) of a multi-image row: the row's name with `~K` before `.png`.
+
+    `~` never appears in an encoded id (it becomes %7E), and a shortened name
+    ends in its hash, so the part after the last `~` is always the index.
+    """
+    return file_name_for(row_id)[:-len(".png")] + f"~{k}.png"
 
 
 def reconstruct(row_index_map, pixels: np.ndarray, width: int, height: int, preset) -> np.ndarray:
@@ -58,24 +69,32 @@ def restore_file(path: str, out_dir: str, overwrite: bool = False, progress: boo
     if note:
         summary.incomplete = note
     seen: set[str] = set()
-    bar = Progress(progress, "restoring", total=output_rows(path))
+    multi = is_multi_image(meta)
+    bar = Progress(progress, "restoring", total=None if multi else output_rows(path))  # rows, not images, if multi
     written = 0
     try:
         for batch in iter_output_batches(path):
-            written += _restore_batch(batch, path, target, overwrite, seen, preset, summary, bar)
+            names = None
+            if multi:  # one PNG per image, named by its row (image_file_name)
+                ids = batch.column("id").to_pylist()
+                batch, offsets = flatten_images(batch)
+                names = [image_file_name(ids[r], k) for r in range(len(ids)) for k in range(offsets[r + 1] - offsets[r])]
+                summary.rows = (summary.rows or 0) + len(ids)
+            written += _restore_batch(batch, path, target, overwrite, seen, preset, summary, bar, names)
     finally:
         bar.close()
     summary.bytes_written = WrittenBytes(written)
     return summary.finish()
 
 
-def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, preset, summary: Summary, bar) -> int:
-    """Write one record batch's PNGs, each entered in `summary`; returns their bytes."""
+def _restore_batch(batch, path: str, target: Path, overwrite: bool, seen: set, preset, summary: Summary, bar,
+                   names: list[str] | None = None) -> int:
+    """Write one record batch's PNGs (named `names`, else by id), each entered in `summary`; returns their bytes."""
     written = 0
     ids = batch.column("id").to_pylist()
     sources = zip(batch.column("source_width").to_pylist(), batch.column("source_height").to_pylist())
     for i, (image_id, source) in enumerate(zip(ids, sources)):
-        file = target / file_name_for(image_id)
+        file = target / (file_name_for(image_id) if names is None else names[i])
         if image_id in seen:
             raise InputError(f"{path}: duplicate id {image_id!r}; restore needs one row per id")
         seen.add(image_id)

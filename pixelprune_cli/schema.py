@@ -8,6 +8,12 @@ token, because Parquet has no 8-bit type: a list<fixed_size_list<uint8>>
 becomes one INT32 with repetition and definition levels per pixel byte, about
 ten times the Arrow IPC write time. Both layouts share one byte buffer, so
 converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`).
+
+A multi-image output (metadata `"images_per_row": "many"`, from a table whose
+image column is a list, as TRL's `images`) keeps one row per sample: `id` and
+carried columns per row, each per-image column a list with one entry per image
+(`multi_image` builds and flattens such rows). Its Parquet `pixels` is
+list<list<binary>>, the same trick one list level down.
 """
 
 from __future__ import annotations
@@ -29,12 +35,21 @@ CORE_COLUMNS = (
     "id", "source_width", "source_height", "width", "height", "grid_thw",
     "tokens", "kept", "tau", "kept_index", "index_map", "pixels",
 )
+PER_IMAGE_COLUMNS = CORE_COLUMNS[1:]  # in a multi-image output, lists with one entry per image
+IMAGES_PER_ROW, MANY = "images_per_row", "many"  # the metadata key and value of a multi-image output
+
+
+def is_multi_image(meta: dict | None) -> bool:
+    """Whether an output's metadata says each row holds a list of images (one sample of several)."""
+    return meta is not None and meta.get(IMAGES_PER_ROW) == MANY
 
 
 def output_schema(meta: dict, token_bytes: int, extra_fields: list[pa.Field] | tuple = ()) -> pa.Schema:
-    """Schema of a compressed file: the core columns, carried columns, `pixelprune` metadata."""
-    fields = [
-        pa.field("id", pa.string()),
+    """Schema of a compressed file: the core columns, carried columns, `pixelprune` metadata.
+
+    With `is_multi_image(meta)`, every per-image column is a list of its single-image type.
+    """
+    per_image = [
         pa.field("source_width", pa.int32()),
         pa.field("source_height", pa.int32()),
         pa.field("width", pa.int32()),
@@ -46,8 +61,10 @@ def output_schema(meta: dict, token_bytes: int, extra_fields: list[pa.Field] | t
         pa.field("kept_index", pa.list_(pa.int32())),
         pa.field("index_map", pa.list_(pa.int32())),
         pa.field("pixels", pa.list_(pa.list_(pa.uint8(), token_bytes))),
-        *extra_fields,
     ]
+    if is_multi_image(meta):
+        per_image = [pa.field(f.name, pa.list_(f.type)) for f in per_image]
+    fields = [pa.field("id", pa.string()), *per_image, *extra_fields]
     clash = [f.name for f in extra_fields if f.name in CORE_COLUMNS]
     if clash:
         raise ConfigError(f"carried columns clash with output columns: {', '.join(clash)}")
@@ -136,19 +153,44 @@ def to_record_batch(coded: list, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def parquet_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema of a Parquet output: `pixels` as list<binary>, the layout named in the metadata."""
+    """The schema of a Parquet output: `pixels` as list<binary> (list<list<binary>> when multi-image),
+    the layout named in the metadata."""
     base = read_meta(schema)
     if base is None:
         raise ValueError("not an output schema: it has no pixelprune metadata")
     meta = {**base, LAYOUT_KEY: BINARY_LAYOUT}
     pixels = schema.get_field_index("pixels")
-    return schema.set(pixels, pa.field("pixels", pa.list_(pa.binary()))).with_metadata(
+    return schema.set(pixels, pa.field("pixels", _binary_type(schema.field(pixels).type))).with_metadata(
         {**schema.metadata, META_KEY: json.dumps(meta, sort_keys=True).encode()})
+
+
+def _binary_type(tokens: pa.DataType) -> pa.DataType:
+    """list<fixed_size_list<uint8>> -> list<binary>, under any number of outer lists."""
+    inner = tokens.value_type
+    return pa.list_(pa.binary() if pa.types.is_fixed_size_list(inner) else _binary_type(inner))
+
+
+def tokens_type(stored: pa.DataType, token_bytes: int) -> pa.DataType | None:
+    """The Arrow type of a `pixels` column stored as list<binary> (under any outer lists); None if it is not."""
+    if not pa.types.is_list(stored):
+        return None
+    if pa.types.is_binary(stored.value_type):
+        return pa.list_(pa.list_(pa.uint8(), token_bytes))
+    inner = tokens_type(stored.value_type, token_bytes)
+    return None if inner is None else pa.list_(inner)
 
 
 def pixels_as_binary(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     """A batch of the output schema in `parquet_schema`'s layout, over the same pixel bytes."""
-    column = batch.column("pixels")
+    pixels = _tokens_as_binary(batch.column("pixels"))
+    return pa.RecordBatch.from_arrays([pixels if f.name == "pixels" else batch.column(f.name) for f in schema],
+                                      schema=schema)
+
+
+def _tokens_as_binary(column: pa.Array) -> pa.Array:
+    """list<fixed_size_list<uint8>> (under any outer lists) as list<binary>, one value per token; no copy."""
+    if not pa.types.is_fixed_size_list(column.type.value_type):
+        return pa.ListArray.from_arrays(_rebased(column.offsets), _tokens_as_binary(column.flatten()))
     tokens = column.flatten()  # fixed_size_list<uint8>: this batch's kept tokens
     token_bytes = tokens.type.list_size
     data = tokens.flatten()
@@ -156,28 +198,32 @@ def pixels_as_binary(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch
     if ends[-1] > np.iinfo(np.int32).max:
         raise ValueError(f"a batch of {len(tokens):,} kept tokens is over the 2 GiB a binary column holds")
     values = pa.Array.from_buffers(pa.binary(), len(tokens), [None, pa.py_buffer(ends.astype(np.int32)), _bytes_of(data)])
-    pixels = pa.ListArray.from_arrays(_rebased(column.offsets), values)
-    return pa.RecordBatch.from_arrays([pixels if f.name == "pixels" else batch.column(f.name) for f in schema],
-                                      schema=schema)
+    return pa.ListArray.from_arrays(_rebased(column.offsets), values)
 
 
 def pixels_as_tokens(batch: pa.RecordBatch, token_bytes: int) -> pa.RecordBatch:
-    """A batch read from either layout, with `pixels` as list<fixed_size_list<uint8>>; no copy.
+    """A batch read from either layout, with `pixels` as list<fixed_size_list<uint8>> (under its outer
+    lists when multi-image); no copy.
 
     Raises ValueError if a binary value is not token_bytes long.
     """
-    if "pixels" not in batch.schema.names or not pa.types.is_binary(batch.schema.field("pixels").type.value_type):
+    if "pixels" not in batch.schema.names or tokens_type(batch.schema.field("pixels").type, token_bytes) is None:
         return batch
-    column = batch.column("pixels")
+    pixels = _binary_as_tokens(batch.column("pixels"), token_bytes)
+    index = batch.schema.get_field_index("pixels")
+    return batch.set_column(index, pa.field("pixels", pixels.type), pixels)
+
+
+def _binary_as_tokens(column: pa.Array, token_bytes: int) -> pa.Array:
+    if not pa.types.is_binary(column.type.value_type):
+        return pa.ListArray.from_arrays(_rebased(column.offsets), _binary_as_tokens(column.flatten(), token_bytes))
     values = column.flatten()  # binary, one value per kept token
     ends = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
     if np.any(np.diff(ends) != token_bytes):
         raise ValueError(f"pixels values are not all {token_bytes} bytes (one merged token each)")
     data = values.buffers()[2].slice(int(ends[0]), int(ends[-1] - ends[0]))
     tokens = pa.FixedSizeListArray.from_arrays(pa.Array.from_buffers(pa.uint8(), len(data), [None, data]), token_bytes)
-    pixels = pa.ListArray.from_arrays(_rebased(column.offsets), tokens)
-    index = batch.schema.get_field_index("pixels")
-    return batch.set_column(index, pa.field("pixels", pixels.type), pixels)
+    return pa.ListArray.from_arrays(_rebased(column.offsets), tokens)
 
 
 def _bytes_of(values: pa.Array) -> pa.Buffer:

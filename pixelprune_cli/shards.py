@@ -42,7 +42,7 @@ from .manifest import (
     shard_name,
     write_manifest,
 )
-from .records import CodedImage, Result, Resumed
+from .records import FailedImage, Result, Resumed
 from .shard_commit import DiskCommit, ShardCommit
 from .writer import ErrorLog, RowSink, TableFile, compression_arg
 
@@ -231,7 +231,7 @@ class ShardedSink(RowSink):
             self._open_shard(shard)
         self._ids.update(result.id.encode() + b"\n")
         self.counts["images"] += 1
-        self.counts["written" if isinstance(result, CodedImage) else "failed"] += 1
+        self.counts["failed" if isinstance(result, FailedImage) else "written"] += 1
         self.add(result)
 
     # -- for engines that write whole shards themselves (ray.py): where, which, and recording them

@@ -20,12 +20,14 @@ from .contact_sheet import MARK_KEY, MARK_VALUE, contact_sheet, contact_sheet_fo
 from .errors import ConfigError, InputError
 from .formats import PARQUET, format_of
 from .input_files import read_file
+from .multi_image import image_batches
 from .objectstore import is_folder
 from .pieces import ParquetRows, SourceOptions
 from .preprocess import open_image
 from .presets import resolve_preset
 from .readers import STDIN, checked_row, compressed_meta, incomplete_note, iter_output_batches, output_meta
-from .records import FailedImage
+from .records import FailedImage, ImageRow
+from .schema import is_multi_image
 from .sources import plan, read_piece
 from .token_overlay import LARGEST_ERROR, describe_error, overlay_for_image, overlay_for_row, row_image
 from .urls import is_url
@@ -62,7 +64,7 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
         raise ConfigError("give exactly one of --id or --row")
     meta = output_meta(path)
     seen = 0
-    batches = iter_output_batches(path)
+    batches = image_batches(iter_output_batches(path))  # a multi-image output's images, as ROW~K
     for batch in batches:
         if image_id is not None:
             ids = batch.column("id").to_pylist()
@@ -79,6 +81,8 @@ def read_output_row(path: str, image_id: str | None = None, row: int | None = No
                 pass
         return found, meta
     where = f"id {image_id!r}" if image_id is not None else f"row {row} (it has {seen} rows, counted from 0)"
+    if is_multi_image(meta):
+        where += " (a multi-image output: --id ROW~K and --row N pick its images, counted from 0)"
     note = incomplete_note(path)
     raise InputError(f"{path}: no {where}" + (f" ({note})" if note else ""))
 
@@ -94,6 +98,9 @@ def read_table_image(path: str, row: int, image_column: str | None = None, backe
     item = next(read_piece(replace(table, start=row, stop=row + 1)))
     if isinstance(item, FailedImage):
         raise InputError(f"{path}#{row}: {item.reason}")
+    if isinstance(item, ImageRow):
+        raise InputError(f"{path}#{row}: holds a list of {len(item.reads)} images, and --row draws one image; "
+                         "show the table without --row for a sheet of every image")
     return load(open_image(item.read()), backend)
 
 
@@ -137,7 +144,7 @@ def render_output(path: str, side_by_side: bool = False, thumb: int = 256, sampl
     tiles: list = []
     only = None  # the first row, in full, while it is the only one
     seen = 0
-    for batch in iter_output_batches(path):
+    for batch in image_batches(iter_output_batches(path)):  # a multi-image output's images, as ROW~K
         for i in range(batch.num_rows):
             slot = seen if sample is None or seen < sample else rng.randrange(seen + 1)
             if sample is None or slot < sample:

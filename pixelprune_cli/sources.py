@@ -26,7 +26,7 @@ from .input_files import gone_reason, read_listed_file, walk_files
 from .overlap import OwnFiles
 from .parquet_source import parquet_items, plan_parquet, row_ids
 from .pieces import ImageFile, ParquetRows, Piece, SourceCounts, SourceOptions, piece_size
-from .records import FailedImage, Item
+from .records import FailedImage, ImageRow, Item
 from .urls import id_text
 
 
@@ -157,7 +157,7 @@ def piece_ids(piece: Piece) -> Iterator[str]:
     return row_ids(piece) if isinstance(piece, ParquetRows) else iter([piece.id])
 
 
-def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | FailedImage]:
+def read_piece(piece: Piece, keep_columns: tuple[str, ...] = ()) -> Iterator[Item | ImageRow | FailedImage]:
     """The items of one piece, in order. Bad data never raises: every position yields an item or a failure."""
     if isinstance(piece, ImageFile):
         yield Item(piece.id, partial(read_listed_file, piece.path))
@@ -192,7 +192,7 @@ def sample(paths: list[str], options: SourceOptions = SourceOptions(), size: int
     return [one for _, one in sorted(chosen, key=lambda c: c[0])], position
 
 
-def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Item | FailedImage]:
+def iter_items(paths: list[str], options: SourceOptions = SourceOptions(), counts: SourceCounts | None = None) -> Iterator[Item | ImageRow | FailedImage]:
     """Every input image as an item (or a failure), in `plan` order; raises InputError for unusable paths."""
     for piece in plan(paths, options, counts):
         yield from read_piece(piece, options.keep_columns)

@@ -130,6 +130,7 @@ class Summary:
     bytes_written: WrittenBytes | None = None  # compress, restore: what the output takes
     resumed: Resumed | None = None  # a sharded output: what earlier runs committed (its failures decide the exit code too)
     groups: list[dict] = field(default_factory=list)
+    rows: int | None = None  # multi-image rows written (None: one image per row); entries and tokens count images
     tokens: int = 0
     kept: int = 0
     over_budget: int = 0
@@ -148,6 +149,12 @@ class Summary:
             self.fractions.append(entry.kept / entry.tokens)
         self.extremes.add(entry)
         self.log.append((entry, group_values or {}))
+
+    def add_row(self, entries: list[ImageEntry], group_values: dict | None = None) -> None:
+        """A multi-image row written: an entry per image; a failed row is one error record (add_error)."""
+        self.rows = (self.rows or 0) + 1
+        for entry in entries:
+            self.add_image(entry, group_values)
 
     def add_error(self, record: dict) -> None:
         self.error_log.append(record)
@@ -214,6 +221,7 @@ class Summary:
             **({"image_columns": dict(self.image_columns)} if self.image_columns else {}),
             **({"bytes_written": self.bytes_written.size} if self.bytes_written else {}),
             **({"groups": self.groups} if self.groups else {}),
+            **({"rows_written": self.rows} if self.rows is not None else {}),
         }
 
     def as_dict(self) -> dict:

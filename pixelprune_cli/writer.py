@@ -30,7 +30,7 @@ from .atomic import (
 from .errors import ConfigError, option
 from .formats import output_format, table_format
 from .objectstore import check_stored_target, is_folder, write_object
-from .records import CodedImage, Result, Resumed
+from .records import CodedImage, CodedRow, Result, Resumed
 from .urls import is_url
 
 # Measured on the bench corpus (docs/performance.md, "compress"): zstd gives the smallest
@@ -138,7 +138,7 @@ class RowSink:
     def __init__(self, schema: pa.Schema, table: TableFile | None = None, errors: ErrorLog | None = None):
         self.schema = schema
         self.table, self.errors = table, errors
-        self.pending: list[CodedImage] = []
+        self.pending: list[CodedImage | CodedRow] = []
         self.pending_bytes = 0
 
     def skipper(self) -> Callable[[int, str], bool] | None:
@@ -152,10 +152,10 @@ class RowSink:
         self.add(result)
 
     def add(self, result: Result) -> None:
-        """A CodedImage (a row) or a FailedImage (an error record)."""
-        if isinstance(result, CodedImage):
+        """A CodedImage or CodedRow (a row) or a FailedImage (an error record)."""
+        if isinstance(result, (CodedImage, CodedRow)):
             self.pending.append(result)
-            self.pending_bytes += result.pixels.nbytes
+            self.pending_bytes += result.nbytes if isinstance(result, CodedRow) else result.pixels.nbytes
             if len(self.pending) >= self.BATCH_ROWS or self.pending_bytes >= self.BATCH_BYTES:
                 self.flush()
         else:
@@ -163,7 +163,7 @@ class RowSink:
 
     def flush(self) -> None:
         if self.pending:
-            from .schema import to_record_batch
+            from .multi_image import to_record_batch_of as to_record_batch  # CodedRows when multi-image
 
             self._write(to_record_batch(self.pending, self.schema))
             self.pending, self.pending_bytes = [], 0
