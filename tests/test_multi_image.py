@@ -18,8 +18,8 @@ from PIL import Image
 
 from pixelprune_cli.model import image_rows, model_inputs
 from pixelprune_cli.multi_image import flatten_images
-from pixelprune_cli.prune import prune_image
 from pixelprune_cli.presets import resolve_preset
+from pixelprune_cli.prune import prune_image
 from pixelprune_cli.readers import iter_output_batches
 from pixelprune_cli.restore import image_file_name, reconstruct
 
