@@ -18,13 +18,13 @@ from .engine import coded_stream, count_in_background, engine_for, image_entry
 from .errors import ConfigError, InputError, option
 from .formats import output_format, table_format
 from .job import Job, RunOptions, no_images_error
-from .multi_image import check_engine, entries, holds_lists
 from .overlap import refuse_overlap
 from .parquet_source import image_column_known_before
 from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig, warm_up
 from .records import CodedRow, FailedImage, Sink
 from .report import Progress
+from .row_coding import check_engine, entries, holds_lists
 from .schema import IMAGES_PER_ROW, MANY, output_schema
 from .shards import ShardedSink
 from .show import Rendering, ShowOptions, picture_format, render_path, save_picture

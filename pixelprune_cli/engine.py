@@ -21,13 +21,13 @@ from dataclasses import replace
 
 from .errors import ConfigError, ImageFailedFast, option
 from .job import Engine, Job, RunOptions, no_images_error
-from .multi_image import code_item, entries
 from .parallel import BackgroundSink, default_workers, ordered_map
 from .pieces import ImageFile, ParquetRows, SourceCounts, SourceOptions, piece_size
 from .pipeline import CodingConfig
 from .ray_engine import RayEngine
 from .records import CodedImage, CodedRow, FailedImage, Sink
 from .report import Progress
+from .row_coding import code_item, entries
 from .sources import piece_ids, plan, read_piece
 from .summary import ImageEntry, Summary
 

@@ -2,7 +2,7 @@
 
     sources --Item--> pipeline.process --CodedImage | FailedImage--> Sink --> report
 
-A multi-image table row is an ImageRow in and a CodedRow out (multi_image.process_row).
+A multi-image table row is an ImageRow in and a CodedRow out (row_coding.process_row).
 
 Every stage imports its inputs and outputs from here, never from the stage
 before or after it, so data flows one way and each boundary has one type.
@@ -95,7 +95,7 @@ class ImageRow:
 
 @dataclass
 class CodedRow:
-    """A multi-image row's output: every image coded, in order (multi_image.process_row); one output row."""
+    """A multi-image row's output: every image coded, in order (row_coding.process_row); one output row."""
 
     id: str
     images: list[CodedImage]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .errors import escape_controls
 from .summary import ImageEntry, Sample, Summary
@@ -125,6 +125,18 @@ def _table_style() -> dict:
     from rich import box
 
     return {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "collapse_padding": True}
+
+
+def render_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A titled table of text cells on stdout (the first column left-aligned, the rest right), in the run table's style."""
+    from rich.table import Table
+
+    table = Table(title=title, **_table_style())
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    _console(False).print(table)
 
 
 def render_table(summary: Summary, mode: str = "auto", to_stderr: bool = False) -> None:

@@ -19,20 +19,14 @@ def _number(value, spec: str, scale: float = 1.0) -> str:
 
 
 def render_table(report: dict) -> None:
-    from rich.table import Table
+    from ..report import render_rows
 
-    from ..report import _console, _table_style
-
-    table = Table(title=f"{report['task']} ({report['metric']}), {report['model']}", **_table_style())
-    for column in ("arm", "n", "failed", "score", "Δ vs full", "kept %", "tokens", "ViT+prefill ms", "generate ms",
-                   "agree"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
-    for arm in report["arms"]:
-        table.add_row(arm["name"], str(arm["n"]), str(arm["failed"]), _number(arm["score"], ".4f"),
-                      _number(arm.get("delta"), "+.4f"), _number(arm["kept"], ".1f", 100),
-                      _number(arm["tokens"], ".1f"), _number(arm["prefill_ms"], ".1f"),
-                      _number(arm["generate_ms"], ".1f"), _number(arm.get("agreement"), ".1%"))
-    _console(False).print(table)
+    columns = ("arm", "n", "failed", "score", "Δ vs full", "kept %", "tokens", "ViT+prefill ms", "generate ms", "agree")
+    rows = [(arm["name"], str(arm["n"]), str(arm["failed"]), _number(arm["score"], ".4f"),
+             _number(arm.get("delta"), "+.4f"), _number(arm["kept"], ".1f", 100), _number(arm["tokens"], ".1f"),
+             _number(arm["prefill_ms"], ".1f"), _number(arm["generate_ms"], ".1f"), _number(arm.get("agreement"), ".1%"))
+            for arm in report["arms"]]
+    render_rows(f"{report['task']} ({report['metric']}), {report['model']}", columns, rows)
 
 
 def draw_plot(report: dict, handle) -> None:
