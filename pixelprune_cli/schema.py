@@ -7,7 +7,8 @@ Parquet files store `pixels` as list<binary>, one value of token_bytes per kept
 token, because Parquet has no 8-bit type: a list<fixed_size_list<uint8>>
 becomes one INT32 with repetition and definition levels per pixel byte, about
 ten times the Arrow IPC write time. Both layouts share one byte buffer, so
-converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`).
+converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`),
+and the writer builds it over each image's own array (`to_parquet_table`).
 """
 
 from __future__ import annotations
