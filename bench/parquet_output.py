@@ -8,7 +8,10 @@ runs, not of Ray's start-up).
 
 Time is measured in this process (interleaved rounds, as run.py does); peak RSS
 in a subprocess per run (bench/memory.py's wait4), since one process's peak
-is a maximum over everything it did before.
+is a maximum over everything it did before. Each time row gives the spread of
+the per-round ratios too, and a last row the issue's figures side by side:
+time at -j1 / -j2 / shards and the largest peak RSS ratio, from this one run.
+`bench/run.py --parquet-inputs DIR` measures these rows on another folder of images.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from inputs import WORK
 
 OUT = WORK / "out"
 TIME_LIMIT, RSS_LIMIT, SIZE_LIMIT = 1.15, 1.2, 1.1
-SHARD_SIZE = 4  # the 10 bench files in 3 shards, so shard boundaries are part of the run
+SHARDS = 3  # the input in 3 shards (the 10 bench files: shards of 4), so shard boundaries are part of the run
 RAY_COPIES, RAY_SHARD = 8, 10  # the Ray input: the bench files 8 times over, one Parquet file, shards of 10
 
 
@@ -41,12 +44,16 @@ def target_of(kind: str, fmt: str, workers: int) -> Path:
     return OUT / (f"pq-{kind}-{fmt}-w{workers}/" if kind == "shards" else f"pq-{kind}-w{workers}.{fmt}")
 
 
+def shard_size(n: int) -> int:
+    return max(1, -(-n // SHARDS))
+
+
 def _compress(folder: Path, n: int, kind: str, fmt: str, workers: int) -> None:
     from pixelprune_cli.api import compress
     from pixelprune_cli.job import RunOptions
 
     target = target_of(kind, fmt, workers)
-    extra = {"shard_size": SHARD_SIZE, "shard_format": fmt} if kind == "shards" else {}
+    extra = {"shard_size": shard_size(n), "shard_format": fmt} if kind == "shards" else {}
     summary = compress([str(folder)], str(target) + ("/" if kind == "shards" else ""),
                        run=RunOptions(workers=workers, progress=False), overwrite=True, **extra)
     if summary.images != n or summary.errors:
@@ -65,12 +72,14 @@ def parquet_rows(folder: Path, files: list[Path], quick: bool, row_type, interle
     cpu: dict[str, list[float]] = {}
     samples = interleaved(fns, 1 if quick else 5, cpu=cpu)
     rows, raw = [], {"seconds": samples, "cpu_seconds": cpu}
+    time_ratios = {}
     for kind, w in cases:
         parquet, arrow = (statistics.median(samples[f"{kind} {fmt} w{w}"]) for fmt in ("parquet", "arrow"))
-        ratio = parquet / arrow
+        ratio = time_ratios[kind, w] = parquet / arrow
         what = "-o x.parquet vs -o x.arrow" if kind == "file" else "-o DIR/ shards, parquet vs arrow"
-        rows.append(row_type(7, f"{what}, -j{w}, {n} files, time", f"{parquet:.2f} s", f"{arrow:.2f} s", ratio,
-                             f"<= {TIME_LIMIT}x time", ratio <= TIME_LIMIT, parquet, arrow))
+        rows.append(row_type(7, f"{what}, -j{w}, {n} files, time{_spread(samples, f'{kind} parquet w{w}', f'{kind} arrow w{w}')}",
+                             f"{parquet:.2f} s", f"{arrow:.2f} s", ratio, f"<= {TIME_LIMIT}x time", ratio <= TIME_LIMIT,
+                             parquet, arrow))
         # CPU seconds are what the format costs whatever else runs on the machine; wall time is the target.
         parquet, arrow = (statistics.median(cpu[f"{kind} {fmt} w{w}"]) for fmt in ("parquet", "arrow"))
         rows.append(row_type(7, "  info: the same, process CPU time", f"{parquet:.2f} s", f"{arrow:.2f} s",
@@ -87,14 +96,18 @@ def parquet_rows(folder: Path, files: list[Path], quick: bool, row_type, interle
                 args = ["compress", str(folder), "-o", output, "--workers", str(w), "--no-progress",
                         "--table", "none", "--overwrite"]
                 if kind == "shards":
-                    args += ["--shard-format", fmt, "--shard-size", str(SHARD_SIZE)]
+                    args += ["--shard-format", fmt, "--shard-size", str(shard_size(n))]
                 peaks.setdefault(f"{kind} {fmt} w{w}", []).append(measure(args, work)[2])
     raw["peak_rss"] = peaks
+    rss_ratios = {}
     for kind, w in cases:
         parquet, arrow = (statistics.median(peaks[f"{kind} {fmt} w{w}"]) for fmt in ("parquet", "arrow"))
+        rss_ratios[kind, w] = parquet / arrow
         what = "-o x.parquet vs -o x.arrow" if kind == "file" else "-o DIR/ shards, parquet vs arrow"
-        rows.append(row_type(7, f"{what}, -j{w}, peak RSS", f"{parquet / 2**20:.0f} MB", f"{arrow / 2**20:.0f} MB",
-                             parquet / arrow, f"<= {RSS_LIMIT}x RSS", parquet / arrow <= RSS_LIMIT, parquet, arrow))
+        rows.append(row_type(7, f"{what}, -j{w}, peak RSS{_spread(peaks, f'{kind} parquet w{w}', f'{kind} arrow w{w}')}",
+                             f"{parquet / 2**20:.0f} MB", f"{arrow / 2**20:.0f} MB", parquet / arrow,
+                             f"<= {RSS_LIMIT}x RSS", parquet / arrow <= RSS_LIMIT, parquet, arrow))
+    rows.append(_side_by_side(row_type, n, time_ratios, rss_ratios))
 
     sizes = {}
     for kind in ("file", "shards"):
@@ -105,6 +118,22 @@ def parquet_rows(folder: Path, files: list[Path], quick: bool, row_type, interle
                              f"<= {SIZE_LIMIT}x size", parquet / arrow <= SIZE_LIMIT, parquet, arrow))
     raw["bytes"] = sizes
     return rows, raw
+
+
+def _spread(samples: dict, parquet: str, arrow: str) -> str:
+    """The range of the per-round ratios (rounds are interleaved, so each pair ran under the same load)."""
+    ratios = [p / a for p, a in zip(samples[parquet], samples[arrow])]
+    return f" (rounds {min(ratios):.2f}-{max(ratios):.2f}x)" if len(ratios) > 1 else ""
+
+
+def _side_by_side(row_type, n: int, time_ratios: dict, rss_ratios: dict):
+    """The issue's figures from this one run: time -j1 / -j2 / shards (the slower of -j1, -j2), worst peak RSS."""
+    times = (time_ratios["file", 1], time_ratios["file", 2], max(time_ratios["shards", 1], time_ratios["shards", 2]))
+    rss = max(rss_ratios.values())
+    holds = max(times) <= TIME_LIMIT and rss <= RSS_LIMIT
+    return row_type(7, f"parquet / arrow, {n} files: time -j1 / -j2 / shards; peak RSS (largest)",
+                    " / ".join(f"{t:.2f}x" for t in times) + f"; {rss:.2f}x", "-", max(times),
+                    f"<= {TIME_LIMIT}x time, <= {RSS_LIMIT}x RSS", holds)
 
 
 def ray_input(files: list[Path]) -> Path:

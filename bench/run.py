@@ -306,6 +306,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one round per end-to-end case (a smoke run)")
     parser.add_argument("--no-ray", action="store_true", help="skip the --engine ray rows (Ray's start-up takes ~7 s)")
     parser.add_argument("--no-store", action="store_true", help="skip the S3 row (starts a SeaweedFS server on loopback)")
+    parser.add_argument("--parquet-inputs", type=Path, metavar="DIR",
+                        help="measure the Parquet output rows (7) on this folder of images, not the bench files")
     args = parser.parse_args()
     started = time.perf_counter()
     info = machine()
@@ -316,6 +318,9 @@ def main() -> int:
         print(f"warning: load average {info['load_average'][0]:.2f} on {info['cores']} cores before the run: other "
               "processes compete for the CPU, so times are noisy and the -j2 row is unreliable", flush=True)
     inputs = make_inputs()
+    folder = args.parquet_inputs or inputs["folder"]
+    parquet_inputs = (folder, inputs["files"] if args.parquet_inputs is None else
+                      sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}))
     rows, raw = [], {}
     for step, run in (("coder", lambda: coder_rows(inputs["coder"], args.quick)),
                       ("resize", lambda: resize_rows.resize_rows(inputs["files"], args.quick, Row, interleaved)),
@@ -323,8 +328,8 @@ def main() -> int:
                       ("backends", lambda: backend_rows.backend_rows(inputs["folder"], inputs["files"], args.quick,
                                                                      Row, interleaved)),
                       ("start-up", lambda: startup_rows(inputs["small"], args.quick)),
-                      ("parquet output", lambda: parquet_output.parquet_rows(inputs["folder"], inputs["files"],
-                                                                              args.quick, Row, interleaved)),
+                      ("parquet output", lambda: parquet_output.parquet_rows(*parquet_inputs, args.quick, Row,
+                                                                              interleaved)),
                       ("ray engine", lambda: ([], {}) if args.no_ray else
                        parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("object store", lambda: ([], {}) if args.no_store else

@@ -25,7 +25,9 @@ class TableFormat:
     name: str
     suffixes: tuple[str, ...]  # the first one names shards (part-00000.arrow)
     unreadable: str  # what a file of this name that cannot be read is not, for the one-line error
-    open_writer: Callable  # (binary handle, output schema, codec or None) -> an object with write_batch() and close()
+    # (binary handle, output schema, codec or None) -> an object with write_rows(CodedImages) and close();
+    # each format turns rows into Arrow its own way (schema.to_record_batch, schema.to_parquet_table)
+    open_writer: Callable
     read_schema: Callable  # (path) -> pa.Schema
     iter_batches: Callable  # (path, columns or None) -> Iterator[pa.RecordBatch]
     count_rows: Callable  # (path) -> rows, from the footer only
@@ -35,10 +37,22 @@ class TableFormat:
         return self.suffixes[0]
 
 
-def _arrow_writer(handle, schema, codec):
-    import pyarrow as pa
+class _ArrowWriter:
+    """An Arrow IPC file: each call's rows one record batch."""
 
-    return pa.ipc.new_file(handle, schema, options=pa.ipc.IpcWriteOptions(compression=codec))
+    def __init__(self, handle, schema, codec):
+        import pyarrow as pa
+
+        self.schema = schema
+        self.writer = pa.ipc.new_file(handle, schema, options=pa.ipc.IpcWriteOptions(compression=codec))
+
+    def write_rows(self, coded: list) -> None:
+        from .multi_image import to_record_batch_of
+
+        self.writer.write_batch(to_record_batch_of(coded, self.schema))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def _arrow_schema(path: Path):
@@ -93,7 +107,7 @@ class _ParquetWriter:
 
         from .schema import parquet_schema
 
-        self.schema = parquet_schema(schema)
+        self.arrow_schema, self.schema = schema, parquet_schema(schema)
         # Measured (docs/performance.md, "Parquet output"): dictionaries never pay on unique
         # pixel tokens; statistics are kept for the flat columns only. A
         # page cannot end inside a row, so an image's pixels are one page;
@@ -103,10 +117,15 @@ class _ParquetWriter:
         self.writer = pq.ParquetWriter(handle, self.schema, compression=codec or "none",
                                        use_dictionary=False, write_statistics=flat, data_page_version="2.0")
 
-    def write_batch(self, batch) -> None:
-        from .schema import pixels_as_binary
+    def write_rows(self, coded: list) -> None:
+        """One row group of these rows, each image's pixels read where its worker left them (no batch copy)."""
+        from .multi_image import to_record_batch_of
+        from .schema import is_multi_image, pixels_as_binary, read_meta, to_parquet_table
 
-        self.writer.write_batch(pixels_as_binary(batch, self.schema))
+        if is_multi_image(read_meta(self.arrow_schema)):  # rows of image lists: gathered, then one binary per token
+            self.writer.write_batch(pixels_as_binary(to_record_batch_of(coded, self.arrow_schema), self.schema))
+        else:
+            self.writer.write_table(to_parquet_table(coded, self.schema))
 
     def close(self) -> None:
         self.writer.close()
@@ -160,7 +179,7 @@ def _parquet_rows(path: Path) -> int:
 
 
 ARROW = TableFormat("arrow", (".arrow", ".ipc", ".feather", ".arrows"),
-                    "not a readable Arrow file, truncated or not an Arrow IPC file or stream", _arrow_writer, _arrow_schema, _arrow_batches, _arrow_rows)
+                    "not a readable Arrow file, truncated or not an Arrow IPC file or stream", _ArrowWriter, _arrow_schema, _arrow_batches, _arrow_rows)
 PARQUET = TableFormat("parquet", (".parquet", ".pq"), "not a readable Parquet file", _ParquetWriter, _parquet_schema, _parquet_batches, _parquet_rows)
 TABLE_FORMATS = {f.name: f for f in (ARROW, PARQUET)}
 PARQUET_SUFFIXES = frozenset(PARQUET.suffixes)  # as an input: an image table (or an output, by its metadata)

@@ -7,7 +7,8 @@ Parquet files store `pixels` as list<binary>, one value of token_bytes per kept
 token, because Parquet has no 8-bit type: a list<fixed_size_list<uint8>>
 becomes one INT32 with repetition and definition levels per pixel byte, about
 ten times the Arrow IPC write time. Both layouts share one byte buffer, so
-converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`).
+converting between them copies nothing (`pixels_as_binary`, `pixels_as_tokens`),
+and the writer builds it over each image's own array (`to_parquet_table`).
 
 A multi-image output (metadata `"images_per_row": "many"`, from a table whose
 image column is a list, as TRL's `images`) keeps one row per sample: `id` and
@@ -127,6 +128,36 @@ def _list_array(parts: list[np.ndarray], dtype, width: int | None = None) -> pa.
 def to_record_batch(coded: list, schema: pa.Schema) -> pa.RecordBatch:
     """Build a batch from CodedImage rows with a handful of large copies, no per-token objects."""
     token_bytes = schema.field("pixels").type.value_type.list_size
+    pixels = _list_array([c.pixels for c in coded], np.uint8, token_bytes)
+    return pa.RecordBatch.from_arrays(_columns(coded, schema, pixels), schema=schema)
+
+
+def to_parquet_table(coded: list, schema: pa.Schema) -> pa.Table:
+    """CodedImage rows as a table of `parquet_schema`'s layout, `pixels` one chunk per image over its own array.
+
+    The Parquet writer copies every value into its pages anyway, so gathering
+    the batch's pixels into one buffer first (as an Arrow record batch needs)
+    would only cost the writer thread a copy of the batch and raise the peak by
+    its size.
+    """
+    chunks = [_binary_tokens(c.pixels) for c in coded]
+    pixels = pa.chunked_array(chunks, type=schema.field("pixels").type)
+    return pa.Table.from_arrays(_columns(coded, schema, pixels), schema=schema)
+
+
+def _binary_tokens(pixels: np.ndarray) -> pa.Array:
+    """One image's (kept, token_bytes) uint8 pixels as a one-row list<binary>, one value per token; no copy."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    kept, token_bytes = pixels.shape
+    ends = np.arange(kept + 1, dtype=np.int64) * token_bytes
+    if ends[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"an image of {kept:,} kept tokens is over the 2 GiB a binary column holds")
+    values = pa.Array.from_buffers(pa.binary(), kept, [None, pa.py_buffer(ends.astype(np.int32)), pa.py_buffer(pixels)])
+    return pa.ListArray.from_arrays(_numeric(np.array([0, kept], dtype=np.int32), pa.int32()), values)
+
+
+def _columns(coded: list, schema: pa.Schema, pixels) -> list:
+    """The columns of `schema` from CodedImage rows, in its order, with `pixels` as given."""
 
     def ints(name):
         return _numeric(np.array([getattr(c, name) for c in coded], dtype=np.int32), pa.int32())
@@ -144,12 +175,12 @@ def to_record_batch(coded: list, schema: pa.Schema) -> pa.RecordBatch:
         "tau": _numeric(np.array([c.tau for c in coded], dtype=np.float32), pa.float32()),
         "kept_index": _list_array([c.kept_index for c in coded], np.int32),
         "index_map": _list_array([c.index_map for c in coded], np.int32),
-        "pixels": _list_array([c.pixels for c in coded], np.uint8, token_bytes),
+        "pixels": pixels,
     }
     for f in schema:
         if f.name not in columns:  # carried columns: any Arrow type, built the general way
             columns[f.name] = pa.array([c.extra.get(f.name) for c in coded], type=f.type)
-    return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
+    return [columns[f.name] for f in schema]
 
 
 def parquet_schema(schema: pa.Schema) -> pa.Schema:

@@ -74,12 +74,13 @@ class TableFile:
             raise
         self.rows = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows:
+    def write_rows(self, coded: list[CodedImage | CodedRow]) -> None:
+        """Rows as one record batch (Arrow) or row group (Parquet), built as the format likes."""
+        if coded:
             with output_errors(self.file.target):
-                self.writer.write_batch(batch)
+                self.writer.write_rows(coded)
             pa.default_memory_pool().release_unused()  # the pool keeps freed batch buffers resident otherwise
-            self.rows += batch.num_rows
+            self.rows += len(coded)
 
     def commit(self) -> None:
         self.seal()
@@ -126,7 +127,7 @@ class ErrorLog:
 class RowSink:
     """Takes results in input order, batches rows, hands batches and error records on.
 
-    Batches go to `table` (a TableFile) and error records to `errors` (an
+    Batches of rows go to `table` (a TableFile) and error records to `errors` (an
     ErrorLog); FileSink and ShardedSink open them, StdoutSink overrides
     `_write` and `_error` instead. The base of every `records.Sink` here.
     """
@@ -163,9 +164,7 @@ class RowSink:
 
     def flush(self) -> None:
         if self.pending:
-            from .multi_image import to_record_batch_of as to_record_batch  # CodedRows when multi-image
-
-            self._write(to_record_batch(self.pending, self.schema))
+            self._write(self.pending)
             self.pending, self.pending_bytes = [], 0
 
     def _parts(self) -> tuple[TableFile, ErrorLog]:
@@ -174,8 +173,8 @@ class RowSink:
             raise RuntimeError("no output table is open")
         return self.table, self.errors
 
-    def _write(self, batch: pa.RecordBatch) -> None:
-        self._parts()[0].write(batch)
+    def _write(self, coded: list[CodedImage | CodedRow]) -> None:
+        self._parts()[0].write_rows(coded)
 
     def _error(self, record: dict) -> None:
         self._parts()[1].add(record)
@@ -261,7 +260,10 @@ class StdoutSink(RowSink):
     def bytes_written(self) -> int:
         return self.stream.bytes_written
 
-    def _write(self, batch: pa.RecordBatch) -> None:
+    def _write(self, coded: list[CodedImage | CodedRow]) -> None:
+        from .multi_image import to_record_batch_of
+
+        batch = to_record_batch_of(coded, self.schema)
         with output_errors("standard output"):
             self.writer.write_batch(batch)
         self.rows += batch.num_rows
