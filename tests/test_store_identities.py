@@ -100,13 +100,13 @@ def test_a_url_ending_in_a_slash_names_the_prefix_beside_an_object_of_the_same_n
 
 
 def test_a_read_only_identity_is_refused_before_any_image_is_coded(s3, tmp_path, monkeypatch):
-    from pixelprune_cli import engine
+    from pixelprune_cli import row_coding
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
     coded = []
-    real = engine.process
-    monkeypatch.setattr(engine, "process", lambda *a, **k: coded.append(a) or real(*a, **k))
+    real = row_coding.process  # the per-image function, as the engine's code_item calls it
+    monkeypatch.setattr(row_coding, "process", lambda *a, **k: coded.append(a) or real(*a, **k))
     image = local_copy(tmp_path, SAMPLE_IMAGES[:1]) / SAMPLE_IMAGES[0].name
     for args, target in ((["compress", url, "-o"], "out.arrow"), (["compress", url, "-o"], "out/"),
                          (["show", image, "-o"], "sheet.png")):
