@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .atomic import file_checksum, write_file
-from .errors import ConfigError, option
+from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
 
 MANIFEST = "manifest.json"
@@ -55,6 +55,18 @@ def is_shard_file(name: str) -> bool:
 def is_folder_file(name: str) -> bool:
     """Every file a shard folder's writer makes, inside DIR or its staging folder."""
     return is_shard_file(name) or name in (MANIFEST, ERRORS)
+
+
+def listed_files(manifest: dict, where: str, allowed) -> list[str]:
+    """The table files a manifest lists, in shard order; InputError (naming `where`) for a name `allowed`
+    refuses, or for none at all. Readers trust this list, never a listing."""
+    names = [s.get("file") for s in sorted(manifest["shards"], key=lambda s: s.get("index", 0))]
+    bad = [n for n in names if not (isinstance(n, str) and allowed(n))]
+    if bad:
+        raise InputError(f"{where}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
+    if not names:
+        raise InputError(f"{where}: its {MANIFEST} lists no shards")
+    return names
 
 
 def columns(schema: pa.Schema) -> list[list[str]]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from . import storage
 from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
-from .manifest import MANIFEST, is_shard_file
+from .manifest import MANIFEST, is_shard_file, listed_files
 
 PENDING = ".pixelprune-pending.json"  # a replacing (--overwrite) run's manifest until it commits
 STORE_SHARD = re.compile(rf"part-(\d{{5,}})-([0-9a-f]{{12}})\.({'|'.join(TABLE_FORMATS)}|errors\.jsonl)")
@@ -89,13 +89,7 @@ def output_files(url: str) -> list[str]:
     manifest = read_manifest(url)
     if manifest is None:
         raise InputError(f"{storage.shown(url)}: no {MANIFEST}; a shard folder on a store is read through its manifest")
-    names = [s.get("file") for s in sorted(manifest["shards"], key=lambda s: s.get("index", 0))]
-    bad = [n for n in names if not (isinstance(n, str) and is_store_shard(n))]
-    if bad:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists {bad[0]!r}, not a shard name pixelprune writes")
-    if not names:
-        raise InputError(f"{storage.shown(url)}: its {MANIFEST} lists no shards")
-    return [storage.join(url, n) for n in names]
+    return [storage.join(url, n) for n in listed_files(manifest, storage.shown(url), is_store_shard)]
 
 
 def incomplete_note(url: str) -> str | None:

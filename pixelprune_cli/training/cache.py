@@ -1,0 +1,112 @@
+"""A pixelprune output as a `datasets` dataset: `load_cache`.
+
+The rows are the output's rows, carried columns included, read through the
+project's own readers (so a URL goes through `storage`, with its credentials
+and timeouts) and handed to `datasets` as Arrow tables. Each output file is
+one `datasets` shard, so `datasets` does the rest: seeded shuffling (shard
+order plus a buffer), `split_dataset_by_node`, DataLoader workers and
+`state_dict()` for resuming mid-epoch. A shard folder is read through its
+manifest: only the shards it lists, never a listing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..errors import InputError
+from ..readers import iter_output_batches, output_meta
+from ..schema import pixels_as_tokens
+from ..storage import is_url, redact
+
+ON_BAD_SHARD = ("raise", "skip")
+
+
+def cache_files(source: str) -> list[str]:
+    """The table files of an output: the file itself, or the shards a folder's manifest lists, in order."""
+    source = str(source)
+    if is_url(source):
+        from ..objectstore import output_files
+
+        return output_files(source)
+    path = Path(source)
+    if not path.is_dir():
+        if not path.exists():
+            raise InputError(f"{source}: no such file or folder")
+        return [source]
+    from ..manifest import MANIFEST, is_shard_file, listed_files, read_manifest
+
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise InputError(f"{source}: no {MANIFEST}; a shard folder is read through its manifest")
+    return [str(path / name) for name in listed_files(manifest, source, is_shard_file)]
+
+
+def _tables(files: list[str], token_bytes: int, on_bad_shard: str) -> Iterator[tuple[str, pa.Table]]:
+    """(key, table) per record batch of each file, `pixels` as list<fixed_size_list<uint8>> whatever the format.
+
+    A damaged file raises InputError naming it, or (on_bad_shard='skip') is
+    left out with a warning; rows it gave before the damage was found stay.
+    """
+    for file in files:
+        try:
+            for k, batch in enumerate(iter_output_batches(file)):
+                yield f"{file}:{k}", pa.Table.from_batches([pixels_as_tokens(batch, token_bytes)])
+        except (InputError, ValueError) as exc:
+            if on_bad_shard != "skip":
+                raise InputError(str(exc) if isinstance(exc, InputError) else f"{redact(file)}: {exc}") from None
+            warnings.warn(f"skipping a damaged shard: {exc}", stacklevel=2)
+
+
+def _rows(files: list[str], token_bytes: int, on_bad_shard: str) -> Iterator[dict]:
+    """The rows as Python objects, for Dataset.from_generator, which writes them once to its Arrow cache."""
+    for _, table in _tables(files, token_bytes, on_bad_shard):
+        yield from table.to_pylist()
+
+
+def load_cache(source, *, streaming: bool = True, on_bad_shard: str = "raise", **kwargs):
+    """A pixelprune output (Arrow or Parquet file, or shard folder; a path or URL) as a `datasets` dataset.
+
+    streaming=True gives a `datasets.IterableDataset` with one shard per
+    output file, formatted as Arrow (each row a one-row `pyarrow.Table`, which
+    `PrunedCollator` reads as arrays); streaming=False a `datasets.Dataset`
+    (built once through `Dataset.from_generator`; kwargs go to it, e.g.
+    cache_dir). on_bad_shard: 'raise' (InputError naming the file) or 'skip'
+    (a warning, and the rest is read). The output's metadata is in
+    `dataset.info.description` as JSON, and `PrunedCollator` takes `source` as
+    its `meta` too.
+    """
+    import json
+
+    import datasets
+    from datasets.iterable_dataset import ArrowExamplesIterable
+
+    from ..presets import resolve_preset
+
+    if on_bad_shard not in ON_BAD_SHARD:
+        raise ValueError(f"on_bad_shard is {on_bad_shard!r}, not one of {', '.join(ON_BAD_SHARD)}")
+    source = str(source)
+    files = cache_files(source)
+    meta = output_meta(files[0])
+    token_bytes = resolve_preset(meta).token_bytes
+    first = next(_tables(files[:1], token_bytes, "raise"), None)
+    if first is None:
+        raise InputError(f"{redact(files[0])}: holds no rows")
+    features = datasets.Features.from_arrow_schema(first[1].schema)
+    info = datasets.DatasetInfo(features=features, description=json.dumps(meta, sort_keys=True))
+
+    def generate_tables(files):
+        yield from _tables(files, token_bytes, on_bad_shard)
+
+    iterable = datasets.IterableDataset(ArrowExamplesIterable(generate_tables, {"files": files}), info=info)
+    if streaming:
+        if kwargs:
+            raise TypeError(f"load_cache(streaming=True) takes no {', '.join(kwargs)}")
+        return iterable.with_format("arrow")
+    dataset = datasets.Dataset.from_generator(_rows, features=features, gen_kwargs={
+        "files": files, "token_bytes": token_bytes, "on_bad_shard": on_bad_shard}, **kwargs)
+    dataset.info.description = info.description
+    return dataset.with_format("arrow")
