@@ -38,7 +38,7 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 # them next to the sources (cache=True): `pixelprune warmup` fills that cache.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(if $(filter hf torchvision,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
+	$(if $(filter hf torchvision train,$(subst $(comma), ,$(EXTRAS))),$(BIN)/python -m pip install --quiet $(TORCH))
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/pixelprune warmup
 	touch $@

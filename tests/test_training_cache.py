@@ -44,8 +44,8 @@ def image_table(path):
     return path
 
 
-def compress(inputs, output, keep=("messages",)):
-    api.compress([str(inputs)], str(output), CodingConfig(preset=PRESET), SourceOptions(keep_columns=keep),
+def compress(inputs, output, keep=("messages",), preset=PRESET):
+    api.compress([str(inputs)], str(output), CodingConfig(preset=preset), SourceOptions(keep_columns=keep),
                  shard_size=2 if str(output).endswith("/") else None)
     return str(output)
 
