@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch", reason="the train extra (torch, datasets) is not installed")
 pytest.importorskip("datasets", reason="the train extra (datasets) is not installed")
 
-from conftest import ROOT  # noqa: E402
-from test_training_cache import compress, image_table  # noqa: E402
+from conftest import ROOT
+from test_training_cache import compress, image_table
 
 TESTS = ROOT / "tests"
 
