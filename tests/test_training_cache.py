@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch", reason="the train extra (torch, transformer
 pytest.importorskip("transformers", reason="the train extra (torch, transformers, datasets) is not installed")
 datasets = pytest.importorskip("datasets", reason="the train extra (datasets) is not installed")
 
+import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
@@ -176,3 +177,19 @@ def test_max_length_never_cuts_an_image_refused_or_dropped_as_asked(cache):
     assert int((batch["input_ids"] == tiny.TOKEN_IDS["image_token_id"]).sum()) == min(kept)
     cut = PrunedCollator(tiny.tokenizer(), cache["folder"], max_length=max(kept) + 8)(rows)
     assert cut["input_ids"].shape[1] == max(kept) + 8 < longest  # the text after the images is cut, not an image
+
+
+@pytest.mark.parametrize("preset_name", ["qwen2-vl", "qwen3-vl"])
+@pytest.mark.parametrize("backend", ["pil", "torchvision"])
+def test_the_pixel_kernel_equals_the_numpy_lookup_exactly(preset_name, backend):
+    from pixelprune_cli.model import normalised_pixels, row_pixels
+    from pixelprune_cli.presets import resolve_preset
+    from pixelprune_cli.training.pixels import pixel_values
+
+    preset = resolve_preset(preset_name)
+    random = np.random.default_rng(1).integers(0, 256, (7, preset.token_bytes), dtype=np.uint8)
+    real = row_pixels(prune_image(SAMPLES / "gui_window.png", preset=preset)["pixels"], preset.token_bytes)
+    for kept in (random, real):
+        ours, oracle = pixel_values(kept, preset, backend), normalised_pixels(kept, preset, backend)
+        assert ours.dtype == oracle.dtype and ours.shape == oracle.shape
+        assert np.array_equal(ours, oracle)

@@ -18,8 +18,9 @@ import torch
 
 from ..backends import check_processor_fits, pillow_runtime_warning, rows_backend
 from ..hf import IMAGE_TOKEN, _check_processor_matches, rope_positions
-from ..model import checked_model_row, normalised_pixels, row_pixels
+from ..model import checked_model_row, row_pixels
 from ..presets import PRESETS, resolve_preset
+from .pixels import pixel_values
 from .rows import Sample, samples
 
 IGNORE = -100
@@ -179,7 +180,7 @@ class PrunedCollator:
                 kept_mask[offset + np.asarray(image["kept_index"], dtype=np.int64)] = True
                 offset += int(grid.prod()) // unit
             pixels = np.concatenate([row_pixels(image["pixels"], self.preset.token_bytes) for image in images])
-            out["pixel_values"] = torch.from_numpy(normalised_pixels(pixels, self.preset, self.normalise_as))
+            out["pixel_values"] = torch.from_numpy(pixel_values(pixels, self.preset, self.normalise_as))
             out["image_grid_thw"] = torch.from_numpy(grids)
             out["image_kept_mask"] = torch.from_numpy(kept_mask)
         return out
