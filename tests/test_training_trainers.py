@@ -29,7 +29,7 @@ COMMON = dict(max_steps=STEPS, per_device_train_batch_size=2, learning_rate=3e-3
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    return compress(image_table(root / "data.parquet"), f"{root}/cache/", preset=tiny.small_preset("qwen3_vl", 60_000))
+    return compress(image_table(root / "data.parquet"), f"{root}/cache/", preset=tiny.small_preset("qwen3_vl", 80_000))
 
 
 def losses(trainer):
