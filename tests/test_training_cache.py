@@ -193,3 +193,14 @@ def test_the_pixel_kernel_equals_the_numpy_lookup_exactly(preset_name, backend):
         ours, oracle = pixel_values(kept, preset, backend), normalised_pixels(kept, preset, backend)
         assert ours.dtype == oracle.dtype and ours.shape == oracle.shape
         assert np.array_equal(ours, oracle)
+
+
+def test_a_rewritten_output_is_not_served_from_a_stale_datasets_cache(tmp_path):
+    few = tmp_path / "few.parquet"
+    pq.write_table(pq.read_table(image_table(tmp_path / "all.parquet")).slice(0, 2), few)
+    output = compress(few, tmp_path / "out.arrow")
+    hf_cache = str(tmp_path / "hf")
+    assert len(load_cache(output, streaming=False, cache_dir=hf_cache)) == 2
+    api.compress([str(tmp_path / "all.parquet")], output, CodingConfig(preset=PRESET),
+                 SourceOptions(keep_columns=("messages",)), overwrite=True)
+    assert len(load_cache(output, streaming=False, cache_dir=hf_cache)) == len(NAMES)

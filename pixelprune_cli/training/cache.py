@@ -61,6 +61,28 @@ def _tables(files: list[str], token_bytes: int, on_bad_shard: str) -> Iterator[t
             warnings.warn(f"skipping a damaged shard: {exc}", stacklevel=2)
 
 
+def _fingerprint(files: list[str], meta: dict) -> str:
+    """What names these files' contents for `datasets`' cache: names, sizes, modification times, metadata.
+
+    Without it, `Dataset.from_generator` keys its cache on the file names only
+    and serves an output rewritten in place from the stale copy.
+    """
+    import hashlib
+    import json
+    import os
+
+    from ..storage import size
+
+    def stamp(file: str):
+        if is_url(file):
+            return [file, size(file)]
+        info = os.stat(file)
+        return [file, info.st_size, info.st_mtime_ns, info.st_ino]
+
+    text = json.dumps([[stamp(f) for f in files], meta], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _rows(files: list[str], token_bytes: int, on_bad_shard: str) -> Iterator[dict]:
     """The rows as Python objects, for Dataset.from_generator, which writes them once to its Arrow cache."""
     for _, table in _tables(files, token_bytes, on_bad_shard):
@@ -106,6 +128,7 @@ def load_cache(source, *, streaming: bool = True, on_bad_shard: str = "raise", *
         if kwargs:
             raise TypeError(f"load_cache(streaming=True) takes no {', '.join(kwargs)}")
         return iterable.with_format("arrow")
+    kwargs.setdefault("fingerprint", _fingerprint(files, meta))
     dataset = datasets.Dataset.from_generator(_rows, features=features, gen_kwargs={
         "files": files, "token_bytes": token_bytes, "on_bad_shard": on_bad_shard}, **kwargs)
     dataset.info.description = info.description
