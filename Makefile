@@ -41,7 +41,7 @@ install: $(STAMP) ## Create the venv, install pixelprune[EXTRAS] editable, warm 
 # The stamp's name says the extras: .installed-test-hf is '.[test,hf]', .installed-base is '.'.
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(if $(filter hf torchvision,$(subst -, ,$*)),$(BIN)/python -m pip install --quiet $(TORCH))
+	$(if $(filter hf torchvision train,$(subst -, ,$*)),$(BIN)/python -m pip install --quiet $(TORCH))
 	$(BIN)/python -m pip install --quiet -e '.$(if $(filter-out base,$*),[$(subst -,$(comma),$*)])'
 	$(BIN)/pixelprune warmup
 	touch $@

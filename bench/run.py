@@ -32,6 +32,7 @@ import baselines
 import object_store
 import parquet_output
 import resize_rows
+import training_rows
 from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
@@ -332,6 +333,7 @@ def main() -> int:
                                                                               interleaved)),
                       ("ray engine", lambda: ([], {}) if args.no_ray else
                        parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved)),
+                      ("training", lambda: training_rows.training_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("object store", lambda: ([], {}) if args.no_store else
                        object_store.store_rows(inputs["files"], args.quick, Row, interleaved))):
         print(f"measuring {step} ...", file=sys.stderr, flush=True)

@@ -145,17 +145,26 @@ def model_inputs(row: dict, preset: str | dict | Preset = "qwen3-vl", processor_
     return {key: np.concatenate([one[key] for one in inputs]) for key in inputs[0]}
 
 
-def checked_model_inputs(row: dict, preset: Preset, normalise_as: str) -> dict:
-    """model_inputs of a row already checked with checked_model_row, normalised as that processor backend does."""
+def normalised_pixels(kept: np.ndarray, preset: Preset, normalise_as: str) -> np.ndarray:
+    """(kept, token_bytes) uint8 tokens as the processor's pixel_values rows: float32 (kept*merge^2, 3*T*patch^2).
+
+    Each channel goes through its 256-entry table of the processor's values,
+    and the temporal copy is restored; no per-pixel arithmetic.
+    """
     m, p, t = preset.merge_size, preset.patch_size, preset.temporal_patch_size
-    kept = row_pixels(row["pixels"], preset.token_bytes).reshape(-1, m * m, 3, p, p)
+    kept = kept.reshape(-1, m * m, 3, p, p)
     table = normalisation_table(preset, normalise_as)  # (3, 256) float32, the processor's values
     values = np.empty(kept.shape, dtype=np.float32)
     for c in range(3):
         values[:, :, c] = table[c][kept[:, :, c]]
     rows = values.reshape(-1, 3, 1, p, p)
-    pixel_values = np.ascontiguousarray(np.broadcast_to(rows, (rows.shape[0], 3, t, p, p))).reshape(rows.shape[0], -1)
+    return np.ascontiguousarray(np.broadcast_to(rows, (rows.shape[0], 3, t, p, p))).reshape(rows.shape[0], -1)
 
+
+def checked_model_inputs(row: dict, preset: Preset, normalise_as: str) -> dict:
+    """model_inputs of a row already checked with checked_model_row, normalised as that processor backend does."""
+    m = preset.merge_size
+    pixel_values = normalised_pixels(row_pixels(row["pixels"], preset.token_bytes), preset, normalise_as)
     grid = np.asarray(row["grid_thw"], dtype=np.int64).reshape(1, 3)
     grid_w_merged = int(grid[0, 2]) // m
     kept_index = np.asarray(row["kept_index"], dtype=np.int64)

@@ -47,7 +47,7 @@ def _is_folder(path: str) -> bool:
     return Path(path).is_dir()
 
 
-def _output_files(path: str) -> list[str]:
+def output_files(path: str) -> list[str]:
     """The table files of an output: those a shard folder's manifest lists (never a listing), or the file itself."""
     if _is_folder(path):
         return listed_files(path)
@@ -141,7 +141,7 @@ def compressed_meta(path: str) -> dict | None:
     if _is_folder(path):
         if read_manifest(path) is None:
             return None  # a folder of images (whatever part-* files it holds: only a manifest makes an output)
-        files = _output_files(path)
+        files = output_files(path)
         return _meta_of(_schema_of(files[0]), redact(str(files[0])))
     if format_of(path) is not None:
         return _meta_of(_schema_of(path), redact(path))
@@ -220,7 +220,7 @@ def _output_batches(path: str, columns: list[str] | None = None) -> Iterator[tup
         for batch in _stdin_batches(columns):
             yield "standard input", batch
         return
-    for file in _output_files(path):
+    for file in output_files(path):
         fmt = _format(file)
         _check_columns(_schema_of(file), columns, file)
         try:
@@ -297,7 +297,7 @@ def output_rows(path: str) -> int | None:
         return None
     total = 0
     try:
-        for file in _output_files(path):
+        for file in output_files(path):
             total += _format(file).count_rows(file)
     except Exception:
         return None

@@ -202,9 +202,11 @@ def vision_masks(model, family: str, grid_thw: torch.Tensor, kept: torch.Tensor)
     return [full if i in visual.fullatt_block_indexes else windowed for i in range(len(visual.blocks))]
 
 
-@torch.no_grad()
-def masked_oracle(model, family: str, full: dict, rows: list[dict]) -> Oracle:
-    """The unmodified model on the full images with the dropped tokens masked out of every attention."""
+def masked_forward(model, family: str, full: dict, rows: list[dict]) -> Oracle:
+    """The unmodified model on the full images with the dropped tokens masked out of every attention.
+
+    With autograd, for gradients; `masked_oracle` is the same without it.
+    """
     grid = full["image_grid_thw"]
     kept = kept_token_mask(grid, rows, model.model.visual.spatial_merge_size)
     n_patches = int(grid.prod(-1).sum())
@@ -222,6 +224,9 @@ def masked_oracle(model, family: str, full: dict, rows: list[dict]) -> Oracle:
     logits = model(input_ids=full["input_ids"], attention_mask=attention_mask, position_ids=position_ids,
                    mm_encoder_outputs={"image": features}).logits
     return Oracle(full["input_ids"], attention_mask, position_ids, features, logits)
+
+
+masked_oracle = torch.no_grad()(masked_forward)
 
 
 @torch.no_grad()
