@@ -215,17 +215,18 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
 def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summary:
     """Summary of a compressed file, read from its small columns only."""
     from .multi_image import flatten_images
-    from .readers import incomplete_note, iter_output_batches, output_meta
+    from .readers import incomplete_note, iter_output_batches, output_meta, resolve_output
     from .schema import is_multi_image
 
-    meta = output_meta(path)
+    output = resolve_output(path)  # a folder or a file, decided once (a store round trip); messages keep `path`
+    meta = output_meta(output)
     summary = Summary(title=f"pixelprune stats {Path(path).name}", config=meta, output=redact(path))
-    note = incomplete_note(path)
+    note = incomplete_note(output)
     if note:
         summary.incomplete = note
     columns = ["id", "source_width", "source_height", "width", "height", "tokens", "kept", "tau", *sources.keep_columns]
     multi = is_multi_image(meta)
-    for batch in iter_output_batches(path, columns):
+    for batch in iter_output_batches(output, columns):
         if multi:  # an entry per image (ROW~K), carried values repeated for --group-by
             summary.rows = (summary.rows or 0) + batch.num_rows
             batch, _ = flatten_images(batch, repeat_carried=True)
@@ -243,7 +244,9 @@ def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = T
 
     if is_url(out_dir):
         raise ConfigError(f"{redact(out_dir)}: restore writes PNG files into a local folder; give a local path")
-    return restore_file(local_path(path), local_path(out_dir), overwrite, progress)
+    from .readers import resolve_output
+
+    return restore_file(resolve_output(local_path(path)), local_path(out_dir), overwrite, progress)
 
 
 def show(path: str, output: str, config: CodingConfig = CodingConfig(), options: ShowOptions = ShowOptions(),
@@ -261,7 +264,9 @@ def show(path: str, output: str, config: CodingConfig = CodingConfig(), options:
     fmt = picture_format(output)
     refuse_overlap([path], output)
     writer.check_target(output, overwrite)
-    rendering = render_path(path, config, replace(options, output=output))
+    from .readers import resolve_output
+
+    rendering = render_path(resolve_output(path), config, replace(options, output=output))
     sweep_partials_of(output)  # what a killed show left
     writer.write_atomically(output, lambda handle: save_picture(rendering.picture, handle, fmt))
     return rendering

@@ -2,8 +2,8 @@
 
 manifest.json lists every committed shard with its size and SHA-256; it is
 what `--resume`, `stats` and the readers trust, never a listing. Both shard
-sinks (shards.ShardedSink on disk, store_sinks.StoreShardSink on a store) and
-the readers share what is here.
+sink (shards.ShardedSink, on disk and on a store) and the readers share what
+is here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from . import urls
-from .atomic import file_checksum, write_file
+from .atomic import file_checksum
 from .errors import ConfigError, InputError, option
 from .formats import TABLE_FORMATS
 
@@ -218,10 +218,10 @@ def listed_files(folder: str) -> list[str]:
     return [urls.join(folder, r["file"]) for r in records]
 
 
-def write_manifest(folder: Path, meta: dict, layout: dict, shards: list[dict], complete: bool, extra: dict) -> None:
-    """manifest.json, written whole (atomic.write_file): the commit record of a local shard folder."""
+def manifest_record(meta: dict, layout: dict, shards: list[dict], complete: bool, extra: dict) -> dict:
+    """A shard folder's manifest as both kinds of folder write it: settings, totals, the shards in index order."""
     shards = sorted(shards, key=lambda s: s["index"])
-    manifest = {
+    return {
         "config": meta,
         **layout,
         "complete": complete,
@@ -231,7 +231,6 @@ def write_manifest(folder: Path, meta: dict, layout: dict, shards: list[dict], c
         "failed": sum(s["failed"] for s in shards),
         "shards": shards,
     }
-    write_file(folder / MANIFEST, lambda handle: handle.write(json.dumps(manifest, indent=1).encode() + b"\n"))
 
 
 def folder_bytes(folder: str) -> int | None:

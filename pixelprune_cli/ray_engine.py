@@ -222,7 +222,7 @@ class RayEngine:
     def run(self, job, run, summary: Summary, counts: SourceCounts):
         """Plan on the driver, write each missing shard in a Ray task, record it in the manifest as it lands.
 
-        Resume, the manifest and the folder's lock are the local ShardedSink's,
+        Resume, the manifest and the claim on the folder are the shard sink's (disk or store),
         through its interface for engines that write whole shards
         (`committed`, `shard_dir`, `record_shard`).
         """

@@ -47,6 +47,14 @@ def _is_folder(path: str) -> bool:
     return Path(path).is_dir()
 
 
+def resolve_output(path: str) -> str:
+    """Decide once per command whether a store URL to read names a shard folder: a folder URL gets its trailing
+    '/', from which every later check here (`_is_folder`) reads the answer without another store round trip."""
+    if is_url(path) and not path.endswith("/") and _is_folder(path):
+        return path + "/"
+    return path
+
+
 def output_files(path: str) -> list[str]:
     """The table files of an output: those a shard folder's manifest lists (never a listing), or the file itself."""
     if _is_folder(path):

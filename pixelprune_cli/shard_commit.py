@@ -12,7 +12,7 @@ will list them and returns their sizes and SHA-256:
 - `StoreCommit`: written in a local spool folder and uploaded whole (a store
   has no rename), the local copies then removed (the spool holds one shard).
 
-The sinks (`ShardedSink`, `StoreShardSink`) and the Ray engine's shard tasks
+The shard sink (`ShardedSink`, through its `ShardFolder`) and the Ray engine's shard tasks
 all commit through these, so a shard is committed one way whoever wrote it.
 """
 

@@ -1,4 +1,4 @@
-"""The sinks that write outputs on a store: one object (`StoreFileSink`), a shard folder (`StoreShardSink`).
+"""Outputs on a store: one object (`StoreFileSink`), and a shard folder's store side (`StoreFolder`, `StoreShardSink`).
 
 How a store commits without rename or lock is in objectstore.py's docstring;
 this module does it. Everything goes through `storage`.
@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from . import storage, urls
 from .atomic import hold, let_go
 from .errors import ConfigError, option
 from .formats import output_format
-from .manifest import ERRORS, MANIFEST, STORE_SHARD, is_store_shard, kept_and_damaged, parse_manifest
+from .manifest import ERRORS, MANIFEST, STORE_SHARD, is_store_shard, parse_manifest
 from .objectstore import (
     LEASE_SECONDS,
     PENDING,
@@ -77,32 +78,39 @@ class StoreFileSink(RowSink):
         let_go(self)
 
 
-class StoreShardSink(ShardedSink):
-    """A shard folder on a store: ShardedSink's shards, resume checks and ids, committed without rename or lock.
+class StoreFolder:
+    """The store side of a shard folder (shards.ShardFolder): no rename and no lock, so the manifest does both.
 
-    See the module docstring for the protocol. Shards are written in a local
-    spool folder, uploaded whole under this run's names, and listed in the
-    manifest (or, when replacing, the pending manifest) after each one.
+    See objectstore.py's docstring for the protocol. Shards are written in a
+    local spool folder, uploaded whole under this run's names (StoreCommit),
+    and listed in the manifest (or, when replacing, the pending manifest)
+    after each one. Each manifest write first reads back the one this run
+    wrote last: a changed one means another run claimed the folder.
     """
 
-    def __init__(self, folder: str, schema: pa.Schema, meta: dict, shard_size: int, compression: str | None,
-                 fmt: str = "arrow", resume: bool = False, overwrite: bool = False, manifest_extra: dict | None = None):
-        RowSink.__init__(self, schema)  # not ShardedSink's: no local folder to make, no lock to take
+    claims_by_manifest = True  # the first manifest write claims the folder: a second writer now sees this run
+
+    def __init__(self, folder: str):
         self.url = folder.rstrip("/")
-        self._describe(urls.shown(self.url), meta, shard_size, compression, fmt, manifest_extra)
+        self.name = urls.shown(self.url)
         self.run = new_run()
         self.spool = spool_dir()
         self.store_commit = StoreCommit(self.url, self.spool)  # .uploaded: names not yet listed in a manifest of ours
-        hold(self, self.abort)
-        try:
-            self._start(resume, overwrite)
-        except BaseException:
-            self._drop_spool()
-            raise
-        self._track_progress()
+        self.committed = False
+
+    @property
+    def shard_dir(self) -> str:
+        return self.url
+
+    def committer(self) -> StoreCommit:
+        return self.store_commit  # built in the spool, uploaded whole once sealed
+
+    def new_names(self, index: int, fmt: str) -> tuple[str, str]:
+        stem = f"part-{index:05d}-{self.run['id']}"
+        return f"{stem}.{fmt}", f"{stem}.errors.jsonl"
 
     # -- where the progress manifest lives, and the check that no other run wrote it meanwhile
-    def _start(self, resume: bool, overwrite: bool) -> None:
+    def open(self, resume: bool, overwrite: bool) -> dict | None:
         manifest_url, pending_url = urls.join(self.url, MANIFEST), urls.join(self.url, PENDING)
         current_bytes, pending_bytes = storage.read_small(manifest_url), storage.read_small(pending_url)
         current = None if current_bytes is None else parse_manifest(current_bytes, manifest_url)
@@ -145,16 +153,11 @@ class StoreShardSink(ShardedSink):
         if current is not None:  # what the last committed run was killed before cleaning up
             self._delete_names(_names(current, "replaces"), keep=current)
             self._sweep(_names(current, "stale_runs") - self.stale_runs, _listed_names(current))
-        self.shards: list[dict] = []
-        self.damaged: list[str] = []
-        if base is not None:
-            self._check_same(base)
-            records = base["shards"]
-            with ThreadPoolExecutor(CHECK_THREADS) as pool:
-                intact = list(pool.map(self._intact, records))
-            self.shards, damaged = kept_and_damaged(records, intact)
-            self.damaged = [str(r.get("file")) for r in damaged]
-        self._write_manifest(complete=False)  # claims the folder: a second writer now sees this run
+        return base
+
+    def intact(self, records: list[dict], fmt: str) -> list[bool]:
+        with ThreadPoolExecutor(CHECK_THREADS) as pool:
+            return list(pool.map(self._intact, records))
 
     def _intact(self, record: dict) -> bool:
         """A listed shard is kept only under a shard name, with the size and SHA-256 the manifest holds."""
@@ -173,6 +176,12 @@ class StoreShardSink(ShardedSink):
                 return False
         return True
 
+    def drop(self, damaged: list[dict]) -> None:
+        """Nothing now: a damaged shard's files go with its run's unlisted ones in the sweep on commit."""
+
+    def stamp(self) -> dict:
+        return {"run": self.run, "renewed": round(time.time(), 3)}  # the lease: a replacing run waits while fresh
+
     def _put_manifest(self, url: str, data: bytes, expected: bytes | None) -> None:
         """PUT data at url unless another run wrote there since we last looked; ConfigError (exit 2) naming it."""
         now = storage.read_small(url)
@@ -186,56 +195,32 @@ class StoreShardSink(ShardedSink):
                               "wait for it to finish, or write elsewhere")
         storage.put_bytes(url, data)
 
-    def _manifest_bytes(self, complete: bool, replaces: list[str] | None = None) -> bytes:
-        shards = sorted(self.shards, key=lambda s: s["index"])
-        manifest = {
-            "config": self.meta, **self.layout, "complete": complete, **self.manifest_extra, "run": self.run,
-            "renewed": round(time.time(), 3),  # the lease: a second replacing run waits while it is fresh
-            "images": sum(s["images"] for s in shards), "written": sum(s["written"] for s in shards),
-            "failed": sum(s["failed"] for s in shards), "shards": shards,
-        }
+    def _manifest_bytes(self, manifest: dict, replaces: list[str] | None = None) -> bytes:
+        manifest = dict(manifest)
         if replaces:  # the replaced output's files, deleted after this commit (again by the next run if cut short)
             manifest["replaces"] = replaces
         if self.stale_runs:  # runs whose unlisted shards are swept on commit (again by the next run if cut short)
             manifest["stale_runs"] = sorted(self.stale_runs)
         return json.dumps(manifest, indent=1).encode() + b"\n"
 
-    def _write_manifest(self, complete: bool) -> None:
-        data = self._manifest_bytes(complete)
+    def write_manifest(self, manifest: dict) -> None:
+        data = self._manifest_bytes(manifest)
         self._put_manifest(self.progress_url, data, self.expected)
         self.expected = data
         self.store_commit.uploaded.clear()
 
-    # -- shards
-    def shard_names(self, index: int) -> tuple[str, str]:
-        for record in self.shards:  # a kept shard keeps the names it was written under
-            if record["index"] == index:
-                return record["file"], record["errors"]
-        stem = f"part-{index:05d}-{self.run['id']}"
-        return f"{stem}.{self.fmt}", f"{stem}.errors.jsonl"
-
-    @property
-    def shard_dir(self):
-        """The folder URL this run uploads shards into (engines that write whole shards: ray.py)."""
-        return self.url
-
-    def _committer(self) -> StoreCommit:
-        return self.store_commit  # built in the spool, uploaded whole once sealed
-
-    def commit(self) -> None:
-        self._close_shard()
-        self.verify_resumed()
+    def commit(self, manifest: dict, error_logs: Iterable[str]) -> None:
         merged = Path(self.spool) / ERRORS
         with merged.open("wb") as out:
-            for shard in sorted(self.shards, key=lambda s: s["index"]):
-                out.write(storage.read_small(urls.join(self.url, shard["errors"])) or b"")
-        listed = {s[k] for s in self.shards for k in ("file", "errors")}
+            for name in error_logs:
+                out.write(storage.read_small(urls.join(self.url, name)) or b"")
+        listed = _listed_names(manifest)
         replaces = None
         if self.replacing and self.replaced is not None:  # its own "replaces" were deleted when this run started
             replaces = sorted(n for n in _listed_names(self.replaced) if is_store_shard(n) and n not in listed)
         elif self.orphans - listed:
             replaces = sorted(self.orphans - listed)
-        data = self._manifest_bytes(complete=True, replaces=replaces)
+        data = self._manifest_bytes(manifest, replaces=replaces)
         if self.replacing:
             self._put_manifest(self.progress_url, data, self.expected)  # the pending one: still ours?
             self._put_manifest(urls.join(self.url, MANIFEST), data, self.replaced_bytes)  # the commit point
@@ -243,13 +228,12 @@ class StoreShardSink(ShardedSink):
             self._put_manifest(self.progress_url, data, self.expected)  # the commit point
         self.expected = data
         self.store_commit.uploaded.clear()
-        self.finished = True
+        self.committed = True
         storage.put_file(str(merged), urls.join(self.url, ERRORS))
         self._delete_names(set(replaces or ()) | _listed_names(self.abandoned or {"shards": []}), keep=json.loads(data))
         if self.replacing:
             storage.delete(self.progress_url)
         self._sweep(self.stale_runs | {self.run["id"]}, listed)
-        self._drop_spool()
 
     def _sweep(self, runs: set[str], listed: set[str]) -> None:
         """Delete shards that these runs uploaded but never listed (a kill between an upload and the manifest
@@ -262,28 +246,21 @@ class StoreShardSink(ShardedSink):
             if match and match.group(2) in runs and name not in listed:
                 storage.delete(urls.join(self.url, name))
 
-    def abort(self) -> None:
-        """Drop the shard in progress and any upload not yet listed; listed shards stay for --resume. Never raises."""
-        if self.finished:
+    def abort(self, committed_shards: bool) -> None:
+        """Delete any upload not yet listed; listed shards stay for --resume. Never raises."""
+        if self.committed:
             return
         try:
-            for part in (self.table, self.errors):
-                if part is not None:
-                    part.abort()
-            self.current = None
             for name in self.store_commit.uploaded:
                 storage.delete(urls.join(self.url, name))
             self.store_commit.uploaded.clear()
-            if self.replacing and not self.shards and storage.read_small(self.progress_url) == self.expected:
+            if self.replacing and not committed_shards and storage.read_small(self.progress_url) == self.expected:
                 storage.delete(self.progress_url)  # a replacement that committed nothing leaves no trace
         except Exception:
             pass
-        finally:
-            self._drop_spool()
 
-    def _drop_spool(self) -> None:
+    def release(self) -> None:
         shutil.rmtree(self.spool, ignore_errors=True)
-        let_go(self)
 
     def _delete_names(self, names: set[str], keep: dict | None) -> None:
         """Delete these files unless `keep` lists them: only names pixelprune gives its shards, never a path."""
@@ -291,6 +268,12 @@ class StoreShardSink(ShardedSink):
         for name in sorted(names):
             if is_store_shard(name) and name not in kept:
                 storage.delete(urls.join(self.url, name))
+
+
+class StoreShardSink(ShardedSink):
+    """A shard folder on a store: the one shard sink, with the store's way to claim, commit and clean up."""
+
+    place_type = StoreFolder
 
 
 def _names(manifest: dict | None, key: str) -> set[str]:

@@ -273,7 +273,7 @@ def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path)
     schema = output_schema(config.to_meta(), config.preset.token_bytes)
     first = StoreShardSink(out, schema, config.to_meta(), 1, "zstd")  # claims the folder, then stalls
     code, _, err = cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")
-    assert code == 2 and "already holds" in err and f"run {first.run['id']}" in err  # a plain second run: at once
+    assert code == 2 and "already holds" in err and f"run {first.place.run['id']}" in err  # a plain second run: at once
     api.compress([str(images)], out, config, shard_size=1, resume=True, run=RunOptions(progress=False))
     second = stored_json(s3, out + "manifest.json")["run"]
     with pytest.raises(ConfigError, match=f"being written by run {second['id']} on {second['host']}"):

@@ -133,3 +133,29 @@ def test_what_an_output_url_names_is_asked_of_the_store_once_per_compress(s3, tm
                            run=RunOptions(progress=False))
     assert summary.resumed is not None and summary.resumed.images == 2  # it was taken for the shard folder it is
     assert asked == [f"s3://{bucket}/dir"]
+
+
+def test_stats_show_and_restore_ask_the_store_once_whether_a_url_is_a_folder(s3, tmp_path, monkeypatch):
+    """A URL without a trailing slash costs a round trip to tell a folder from an object: once per command."""
+    from pixelprune_cli import api, storage
+
+    bucket = s3.new_bucket()
+    images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
+    out = f"s3://{bucket}/out/"
+    assert cli("compress", images, "-o", out, "--shard-size", "1", "--no-progress")[0] == 0
+    real_kind, asked = storage.kind, []
+
+    def counted(url):
+        asked.append(url)
+        return real_kind(url)
+
+    monkeypatch.setattr(storage, "kind", counted)
+    no_slash = out.rstrip("/")
+    assert api.stats_of_output(no_slash).images == 2
+    assert asked == [no_slash]
+    asked.clear()
+    api.show(no_slash, str(tmp_path / "sheet.png"))
+    assert asked == [no_slash]
+    asked.clear()
+    assert api.restore(no_slash, str(tmp_path / "pngs"), progress=False).images == 2
+    assert asked == [no_slash]
