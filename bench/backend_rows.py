@@ -32,8 +32,8 @@ def torchvision_processor(paths, processor) -> int:
 
 def backend_rows(folder: Path, files: list[Path], quick: bool, row_type, interleaved) -> tuple[list, dict]:
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.run.job import RunOptions
 
     try:
         from transformers import Qwen2VLImageProcessor

@@ -13,7 +13,7 @@
 - `hf_processor`: read + Pillow decode + transformers' Qwen2VLImageProcessorPil
   to pixel_values, what users run today (target 3's baseline).
 
-Written from the rule's definition, independently of pixelprune_cli.coder, so
+Written from the rule's definition, independently of pixelprune_cli.coding.coder, so
 the bench can also check that both give the same keep mask.
 """
 
@@ -24,7 +24,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from pixelprune_cli.preprocess import smart_resize  # the arithmetic only; the floor does its own Pillow calls
+from pixelprune_cli.coding.preprocess import smart_resize  # the arithmetic only; the floor does its own Pillow calls
 
 # qwen3-vl processor settings, as values (no hub access).
 QWEN3_VL = dict(patch_size=16, merge_size=2, temporal_patch_size=2, min_pixels=65536,

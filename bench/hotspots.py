@@ -24,7 +24,7 @@ from inputs import WORK, make_inputs
 
 def run_compress(made: dict, times: int) -> None:
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
 
     out = WORK / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def run_compress(made: dict, times: int) -> None:
 
 
 def run_coder(made: dict, calls: int, images: list) -> None:
-    from pixelprune_cli.coder import prune_tokens
+    from pixelprune_cli.coding.coder import prune_tokens
 
     for image in images:
         for _ in range(calls):
@@ -44,9 +44,9 @@ def run_coder(made: dict, calls: int, images: list) -> None:
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     made = make_inputs()
-    from pixelprune_cli.backends import resize_for_model
-    from pixelprune_cli.preprocess import decode_image
-    from pixelprune_cli.presets import resolve_preset
+    from pixelprune_cli.coding.backends import resize_for_model
+    from pixelprune_cli.coding.preprocess import decode_image
+    from pixelprune_cli.coding.presets import resolve_preset
 
     images = [resize_for_model(decode_image(p.read_bytes()), resolve_preset()) for p in made["coder"].values()]
     run_compress(made, 1)  # warm-up: imports, Numba cache loads, pyarrow's first-call costs

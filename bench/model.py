@@ -38,8 +38,8 @@ from PIL import Image  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration  # noqa: E402
 
 from pixelprune_cli import prune_image  # noqa: E402
+from pixelprune_cli.coding.presets import resolve_preset  # noqa: E402
 from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
-from pixelprune_cli.presets import resolve_preset  # noqa: E402
 
 import hf_models  # noqa: E402
 from inputs import FOLDER_SPECS, WORK, make_inputs  # noqa: E402

@@ -58,9 +58,9 @@ def store_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[l
 
 
 def _measure(folder: Path, url: str, n: int, quick: bool, row_type, interleaved) -> tuple[list, dict]:
-    from pixelprune_cli import storage
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
+    from pixelprune_cli.storage import storage
 
     OUT.mkdir(parents=True, exist_ok=True)
 

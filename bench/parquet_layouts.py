@@ -37,7 +37,7 @@ OUT = WORK / "layouts"
 
 def coded_batches(folder: Path) -> list[pa.RecordBatch]:
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
 
     OUT.mkdir(parents=True, exist_ok=True)
     reference = OUT / "reference.arrow"
@@ -73,7 +73,7 @@ def relayout(batches: list[pa.RecordBatch], make) -> list[pa.RecordBatch]:
 
 def candidates(batches: list[pa.RecordBatch]) -> dict:
     """name -> (batches to write, ParquetWriter keywords); None keywords: Arrow IPC."""
-    from pixelprune_cli.schema import parquet_schema, pixels_as_binary
+    from pixelprune_cli.outputs.schema import parquet_schema, pixels_as_binary
 
     schema = parquet_schema(batches[0].schema)
     per_token = [pixels_as_binary(b, schema) for b in batches]

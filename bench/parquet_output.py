@@ -50,7 +50,7 @@ def shard_size(n: int) -> int:
 
 def _compress(folder: Path, n: int, kind: str, fmt: str, workers: int) -> None:
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
 
     target = target_of(kind, fmt, workers)
     extra = {"shard_size": shard_size(n), "shard_format": fmt} if kind == "shards" else {}
@@ -155,7 +155,7 @@ def ray_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[lis
         import ray
 
         from pixelprune_cli.ray import compress_with_ray
-        from pixelprune_cli.ray_engine import connect
+        from pixelprune_cli.run.ray_engine import connect
     except ImportError:
         return [row_type(8, "--engine ray: not measured (make install EXTRAS=test,ray)", "-", "-", None,
                          f"<= {TIME_LIMIT}x time", None)], {}

@@ -21,9 +21,9 @@ TARGET = 1.5
 
 
 def resize_rows(files: list[Path], quick: bool, Row, interleaved) -> tuple[list, dict]:
-    from pixelprune_cli.preprocess import convert_rgb, decode_image, model_size
-    from pixelprune_cli.presets import resolve_preset
-    from pixelprune_cli.resize import fast_path_ok, pillow_pixels, resize_array, resize_bicubic
+    from pixelprune_cli.coding.preprocess import convert_rgb, decode_image, model_size
+    from pixelprune_cli.coding.presets import resolve_preset
+    from pixelprune_cli.coding.resize import fast_path_ok, pillow_pixels, resize_array, resize_bicubic
 
     if not fast_path_ok():
         raise SystemExit("bench: pixelprune's resize differs from the installed Pillow; it would use Pillow's")

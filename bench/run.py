@@ -130,10 +130,10 @@ def machine() -> dict:
 
 
 def coder_rows(coder_inputs: dict, quick: bool) -> tuple[list[Row], dict]:
-    from pixelprune_cli.backends import resize_for_model
-    from pixelprune_cli.coder import prune_tokens
-    from pixelprune_cli.preprocess import decode_image
-    from pixelprune_cli.presets import resolve_preset
+    from pixelprune_cli.coding.backends import resize_for_model
+    from pixelprune_cli.coding.coder import prune_tokens
+    from pixelprune_cli.coding.preprocess import decode_image
+    from pixelprune_cli.coding.presets import resolve_preset
 
     preset = resolve_preset("qwen3-vl")
     ts = preset.token_size
@@ -172,8 +172,8 @@ def coder_rows(coder_inputs: dict, quick: bool) -> tuple[list[Row], dict]:
 
 def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], dict]:
     from pixelprune_cli.api import compress
-    from pixelprune_cli.job import RunOptions
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.run.job import RunOptions
 
     OUT.mkdir(parents=True, exist_ok=True)
     config = CodingConfig()
@@ -187,7 +187,7 @@ def e2e_rows(folder: Path, files: list[Path], quick: bool) -> tuple[list[Row], d
             raise SystemExit(f"bench: compress coded {summary.images} of {len(files)} images")
         outputs[compression] = target
 
-    from pixelprune_cli.writer import DEFAULT_COMPRESSION
+    from pixelprune_cli.outputs.writer import DEFAULT_COMPRESSION
 
     default = DEFAULT_COMPRESSION or "none"
     codecs = [default] + [c for c in ("zstd", "lz4", "none") if c != default]
@@ -253,7 +253,7 @@ _FIRST_COMPRESS = """
 import sys, time
 start = time.perf_counter()
 from pixelprune_cli.api import compress
-from pixelprune_cli.job import RunOptions
+from pixelprune_cli.run.job import RunOptions
 compress([sys.argv[1]], sys.argv[2], run=RunOptions(workers=1, progress=False), overwrite=True)
 print(time.perf_counter() - start)
 """

@@ -27,11 +27,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pixelprune_cli.coder import code_refs
-from pixelprune_cli.pipeline import CodingConfig, code_array
-from pixelprune_cli.preprocess import convert_rgb, decode_image, smart_resize
-from pixelprune_cli.schema import output_schema, to_record_batch
-from pixelprune_cli.tokens import gather_tokens, layout
+from pixelprune_cli.coding.coder import code_refs
+from pixelprune_cli.coding.pipeline import CodingConfig, code_array
+from pixelprune_cli.coding.preprocess import convert_rgb, decode_image, smart_resize
+from pixelprune_cli.coding.tokens import gather_tokens, layout
+from pixelprune_cli.outputs.schema import output_schema, to_record_batch
 
 from inputs import make_inputs
 

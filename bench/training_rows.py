@@ -41,9 +41,9 @@ def training_rows(files: list[Path], quick: bool, Row, interleaved) -> tuple[lis
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from pixelprune_cli import api
-    from pixelprune_cli.pieces import SourceOptions
-    from pixelprune_cli.pipeline import CodingConfig
-    from pixelprune_cli.presets import resolve_preset
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.coding.presets import resolve_preset
+    from pixelprune_cli.inputs.pieces import SourceOptions
     from pixelprune_cli.training import PrunedCollator, load_cache
 
     import hf_models as tiny

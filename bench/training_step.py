@@ -20,7 +20,7 @@ from model import BENCH_PAGES, PAGE_MAX_PIXELS, build_model, hf_models, timed
 from PIL import Image
 
 from pixelprune_cli import prune_image
-from pixelprune_cli.presets import resolve_preset
+from pixelprune_cli.coding.presets import resolve_preset
 from pixelprune_cli.training import PrunedCollator
 
 from inputs import make_inputs

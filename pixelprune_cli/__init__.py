@@ -3,24 +3,25 @@
 The public API is imported lazily so that `pixelprune --help` starts fast:
 `prune_tokens` (the coder), `prune_image` (one image to one output row),
 `model_inputs` (a row back to model inputs) and
-`compress` / `stats` / `restore` / `warmup` (what the CLI commands do; `api.show` too).
+`compress` / `stats` / `restore` / `show` / `warmup` (what the CLI commands do).
 """
 
 __version__ = "0.2.0"
 
 _LAZY = {
-    "prune_tokens": ("coder", "prune_tokens"),
+    "prune_tokens": ("coding.coder", "prune_tokens"),
     "prune_image": ("prune", "prune_image"),
     "model_inputs": ("model", "model_inputs"),
     "compress": ("api", "compress"),
     "stats": ("api", "stats"),
     "restore": ("api", "restore"),
     "warmup": ("api", "warmup"),
-    "CodingConfig": ("pipeline", "CodingConfig"),
-    "SourceOptions": ("pieces", "SourceOptions"),
-    "RunOptions": ("job", "RunOptions"),
-    "PRESETS": ("presets", "PRESETS"),
-    "resolve_preset": ("presets", "resolve_preset"),
+    "CodingConfig": ("coding.pipeline", "CodingConfig"),
+    "SourceOptions": ("inputs.pieces", "SourceOptions"),
+    "RunOptions": ("run.job", "RunOptions"),
+    "PRESETS": ("coding.presets", "PRESETS"),
+    "resolve_preset": ("coding.presets", "resolve_preset"),
+    "show": ("api", "show"),
 }
 
 __all__ = ["__version__", *_LAZY]

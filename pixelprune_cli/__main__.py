@@ -1,3 +1,3 @@
-from .cli import main
+from pixelprune_cli.cli.cli import main
 
 main()

@@ -12,25 +12,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Union
 
-from . import writer
-from .atomic import sweep_partials_of
-from .engine import coded_stream, count_in_background, engine_for, image_entry
-from .errors import ConfigError, InputError, option
-from .formats import output_format, table_format
-from .job import Job, RunOptions, no_images_error
-from .overlap import refuse_overlap
-from .parquet_source import image_column_known_before
-from .pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
-from .pipeline import CodingConfig, warm_up
-from .records import CodedRow, FailedImage, Sink
-from .report import Progress
-from .row_coding import check_engine, entries, holds_lists
-from .schema import IMAGES_PER_ROW, MANY, output_schema
-from .shards import ShardedSink
-from .show import Rendering, ShowOptions, picture_format, render_path, save_picture
-from .sources import check_inputs, plan
-from .summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
-from .urls import is_url, local_path, redact
+from pixelprune_cli.coding.pipeline import CodingConfig, warm_up
+from pixelprune_cli.errors import ConfigError, InputError, option
+from pixelprune_cli.inputs.parquet_source import image_column_known_before
+from pixelprune_cli.inputs.pieces import ParquetRows, SourceCounts, SourceOptions, piece_size
+from pixelprune_cli.inputs.sources import check_inputs, plan
+from pixelprune_cli.outputs import writer
+from pixelprune_cli.outputs.formats import output_format, table_format
+from pixelprune_cli.outputs.overlap import refuse_overlap
+from pixelprune_cli.outputs.schema import IMAGES_PER_ROW, MANY, output_schema
+from pixelprune_cli.outputs.shards import ShardedSink
+from pixelprune_cli.pictures.show import Rendering, ShowOptions, picture_format, render_path, save_picture
+from pixelprune_cli.records import CodedRow, FailedImage, Sink
+from pixelprune_cli.report.report import Progress
+from pixelprune_cli.report.summary import ImageEntry, Sample, Summary, WrittenBytes, sample_estimate
+from pixelprune_cli.run.engine import coded_stream, count_in_background, engine_for, image_entry
+from pixelprune_cli.run.job import Job, RunOptions, no_images_error
+from pixelprune_cli.run.row_coding import check_engine, entries, holds_lists
+from pixelprune_cli.storage.atomic import sweep_partials_of
+from pixelprune_cli.storage.urls import is_url, local_path, redact
 
 Inputs = Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]]
 
@@ -47,10 +47,10 @@ def written_bytes(output: str, sink: Sink | None = None) -> int | None:
     if output == "-":
         return None if sink is None else sink.bytes_written
     if isinstance(sink, ShardedSink):  # the files its manifest lists, never whatever else the folder holds
-        from .manifest import folder_bytes
+        from pixelprune_cli.outputs.manifest import folder_bytes
 
         return folder_bytes(output)
-    from .storage import size
+    from pixelprune_cli.storage.storage import size
 
     return size(output)
 
@@ -65,7 +65,7 @@ def carried_fields(inputs: list[str], sources: SourceOptions):
         return []
     import pyarrow.parquet as pq
 
-    from .storage import table_source
+    from pixelprune_cli.storage.storage import table_source
 
     fields, first = None, None
     for piece in plan(inputs, sources):
@@ -160,7 +160,7 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
 
     `-` reads a compressed output streamed on stdin (`compress ... -o - | pixelprune stats -`).
     """
-    from .readers import STDIN, compressed_meta
+    from pixelprune_cli.outputs.readers import STDIN, compressed_meta
 
     inputs = input_list(inputs)
     if inputs == [STDIN]:
@@ -173,7 +173,7 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
     summary = Summary(title="pixelprune stats", config=config.to_meta())
     pieces = None
     if sample is not None:  # a seeded uniform sample: an estimate in `sample` decodes, whatever the input's size
-        from .sources import sample as draw
+        from pixelprune_cli.inputs.sources import sample as draw
 
         pieces, total = draw(inputs, sources, sample, counts=counts)
         if total > sample:
@@ -182,7 +182,7 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
                         listing=inputs)
     if pieces is None:
         count_in_background(inputs, sources, progress)
-    from .budget import BudgetTally
+    from pixelprune_cli.coding.budget import BudgetTally
 
     budget = BudgetTally()  # stats --budget: a few numbers per image
     try:
@@ -214,9 +214,9 @@ def stats(inputs: Inputs, config: CodingConfig = CodingConfig(), sources: Source
 
 def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summary:
     """Summary of a compressed file, read from its small columns only."""
-    from .multi_image import flatten_images
-    from .readers import incomplete_note, iter_output_batches, output_meta, resolve_output
-    from .schema import is_multi_image
+    from pixelprune_cli.outputs.multi_image import flatten_images
+    from pixelprune_cli.outputs.readers import incomplete_note, iter_output_batches, output_meta, resolve_output
+    from pixelprune_cli.outputs.schema import is_multi_image
 
     output = resolve_output(path)  # a folder or a file, decided once (a store round trip); messages keep `path`
     meta = output_meta(output)
@@ -240,11 +240,11 @@ def stats_of_output(path: str, sources: SourceOptions = SourceOptions()) -> Summ
 
 def restore(path: str, out_dir: str, overwrite: bool = False, progress: bool = True) -> Summary:
     """Rebuild every row's resized image as a PNG under out_dir (see restore.file_name_for)."""
-    from .restore import restore_file
+    from pixelprune_cli.pictures.restore import restore_file
 
     if is_url(out_dir):
         raise ConfigError(f"{redact(out_dir)}: restore writes PNG files into a local folder; give a local path")
-    from .readers import resolve_output
+    from pixelprune_cli.outputs.readers import resolve_output
 
     return restore_file(resolve_output(local_path(path)), local_path(out_dir), overwrite, progress)
 
@@ -264,7 +264,7 @@ def show(path: str, output: str, config: CodingConfig = CodingConfig(), options:
     fmt = picture_format(output)
     refuse_overlap([path], output)
     writer.check_target(output, overwrite)
-    from .readers import resolve_output
+    from pixelprune_cli.outputs.readers import resolve_output
 
     rendering = render_path(resolve_output(path), config, replace(options, output=output))
     sweep_partials_of(output)  # what a killed show left

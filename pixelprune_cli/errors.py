@@ -13,7 +13,7 @@ import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import FailedImage
+    from pixelprune_cli.records import FailedImage
 
 # Set by the command line while a command runs: messages then name its flags (`--overwrite`);
 # a Python caller reads the parameter to pass instead (`overwrite=True`).

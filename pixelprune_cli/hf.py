@@ -39,10 +39,10 @@ from transformers.vision_utils import (
     get_vision_window_index,
 )
 
-from .backends import check_processor_fits, pillow_runtime_warning, rows_backend
-from .errors import BadRow, ConfigError
-from .model import checked_model_inputs, checked_model_row, image_rows
-from .presets import resolve_preset
+from pixelprune_cli.coding.backends import check_processor_fits, pillow_runtime_warning, rows_backend
+from pixelprune_cli.coding.presets import resolve_preset
+from pixelprune_cli.errors import BadRow, ConfigError
+from pixelprune_cli.model import checked_model_inputs, checked_model_row, image_rows
 
 IMAGE_TOKEN = "<|image_pad|>"
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import default_processor_backend, normalisation_table, rows_backend
-from .errors import BadRow, one_line
-from .presets import Preset, resolve_preset
+from pixelprune_cli.coding.backends import default_processor_backend, normalisation_table, rows_backend
+from pixelprune_cli.coding.presets import Preset, resolve_preset
+from pixelprune_cli.errors import BadRow, one_line
 
 
 def row_pixels(value, token_bytes: int) -> np.ndarray:
@@ -33,7 +33,7 @@ def row_problem_for_model(row: dict, preset: Preset) -> str | None:
     another preset fail here instead of being re-cut into tokens of the
     wrong size.
     """
-    from .readers import row_problem
+    from pixelprune_cli.outputs.readers import row_problem
 
     missing = [key for key in ("grid_thw", "kept_index", "pixels") if row.get(key) is None]
     if missing:

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import backends
-from .errors import BadImage, ConfigError, DecodeFailure, ImageFailure, one_line
-from .input_files import held_bytes, read_file
-from .pipeline import CodingConfig, code_image, process
-from .preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
-from .records import FailedImage
+from pixelprune_cli.coding import backends
+from pixelprune_cli.coding.pipeline import CodingConfig, code_image, process
+from pixelprune_cli.coding.preprocess import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from pixelprune_cli.errors import BadImage, ConfigError, DecodeFailure, ImageFailure, one_line
+from pixelprune_cli.inputs.input_files import held_bytes, read_file
+from pixelprune_cli.records import FailedImage
 
 
 def prune_image(image, preset="qwen3-vl", method: str = "pred_2d", metric: str = "max", tau: float = 0.0,

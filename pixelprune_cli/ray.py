@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .api import compress
-from .errors import ConfigError
-from .job import RunOptions
-from .parquet_source import column_values, row_item
-from .pieces import SourceOptions
-from .pipeline import CodingConfig
-from .ray_engine import DEFAULT_SHARD_ROWS, ROWS_PER_READ, code_item, import_ray
-from .records import FailedImage
-from .schema import output_schema, to_record_batch
-from .summary import Summary
-from .writer import ErrorLog, is_shard_folder
+from pixelprune_cli.api import compress
+from pixelprune_cli.coding.pipeline import CodingConfig
+from pixelprune_cli.errors import ConfigError
+from pixelprune_cli.inputs.parquet_source import column_values, row_item
+from pixelprune_cli.inputs.pieces import SourceOptions
+from pixelprune_cli.outputs.schema import output_schema, to_record_batch
+from pixelprune_cli.outputs.writer import ErrorLog, is_shard_folder
+from pixelprune_cli.records import FailedImage
+from pixelprune_cli.report.summary import Summary
+from pixelprune_cli.run.job import RunOptions
+from pixelprune_cli.run.ray_engine import DEFAULT_SHARD_ROWS, ROWS_PER_READ, code_item, import_ray
 
 ERROR_FIELDS = [pa.field("id", pa.string()), pa.field("stage", pa.string()), pa.field("reason", pa.string())]
 _STAGE, _REASON = "__pixelprune_stage", "__pixelprune_reason"  # failure columns between map steps

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from .budget import BudgetResult
+    from pixelprune_cli.coding.budget import BudgetResult
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A slow, obvious, plain-numpy reference for pixelprune_cli.coder.
+"""A slow, obvious, plain-numpy reference for pixelprune_cli.coding.coder.
 
 Written from the tool's contract, not from the Numba kernels: tokens are cut
 out as whole arrays, errors are the float formulas of the spec evaluated on

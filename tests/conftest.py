@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from pixelprune_cli.cli import main
+from pixelprune_cli.cli.cli import main
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # whatever pytest's import mode, `import badfiles` finds tests/badfiles.py

@@ -34,7 +34,7 @@ from transformers import (
 from transformers.models.qwen3_vl.modeling_qwen3_vl import eager_attention_forward
 from transformers.vision_utils import get_vision_window_index
 
-from pixelprune_cli.presets import resolve_preset
+from pixelprune_cli.coding.presets import resolve_preset
 
 SPECIAL = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2, "<|vision_start|>": 3,
            "<|vision_end|>": 4, "<|image_pad|>": 5, "<|video_pad|>": 6}

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pixelprune_cli import atomic
 from pixelprune_cli.errors import OutputError
+from pixelprune_cli.storage import atomic
 
 from conftest import cli, hidden_leftovers, small_folder
 

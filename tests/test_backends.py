@@ -22,12 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelprune_cli import backends, pipeline, prune
+from pixelprune_cli import prune
+from pixelprune_cli.coding import backends, pipeline
+from pixelprune_cli.coding.preprocess import decode_image, open_image
+from pixelprune_cli.coding.presets import PRESETS
 from pixelprune_cli.errors import ConfigError
 from pixelprune_cli.model import model_inputs
-from pixelprune_cli.preprocess import decode_image, open_image
-from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.schema import read_meta
+from pixelprune_cli.outputs.schema import read_meta
 
 torch = pytest.importorskip("torch", reason="the torchvision backend needs torch")
 pytest.importorskip("torchvision", reason="the torchvision backend needs torchvision")

@@ -27,12 +27,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from pixelprune_cli import input_files, sources
-from pixelprune_cli.cli import main
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.coding.presets import PRESETS
 from pixelprune_cli.errors import STAGES
-from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.readers import kept_pixels
-from pixelprune_cli.restore import reconstruct
+from pixelprune_cli.inputs import input_files, sources
+from pixelprune_cli.outputs.readers import kept_pixels
+from pixelprune_cli.pictures.restore import reconstruct
 
 import badfiles as bad
 

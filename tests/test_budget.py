@@ -13,11 +13,11 @@ import math
 import numpy as np
 import pytest
 
-from pixelprune_cli import coder, tokens
-from pixelprune_cli.backends import resize_for_model
-from pixelprune_cli.budget import BudgetResult, budget_report, candidate_limits, code_with_budget, tau_for_limit
-from pixelprune_cli.preprocess import decode_image
-from pixelprune_cli.presets import PRESETS
+from pixelprune_cli.coding import coder, tokens
+from pixelprune_cli.coding.backends import resize_for_model
+from pixelprune_cli.coding.budget import BudgetResult, budget_report, candidate_limits, code_with_budget, tau_for_limit
+from pixelprune_cli.coding.preprocess import decode_image
+from pixelprune_cli.coding.presets import PRESETS
 
 from conftest import SAMPLE_IMAGES, token_errors
 

@@ -1,7 +1,7 @@
 """The command line as users meet it: exit codes, what goes to stdout and stderr,
 the files left behind, and the accounting rule images in = rows written + errors.
 
-Most tests drive `pixelprune_cli.cli.main` in-process with click's CliRunner;
+Most tests drive `pixelprune_cli.cli.cli.main` in-process with click's CliRunner;
 a few run `python -m pixelprune_cli` as a real process, for the entry point,
 terminals and pipes. Runs over samples/ are shared through module fixtures.
 """
@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import pixelprune_cli
-from pixelprune_cli.cli import main
-from pixelprune_cli.restore import file_name_for
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.pictures.restore import file_name_for
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 

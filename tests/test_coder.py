@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pixelprune_cli import coder, tokens
+from pixelprune_cli.coding import coder, tokens
 
 import coder_oracle as oracle
 from conftest import ROOT

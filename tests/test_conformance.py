@@ -22,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pixelprune_cli import pipeline
-from pixelprune_cli.backends import normalisation_table
+from pixelprune_cli.coding import pipeline
+from pixelprune_cli.coding.backends import normalisation_table
+from pixelprune_cli.coding.preprocess import decode_image, smart_resize
+from pixelprune_cli.coding.presets import PRESETS, resolve_preset
 from pixelprune_cli.errors import ResizeFailure
 from pixelprune_cli.model import model_inputs
-from pixelprune_cli.preprocess import decode_image, smart_resize
-from pixelprune_cli.presets import PRESETS, resolve_preset
 
 transformers = pytest.importorskip("transformers")
 from transformers import Qwen2VLImageProcessorPil  # noqa: E402

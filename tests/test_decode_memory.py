@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-BLOCK_SIZE = "import pixelprune_cli.preprocess; from PIL import Image; print(Image.core.get_block_size())"
+BLOCK_SIZE = "import pixelprune_cli.coding.preprocess; from PIL import Image; print(Image.core.get_block_size())"
 
 
 def block_size(**env: str) -> int:

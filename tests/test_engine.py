@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from pixelprune_cli import api
-from pixelprune_cli.cli import main
-from pixelprune_cli.engine import LocalEngine
+from pixelprune_cli.cli.cli import main
 from pixelprune_cli.errors import ConfigError
-from pixelprune_cli.job import RunOptions
+from pixelprune_cli.run.engine import LocalEngine
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLES
 
@@ -41,8 +41,8 @@ def test_engine_ray_without_ray_installed_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_engine_ray_that_cannot_start_writes_nothing(tmp_path, monkeypatch):
-    from pixelprune_cli import ray_engine
     from pixelprune_cli.errors import PixelpruneError
+    from pixelprune_cli.run import ray_engine
 
     def unreachable(address=None, num_cpus=None):
         raise PixelpruneError(f"cannot reach the Ray cluster at {address}")

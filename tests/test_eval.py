@@ -22,7 +22,7 @@ from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pixelprune_cli import prune_image  # noqa: E402
-from pixelprune_cli.cli import main  # noqa: E402
+from pixelprune_cli.cli.cli import main  # noqa: E402
 
 import eval_checkpoints as checkpoints  # noqa: E402
 import hf_models as tiny  # noqa: E402

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pixelprune_cli.cli import main
+from pixelprune_cli.cli.cli import main
 
 import badfiles as bad
 from conftest import ROOT, read_arrow
@@ -65,7 +65,7 @@ NAMES = [b"plain.png", b"latin1-caf\xe9.png", b"\xff\xfe.png", b"back\\slash.png
 
 
 def test_id_escaping_is_reversible_and_leaves_utf8_names_alone():
-    from pixelprune_cli.urls import id_text
+    from pixelprune_cli.storage.urls import id_text
     for raw in [*NAMES, b"caf\xc3\xa9.png", b"\\\\x41\x80", b"a/\xe9/b.png"]:
         text = id_text(os.fsdecode(raw))
         text.encode("utf-8")  # a valid Arrow string
@@ -167,8 +167,8 @@ def test_fifo_in_a_parquet_path_cell_and_as_inputs_never_blocks(tmp_path):
 
 BLOCKED_RUN = """
 import sys, threading
-from pixelprune_cli import input_files
-from pixelprune_cli.cli import main
+from pixelprune_cli.inputs import input_files
+from pixelprune_cli.cli.cli import main
 
 def stuck(path, max_bytes=0):
     sys.stdout.write("blocked\\n")  # one write: two workers' print() calls could interleave their parts
@@ -498,7 +498,9 @@ import io, sys
 from PIL import Image
 before = Image.MAX_IMAGE_PIXELS
 import pixelprune_cli as pp
-from pixelprune_cli import preprocess, show, restore, ray  # every module that decodes
+from pixelprune_cli import ray
+from pixelprune_cli.coding import preprocess
+from pixelprune_cli.pictures import show, restore  # every module that decodes
 pp.stats([{str(ROOT / 'samples' / 'chart.png')!r}], run=pp.RunOptions(workers=2, progress=False))
 assert Image.MAX_IMAGE_PIXELS == before is not None, (before, Image.MAX_IMAGE_PIXELS)
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -516,8 +518,8 @@ except Image.DecompressionBombError:
 def test_the_calls_own_limit_decides_whatever_pillows_guard_says(monkeypatch):
     from PIL import Image
 
+    from pixelprune_cli.coding.preprocess import decode_image
     from pixelprune_cli.errors import DecodeFailure
-    from pixelprune_cli.preprocess import decode_image
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a caller's strict guard: 2,000 px refused
     data = bad.png(64, 64, seed=3)  # 4,096 px
@@ -560,7 +562,7 @@ def transparent_images(height: int = 601, width: int = 97):
 
 
 def test_banded_composite_is_byte_identical_to_the_whole_image_composite():
-    from pixelprune_cli.preprocess import COMPOSITE_ROWS, convert_rgb
+    from pixelprune_cli.coding.preprocess import COMPOSITE_ROWS, convert_rgb
 
     for mode, image in transparent_images(height=2 * COMPOSITE_ROWS + 89):
         ours = np.asarray(convert_rgb(image))
@@ -572,9 +574,9 @@ def test_huge_images_take_turns_within_the_shared_decode_budget(monkeypatch):
     """With a budget that holds one of these images, workers never decode two at once; small ones still overlap."""
     import threading
 
-    from pixelprune_cli import backends, pipeline
-    from pixelprune_cli.parallel import ordered_map
-    from pixelprune_cli.preprocess import MemoryBudget, decoded_bytes, load_image, open_image
+    from pixelprune_cli.coding import backends, pipeline
+    from pixelprune_cli.coding.preprocess import MemoryBudget, decoded_bytes, load_image, open_image
+    from pixelprune_cli.run.parallel import ordered_map
 
     data = bad.png(512, 512, seed=1)
     one = decoded_bytes(open_image(data))

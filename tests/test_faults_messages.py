@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pixelprune_cli import api
-from pixelprune_cli.manifest import is_shard_file
+from pixelprune_cli.outputs.manifest import is_shard_file
 
 from conftest import cli, one_line_error, small_folder, snapshot
 

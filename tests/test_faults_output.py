@@ -21,8 +21,9 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from pixelprune_cli import atomic, writer
-from pixelprune_cli.manifest import STAGING, SWAP
+from pixelprune_cli.outputs import writer
+from pixelprune_cli.outputs.manifest import STAGING, SWAP
+from pixelprune_cli.storage import atomic
 
 import badfiles as bad
 from conftest import (
@@ -393,7 +394,9 @@ def test_restore_stopped_by_sigterm_leaves_only_whole_pngs(slow_folder, tmp_path
 # the code that would remove it on failure has been entered. The CLI must still leave nothing.
 SIGNAL_AFTER_CREATE = """
 import sys
-from pixelprune_cli import atomic, cli, errors
+from pixelprune_cli import errors
+from pixelprune_cli.storage import atomic
+from pixelprune_cli.cli import cli
 create, calls, when = atomic._create_new, [], int(sys.argv.pop(1))
 def create_then_signalled(path):
     fd = create(path)
@@ -428,7 +431,10 @@ def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(small_o
 # The same, a step later: right after a lock or a shard folder's staging was set up.
 SIGNAL_AFTER_SETUP = """
 import sys
-from pixelprune_cli import atomic, cli, errors, shards
+from pixelprune_cli import errors
+from pixelprune_cli.storage import atomic
+from pixelprune_cli.cli import cli
+from pixelprune_cli.outputs import shards
 cls = {"lock": atomic.TargetLock, "sink": shards.ShardedSink}[sys.argv.pop(1)]
 set_up = cls.__init__
 def set_up_then_signalled(self, *args, **kwargs):

@@ -177,7 +177,7 @@ def test_restore_and_show_sweep_what_a_killed_run_of_theirs_left(tmp_path, pids,
 
 KILLED_AFTER_TABLE_RENAME = """
 import os, sys
-from pixelprune_cli import cli
+from pixelprune_cli.cli import cli
 table, rename = sys.argv.pop(1), os.replace
 def rename_then_killed(source, target):
     rename(source, target)

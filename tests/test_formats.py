@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from pixelprune_cli import api
-from pixelprune_cli.cli import main
-from pixelprune_cli.formats import PARQUET, TABLE_FORMATS, format_of
-from pixelprune_cli.job import RunOptions
-from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.readers import compressed_meta, iter_output_batches, output_rows
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.coding.pipeline import CodingConfig
+from pixelprune_cli.outputs.formats import PARQUET, TABLE_FORMATS, format_of
+from pixelprune_cli.outputs.readers import compressed_meta, iter_output_batches, output_rows
+from pixelprune_cli.outputs.schema import output_schema, parquet_schema, pixels_as_binary, to_record_batch
 from pixelprune_cli.records import CodedImage
-from pixelprune_cli.schema import output_schema, parquet_schema, pixels_as_binary, to_record_batch
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLES
 
@@ -59,9 +59,9 @@ def test_shard_format_choices_are_the_registry():
 
 def test_sources_does_not_import_the_coding_stage():
     """Data flows one way: the input stage must not depend on the stages after it."""
-    code = ("import sys, pixelprune_cli.sources; "
-            "later = [m for m in ('pixelprune_cli.pipeline', 'pixelprune_cli.coder', 'pixelprune_cli.writer', "
-            "'pixelprune_cli.report', 'pixelprune_cli.api') if m in sys.modules]; "
+    code = ("import sys, pixelprune_cli.inputs.sources; "
+            "later = [m for m in ('pixelprune_cli.coding.pipeline', 'pixelprune_cli.coding.coder', 'pixelprune_cli.outputs.writer', "
+            "'pixelprune_cli.report.report', 'pixelprune_cli.api') if m in sys.modules]; "
             "print(later)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

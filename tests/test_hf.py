@@ -18,10 +18,10 @@ pytest.importorskip("transformers", reason="the hf extra (torch, transformers) i
 from PIL import Image  # noqa: E402
 
 from pixelprune_cli import api, prune_image  # noqa: E402
+from pixelprune_cli.coding.pipeline import CodingConfig  # noqa: E402
+from pixelprune_cli.coding.presets import resolve_preset  # noqa: E402
 from pixelprune_cli.hf import enable, prepare_inputs  # noqa: E402
-from pixelprune_cli.job import RunOptions  # noqa: E402
-from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
-from pixelprune_cli.presets import resolve_preset  # noqa: E402
+from pixelprune_cli.run.job import RunOptions  # noqa: E402
 
 import hf_models as tiny  # noqa: E402
 from conftest import ROOT, SAMPLES  # noqa: E402

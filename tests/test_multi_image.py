@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from pixelprune_cli.coding.presets import resolve_preset
 from pixelprune_cli.model import image_rows, model_inputs
-from pixelprune_cli.multi_image import flatten_images
-from pixelprune_cli.presets import resolve_preset
+from pixelprune_cli.outputs.multi_image import flatten_images
+from pixelprune_cli.outputs.readers import iter_output_batches
+from pixelprune_cli.pictures.restore import image_file_name, reconstruct
 from pixelprune_cli.prune import prune_image
-from pixelprune_cli.readers import iter_output_batches
-from pixelprune_cli.restore import image_file_name, reconstruct
 
 from conftest import SAMPLES, cli, manifest, one_line_error, read_arrow, shard_rows
 
@@ -313,7 +313,7 @@ def test_show_refuses_one_row_of_a_multi_image_table_in_one_line(trajectories, t
 
 
 def test_ray_datasets_fail_a_list_cell_as_its_row_instead_of_crashing(tmp_path):
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.coding.pipeline import CodingConfig
     from pixelprune_cli.ray import code_cells
 
     cells = [[{"bytes": picture("chart.png"), "path": None}] * 2, {"bytes": picture("chart.png"), "path": None}]

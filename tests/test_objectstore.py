@@ -200,16 +200,18 @@ class Killed(BaseException):
 
 
 def rows_by_reader(url: str) -> pa.Table:
-    from pixelprune_cli.readers import iter_output_batches
+    from pixelprune_cli.outputs.readers import iter_output_batches
 
     return pa.Table.from_batches(list(iter_output_batches(url, ["id", "tau"])))
 
 
 def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tmp_path, monkeypatch):
-    from pixelprune_cli import api, objectstore, storage
-    from pixelprune_cli.job import RunOptions
-    from pixelprune_cli.pipeline import CodingConfig
-    from pixelprune_cli.store_sinks import StoreShardSink
+    from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.outputs import objectstore
+    from pixelprune_cli.outputs.store_sinks import StoreShardSink
+    from pixelprune_cli.run.job import RunOptions
+    from pixelprune_cli.storage import storage
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
@@ -260,11 +262,11 @@ def test_overwrite_killed_at_each_store_write_leaves_the_old_output_whole(s3, tm
 def test_a_second_writer_is_refused_at_its_commit_naming_the_first(s3, tmp_path):
     """Two runs on one folder: the one whose manifest was replaced under it stops (exit 2) and names the other."""
     from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
     from pixelprune_cli.errors import ConfigError
-    from pixelprune_cli.job import RunOptions
-    from pixelprune_cli.pipeline import CodingConfig
-    from pixelprune_cli.schema import output_schema
-    from pixelprune_cli.store_sinks import StoreShardSink
+    from pixelprune_cli.outputs.schema import output_schema
+    from pixelprune_cli.outputs.store_sinks import StoreShardSink
+    from pixelprune_cli.run.job import RunOptions
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
@@ -330,8 +332,8 @@ def test_file_urls_are_local_paths(tmp_path):
 
 LAST_IMAGE_NEVER_READ = """
 import sys, threading
-from pixelprune_cli import input_files
-from pixelprune_cli.cli import main
+from pixelprune_cli.inputs import input_files
+from pixelprune_cli.cli.cli import main
 
 real, last = input_files.read_file, sys.argv.pop(1)
 
@@ -391,10 +393,11 @@ def test_sigterm_mid_run_on_the_store_leaves_a_folder_resume_finishes(s3, tmp_pa
 
 def test_resume_after_a_killed_overwrite_finishes_the_replacement(s3, tmp_path, monkeypatch):
     """Killed at its third upload (shard 1's error log), a replacement has one shard in its pending manifest."""
-    from pixelprune_cli import api, storage
-    from pixelprune_cli.job import RunOptions
-    from pixelprune_cli.pipeline import CodingConfig
-    from pixelprune_cli.store_sinks import StoreShardSink
+    from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.outputs.store_sinks import StoreShardSink
+    from pixelprune_cli.run.job import RunOptions
+    from pixelprune_cli.storage import storage
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
@@ -443,8 +446,9 @@ def test_a_store_that_hangs_ends_the_run_within_the_timeouts(s3, tmp_path, monke
     import signal
     import time
 
-    from pixelprune_cli import api, errors, filesystems
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli import api, errors
+    from pixelprune_cli.run.job import RunOptions
+    from pixelprune_cli.storage import filesystems
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])

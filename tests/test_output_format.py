@@ -19,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from pixelprune_cli import __version__, api
-from pixelprune_cli.cli import main
-from pixelprune_cli.job import RunOptions
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.coding.pipeline import CodingConfig
+from pixelprune_cli.coding.preprocess import decode_image, smart_resize
+from pixelprune_cli.coding.presets import PRESETS
+from pixelprune_cli.inputs.pieces import SourceOptions
 from pixelprune_cli.model import model_inputs
-from pixelprune_cli.pieces import SourceOptions
-from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.preprocess import decode_image, smart_resize
-from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.schema import output_schema, read_meta
+from pixelprune_cli.outputs.schema import output_schema, read_meta
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow
 
@@ -316,7 +316,7 @@ def test_parquet_output_stores_each_kept_token_as_one_binary_value(folder_output
 
 
 def test_pixelprune_reads_both_parquet_layouts_as_the_arrow_output(folder_output, parquet_file, old_layout_parquet):
-    from pixelprune_cli.readers import iter_output_batches
+    from pixelprune_cli.outputs.readers import iter_output_batches
 
     for path in (parquet_file, old_layout_parquet):
         table = pa.Table.from_batches(list(iter_output_batches(str(path))))
@@ -363,7 +363,7 @@ def restored_pngs(path: Path, out: Path) -> dict[str, bytes]:
 
 def test_restore_stats_and_show_read_parquet_outputs_as_the_arrow_output(folder_output, parquet_file,
                                                                          old_layout_parquet, workdir):
-    from pixelprune_cli.show import read_output_row
+    from pixelprune_cli.pictures.show import read_output_row
 
     def stats_rows(path):
         return [(e.id, e.tokens, e.kept) for e in api.stats_of_output(str(path)).iter_entries()]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pixelprune_cli.parallel import BackgroundSink, ordered_map
+from pixelprune_cli.run.parallel import BackgroundSink, ordered_map
 
 
 def test_ordered_map_keeps_input_order_with_uneven_work():

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pytest
 
-from pixelprune_cli.path_cells import CellTarget, Refusal, resolve
+from pixelprune_cli.inputs.path_cells import CellTarget, Refusal, resolve
 
 import badfiles as bad
 from conftest import cli, manifest, read_arrow, shard_rows
@@ -231,7 +231,7 @@ def test_a_row_naming_an_unreachable_store_fails_alone_and_resume_finishes_the_t
 def test_only_a_store_that_cells_alone_name_failing_is_the_rows_failure(unreachable_s3):
     """The table's own store failing is an outage (the run stops, resumable); another one is this row's failure."""
     from pixelprune_cli.errors import ReadFailure, StoreUnavailable
-    from pixelprune_cli.parquet_source import read_path_cell
+    from pixelprune_cli.inputs.parquet_source import read_path_cell
 
     with pytest.raises(StoreUnavailable):
         read_path_cell(CellTarget("s3://nobucket/x.png"), 1000)

@@ -10,9 +10,9 @@ from PIL import Image
 
 import pixelprune_cli as pp
 from pixelprune_cli import api
-from pixelprune_cli.job import RunOptions
-from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.presets import resolve_preset
+from pixelprune_cli.coding.pipeline import CodingConfig
+from pixelprune_cli.coding.presets import resolve_preset
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLES, read_arrow
 

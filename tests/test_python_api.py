@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import pixelprune_cli as pp
+from pixelprune_cli.coding.presets import PRESETS
 from pixelprune_cli.errors import ConfigError
-from pixelprune_cli.presets import PRESETS
 
 from conftest import SAMPLE_IMAGES, SAMPLES, read_arrow, small_folder
 

@@ -23,14 +23,14 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own internals
 
 from pixelprune_cli import api  # noqa: E402
+from pixelprune_cli.coding.pipeline import CodingConfig, FailedImage  # noqa: E402
 from pixelprune_cli.errors import ConfigError, InputError  # noqa: E402
-from pixelprune_cli.job import RunOptions  # noqa: E402
-from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceOptions  # noqa: E402
-from pixelprune_cli.pipeline import CodingConfig, FailedImage  # noqa: E402
+from pixelprune_cli.inputs.pieces import ImageFile, ParquetRows, SourceOptions  # noqa: E402
+from pixelprune_cli.outputs.readers import iter_output_batches  # noqa: E402
+from pixelprune_cli.outputs.schema import read_meta  # noqa: E402
 from pixelprune_cli.ray import compress_dataset, compress_with_ray  # noqa: E402
-from pixelprune_cli.ray_engine import connect, split_into_shards  # noqa: E402
-from pixelprune_cli.readers import iter_output_batches  # noqa: E402
-from pixelprune_cli.schema import read_meta  # noqa: E402
+from pixelprune_cli.run.job import RunOptions  # noqa: E402
+from pixelprune_cli.run.ray_engine import connect, split_into_shards  # noqa: E402
 
 from conftest import SAMPLES, SAMPLES_PARQUET, read_arrow  # noqa: E402
 
@@ -231,8 +231,8 @@ def test_split_into_shards_cuts_at_multiples_of_the_shard_size():
 
 
 def test_shards_finishing_out_of_order_reach_the_summary_in_input_order():
-    from pixelprune_cli.ray_engine import _ShardOrder
-    from pixelprune_cli.summary import ImageEntry, Summary
+    from pixelprune_cli.report.summary import ImageEntry, Summary
+    from pixelprune_cli.run.ray_engine import _ShardOrder
 
     summary = Summary()
     order = _ShardOrder(summary, [0, 1, 2])
@@ -260,7 +260,7 @@ def test_no_images_is_an_input_error_and_writes_nothing(tmp_path):
 
 
 def test_ray_overwrite_stages_the_new_folder_and_resume_redoes_a_damaged_shard(tmp_path, monkeypatch):
-    from pixelprune_cli import shards
+    from pixelprune_cli.outputs import shards
 
     out = tmp_path / "out"
     api.compress([str(SAMPLES / "chart.png")], f"{out}/", CONFIG, run=RUN)  # an old local output, one arrow shard

@@ -25,7 +25,7 @@ def test_a_cluster_without_a_shared_disk_loses_a_worker_node_and_loses_nothing(s
 
     from pixelprune_cli import api
     from pixelprune_cli.errors import RayJobError
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pixelprune_cli.records import SpooledList
-from pixelprune_cli.report import render_table
-from pixelprune_cli.summary import ImageEntry, Summary, add_groups, print_json
+from pixelprune_cli.report.report import render_table
+from pixelprune_cli.report.summary import ImageEntry, Summary, add_groups, print_json
 
 
 def random_entries(count: int, seed: int = 0) -> list[tuple[ImageEntry, dict]]:

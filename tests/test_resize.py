@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelprune_cli import preprocess, resize
-from pixelprune_cli.presets import PRESETS
+from pixelprune_cli.coding import preprocess, resize
+from pixelprune_cli.coding.presets import PRESETS
 
 from conftest import SAMPLE_IMAGES
 

@@ -20,13 +20,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api
-from pixelprune_cli.backends import resize_for_model
-from pixelprune_cli.cli import main
-from pixelprune_cli.job import RunOptions
-from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.preprocess import decode_image
-from pixelprune_cli.presets import PRESETS
-from pixelprune_cli.restore import file_name_for
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.coding.backends import resize_for_model
+from pixelprune_cli.coding.pipeline import CodingConfig
+from pixelprune_cli.coding.preprocess import decode_image
+from pixelprune_cli.coding.presets import PRESETS
+from pixelprune_cli.pictures.restore import file_name_for
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLE_IMAGES, SAMPLES, SAMPLES_PARQUET, token_errors
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pixelprune_cli import coder, tokens
+from pixelprune_cli.coding import coder, tokens
 
 from conftest import token_errors
 

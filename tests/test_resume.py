@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pixelprune_cli import parquet_source
+from pixelprune_cli.inputs import parquet_source
 
 import badfiles as bad
 from conftest import (
@@ -361,7 +361,7 @@ def test_shard_checksum_is_the_files_sha256_on_python_3_10_too(tmp_path, monkeyp
     """The manifest's checksum without hashlib.file_digest, which Python 3.10 (our oldest) does not have."""
     import hashlib
 
-    from pixelprune_cli import atomic
+    from pixelprune_cli.storage import atomic
 
     data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 17, dtype=np.uint8).tobytes()
     path = tmp_path / "part-00000.arrow"

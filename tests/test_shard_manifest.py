@@ -9,7 +9,7 @@ import shutil
 import pyarrow.fs as pafs
 import pytest
 
-from pixelprune_cli.job import RunOptions
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLE_IMAGES, cli, one_line_error
 
@@ -129,9 +129,10 @@ def test_overwrite_of_a_folder_that_lost_its_manifest_removes_the_old_shards_and
 
 SWAP_CUT_AFTER_FIRST_MOVE = """
 import os, sys
-from pixelprune_cli.job import RunOptions
-from pixelprune_cli import api, manifest
-from pixelprune_cli.pipeline import CodingConfig
+from pixelprune_cli.run.job import RunOptions
+from pixelprune_cli import api
+from pixelprune_cli.outputs import manifest
+from pixelprune_cli.coding.pipeline import CodingConfig
 
 real = os.replace
 
@@ -152,7 +153,7 @@ def test_a_replacement_killed_after_its_first_move_into_place_is_finished_whole_
     import subprocess
     import sys
 
-    from pixelprune_cli.atomic import file_checksum
+    from pixelprune_cli.storage.atomic import file_checksum
 
     images = tmp_path / "in"
     images.mkdir()
@@ -165,7 +166,7 @@ def test_a_replacement_killed_after_its_first_move_into_place_is_finished_whole_
     assert killed.returncode == 9, killed.stderr.decode()
     assert (out / ".pixelprune-swap").is_dir(), "the kill fell inside the move"
     from pixelprune_cli import api
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli.coding.pipeline import CodingConfig
 
     summary = api.compress([str(images)], f"{out}/", CodingConfig(tau=0.05), resume=True, shard_size=1,
                            run=RunOptions(progress=False))

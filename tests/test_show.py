@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelprune_cli import coder, contact_sheet, show, token_overlay, tokens
-from pixelprune_cli.backends import resize_for_model
+from pixelprune_cli.coding import coder, tokens
+from pixelprune_cli.coding.backends import resize_for_model
+from pixelprune_cli.coding.pipeline import CodingConfig, code_image
+from pixelprune_cli.coding.preprocess import decode_image
+from pixelprune_cli.coding.presets import PRESETS
 from pixelprune_cli.errors import ConfigError, InputError
-from pixelprune_cli.pipeline import CodingConfig, code_image
-from pixelprune_cli.preprocess import decode_image
-from pixelprune_cli.presets import PRESETS
+from pixelprune_cli.pictures import contact_sheet, show, token_overlay
 
 from conftest import ROOT
 
@@ -155,7 +156,7 @@ def test_overlay_for_image_draws_the_resized_image_with_a_caption():
 
 
 def test_overlay_with_a_budget_codes_at_the_tau_the_budget_search_finds():
-    from pixelprune_cli.budget import code_with_budget
+    from pixelprune_cli.coding.budget import code_with_budget
 
     source = decode_image((ROOT / "samples" / "chart.png").read_bytes())
     resized = resize_for_model(source, PRESET)
@@ -178,7 +179,7 @@ def test_overlay_for_row_matches_the_image_overlay_at_tau_zero():
 def outputs(tmp_path_factory):
     """samples/ compressed to an Arrow file and a Parquet file, through the API the CLI uses."""
     from pixelprune_cli import api
-    from pixelprune_cli.job import RunOptions
+    from pixelprune_cli.run.job import RunOptions
 
     folder = tmp_path_factory.mktemp("out")
     run = RunOptions(workers=1, progress=False)

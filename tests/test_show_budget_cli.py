@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from pixelprune_cli.cli import main
+from pixelprune_cli.cli.cli import main
 
 from conftest import SAMPLES
 
@@ -64,7 +64,7 @@ def test_show_makes_a_contact_sheet_of_a_folder(tmp_path):
 
 
 def test_show_samples_a_large_folder_and_says_so(tmp_path):
-    from pixelprune_cli.contact_sheet import contact_tile_size, header_height
+    from pixelprune_cli.pictures.contact_sheet import contact_tile_size, header_height
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pixelprune_cli import sources
-from pixelprune_cli.pieces import ImageFile, ParquetRows, SourceCounts, piece_ids, piece_size
-from pixelprune_cli.pipeline import FailedImage
+from pixelprune_cli.coding.pipeline import FailedImage
+from pixelprune_cli.inputs import sources
+from pixelprune_cli.inputs.pieces import ImageFile, ParquetRows, SourceCounts, piece_ids, piece_size
 
 from conftest import SAMPLES_PARQUET
 

@@ -100,7 +100,7 @@ def test_a_url_ending_in_a_slash_names_the_prefix_beside_an_object_of_the_same_n
 
 
 def test_a_read_only_identity_is_refused_before_any_image_is_coded(s3, tmp_path, monkeypatch):
-    from pixelprune_cli import row_coding
+    from pixelprune_cli.run import row_coding
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])
@@ -124,7 +124,7 @@ def test_a_read_only_identity_is_refused_before_any_image_is_coded(s3, tmp_path,
 
 def test_a_store_output_that_is_an_input_is_refused_however_it_is_spelled(s3, tmp_path):
     from pixelprune_cli.errors import ConfigError
-    from pixelprune_cli.overlap import refuse_overlap
+    from pixelprune_cli.outputs.overlap import refuse_overlap
 
     bucket = s3.new_bucket()
     url = upload_folder(s3, bucket, SAMPLE_IMAGES[:2])

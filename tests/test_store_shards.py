@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from pixelprune_cli.job import RunOptions
+from pixelprune_cli.run.job import RunOptions
 
 from conftest import SAMPLE_IMAGES, cli
 from test_objectstore import local_copy, rows_by_reader, stored_json, stored_names
@@ -19,8 +19,9 @@ def put_object(server, url: str, data: bytes) -> None:
 def test_a_second_overwrite_while_a_replacement_is_committing_never_loses_the_output(s3, tmp_path, monkeypatch):
     """Run A replaces the output and is held just before its commit (the manifest upload); run B, started then
     with --overwrite, must not take A's pending replacement for a killed one and delete its shards."""
-    from pixelprune_cli import api, storage
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.storage import storage
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:3])
@@ -100,7 +101,7 @@ def test_a_dead_runs_spool_folder_is_swept_even_when_its_pid_now_belongs_to_a_la
     import sys
     import tempfile
 
-    from pixelprune_cli.spool import spool_dir
+    from pixelprune_cli.storage.spool import spool_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -121,8 +122,9 @@ def test_a_dead_runs_spool_folder_is_swept_even_when_its_pid_now_belongs_to_a_la
 def test_what_an_output_url_names_is_asked_of_the_store_once_per_compress(s3, tmp_path, monkeypatch):
     """A URL without a trailing slash may be a folder: one round trip decides it, and the answer is handed down
     (the check, the sink, the engine, the report), never asked again."""
-    from pixelprune_cli import api, storage
-    from pixelprune_cli.pipeline import CodingConfig
+    from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.storage import storage
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:2])
@@ -137,7 +139,8 @@ def test_what_an_output_url_names_is_asked_of_the_store_once_per_compress(s3, tm
 
 def test_stats_show_and_restore_ask_the_store_once_whether_a_url_is_a_folder(s3, tmp_path, monkeypatch):
     """A URL without a trailing slash costs a round trip to tell a folder from an object: once per command."""
-    from pixelprune_cli import api, storage
+    from pixelprune_cli import api
+    from pixelprune_cli.storage import storage
 
     bucket = s3.new_bucket()
     images = local_copy(tmp_path, SAMPLE_IMAGES[:2])

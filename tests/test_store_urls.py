@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixelprune_cli import filesystems, storage
 from pixelprune_cli.errors import InputError, StoreUnavailable
-from pixelprune_cli.job import RunOptions
-from pixelprune_cli.urls import credentials, redact, shown
+from pixelprune_cli.run.job import RunOptions
+from pixelprune_cli.storage import filesystems, storage
+from pixelprune_cli.storage.urls import credentials, redact, shown
 
 from conftest import SAMPLE_IMAGES, cli, one_line_error
 

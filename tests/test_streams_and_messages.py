@@ -19,15 +19,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from pixelprune_cli import api, contact_sheet, prune_image
-from pixelprune_cli.cli import main
+from pixelprune_cli import api, prune_image
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.coding.pipeline import CodingConfig, process
+from pixelprune_cli.coding.presets import PRESETS
 from pixelprune_cli.errors import ConfigError, InputError, ReadFailure
-from pixelprune_cli.input_files import read_file
-from pixelprune_cli.pieces import SourceOptions
-from pixelprune_cli.pipeline import CodingConfig, process
-from pixelprune_cli.presets import PRESETS
+from pixelprune_cli.inputs.input_files import read_file
+from pixelprune_cli.inputs.pieces import SourceOptions
+from pixelprune_cli.inputs.sources import plan, read_piece
+from pixelprune_cli.pictures import contact_sheet
 from pixelprune_cli.records import FailedImage
-from pixelprune_cli.sources import plan, read_piece
 
 from conftest import SAMPLES, SAMPLES_PARQUET, cli, one_line_error, read_arrow
 
@@ -183,12 +184,12 @@ def test_prune_image_of_an_image_whose_load_raises_is_a_decode_error():
 
 
 def test_prune_image_of_an_image_that_cannot_be_resized_is_a_value_error(monkeypatch):
-    import pixelprune_cli.resize
+    import pixelprune_cli.coding.resize
 
     def resize(*args, **kwargs):  # the resampling gives up (a plugin's image, a future Pillow)
         raise OSError("no resampler for this image")
 
-    monkeypatch.setattr(pixelprune_cli.resize, "resize_bicubic", resize)
+    monkeypatch.setattr(pixelprune_cli.coding.resize, "resize_bicubic", resize)
     with pytest.raises(ValueError, match=r"^page: resize failed: no resampler for this image$"):
         prune_image(Image.new("RGB", (64, 64)), image_id="page")
 
@@ -371,8 +372,8 @@ def test_an_absurd_columns_is_read_as_80(tmp_path, columns):
 
 
 def test_a_legal_246_byte_output_name_is_written_with_its_lock_temporaries_and_error_log(tmp_path):
-    from pixelprune_cli.atomic import temp_stem
-    from pixelprune_cli.writer import errors_path
+    from pixelprune_cli.outputs.writer import errors_path
+    from pixelprune_cli.storage.atomic import temp_stem
 
     name = "n" * 240 + ".arrow"  # 246 bytes: legal, but .NAME.pixelprune-lock would be 263
     stale = tmp_path / f".{temp_stem(name)}.partial-999999999"  # a killed run's temporary (no such pid)

@@ -21,9 +21,9 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from pixelprune_cli import api, prune_image  # noqa: E402
+from pixelprune_cli.coding.pipeline import CodingConfig  # noqa: E402
 from pixelprune_cli.errors import InputError  # noqa: E402
-from pixelprune_cli.pieces import SourceOptions  # noqa: E402
-from pixelprune_cli.pipeline import CodingConfig  # noqa: E402
+from pixelprune_cli.inputs.pieces import SourceOptions  # noqa: E402
 from pixelprune_cli.training import PrunedCollator, load_cache  # noqa: E402
 
 import hf_models as tiny  # noqa: E402
@@ -182,8 +182,8 @@ def test_max_length_never_cuts_an_image_refused_or_dropped_as_asked(cache):
 @pytest.mark.parametrize("preset_name", ["qwen2-vl", "qwen3-vl"])
 @pytest.mark.parametrize("backend", ["pil", "torchvision"])
 def test_the_pixel_kernel_equals_the_numpy_lookup_exactly(preset_name, backend):
+    from pixelprune_cli.coding.presets import resolve_preset
     from pixelprune_cli.model import normalised_pixels, row_pixels
-    from pixelprune_cli.presets import resolve_preset
     from pixelprune_cli.training.pixels import pixel_values
 
     preset = resolve_preset(preset_name)

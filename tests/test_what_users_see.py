@@ -23,12 +23,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from pixelprune_cli import api
-from pixelprune_cli.cli import main
-from pixelprune_cli.cli_errors import EXIT_BROKEN_PIPE
+from pixelprune_cli.cli.cli import main
+from pixelprune_cli.cli.cli_errors import EXIT_BROKEN_PIPE
+from pixelprune_cli.coding.pipeline import CodingConfig
 from pixelprune_cli.errors import ConfigError
-from pixelprune_cli.pipeline import CodingConfig
-from pixelprune_cli.report import shorten_middle
-from pixelprune_cli.summary import ImageEntry, Summary, sample_estimate
+from pixelprune_cli.report.report import shorten_middle
+from pixelprune_cli.report.summary import ImageEntry, Summary, sample_estimate
 
 import badfiles as bad
 import terminal
@@ -118,7 +118,7 @@ def test_show_draws_a_progress_line_for_a_contact_sheet(tmp_path, sample):
 def test_progress_count_column_shows_no_open_ended_total():
     from types import SimpleNamespace
 
-    from pixelprune_cli.report import _count_column
+    from pixelprune_cli.report.report import _count_column
 
     column = _count_column()
     shown = [column.render(SimpleNamespace(completed=done, total=total)).plain
@@ -137,8 +137,8 @@ def test_restore_shows_progress_with_the_row_count(thirty_images, tmp_path):
 
 
 def test_progress_total_of_a_parquet_table_comes_from_its_footer(tmp_path):
-    from pixelprune_cli.pieces import SourceOptions
-    from pixelprune_cli.report import Progress
+    from pixelprune_cli.inputs.pieces import SourceOptions
+    from pixelprune_cli.report.report import Progress
 
     class Recorder(Progress):
         def __init__(self):
@@ -253,7 +253,7 @@ def test_restore_source_column_is_the_source_size_not_the_resized_one(tmp_path):
 
 
 def test_compress_and_restore_end_with_one_line_saying_what_was_written(tmp_path):
-    from pixelprune_cli.report import format_bytes
+    from pixelprune_cli.report.report import format_bytes
 
     assert [format_bytes(n) for n in (999, 1000, 120_449, 2_100_000, 3_000_000_000)] == [
         "999 bytes", "1.0 kB", "120.4 kB", "2.1 MB", "3.0 GB"]
@@ -363,7 +363,7 @@ def test_show_of_a_one_row_stream_needs_no_row(tmp_path):
 
 @pytest.mark.parametrize("layout", ["file", "shards", "stream"])
 def test_show_of_a_compressed_output_gives_a_contact_sheet(layout, tmp_path):
-    from pixelprune_cli.contact_sheet import contact_tile_size, header_height
+    from pixelprune_cli.pictures.contact_sheet import contact_tile_size, header_height
 
     files = [SAMPLES / name for name in ("chart.png", "form.png", "slide.png")]
     target = {"file": tmp_path / "o.arrow", "shards": f"{tmp_path / 'sh'}/", "stream": "-"}[layout]
@@ -489,8 +489,8 @@ def _largest_token_error(original: np.ndarray, restored: np.ndarray, ts: int, me
 @pytest.mark.parametrize("name, metric, tau", [("text_page.png", "mae", 0.05), ("scan_gray.png", "max", 0.1),
                                                ("text_page.png", "rmse", 0.05), ("chart.png", "max", 0.0)])
 def test_side_by_side_states_the_largest_per_token_error(name, metric, tau, tmp_path):
-    from pixelprune_cli.backends import resize_for_model
-    from pixelprune_cli.token_overlay import describe_error
+    from pixelprune_cli.coding.backends import resize_for_model
+    from pixelprune_cli.pictures.token_overlay import describe_error
 
     out = tmp_path / f"{metric}.png"
     result = run(["show", SAMPLES / name, "-o", out, "--side-by-side", "--metric", metric, "--tau", tau])

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, InputError
-from ..presets import Preset, resolve_preset
+from pixelprune_cli.coding.presets import Preset, resolve_preset
+from pixelprune_cli.errors import ConfigError, InputError
 
 FAMILIES = {"qwen2_vl": "qwen2-vl", "qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl"}
 NAMES = "Qwen2-VL, Qwen2.5-VL or Qwen3-VL"
@@ -90,8 +90,8 @@ def load_checkpoint(path: str, device: str = "auto", dtype: str = "auto", min_pi
     device = pick_device(device)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from ..backends import processor_backend
-    from ..hf import enable
+    from pixelprune_cli.coding.backends import processor_backend
+    from pixelprune_cli.hf import enable
 
     processor = AutoProcessor.from_pretrained(path)
     backend = processor_backend(processor)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from ..cli_errors import EXIT_OK, EXIT_SOME_FAILED, tell
-from .command import EvalRequest, parse_taus, run_eval
-from .runner import EvalOptions
+from pixelprune_cli.cli.cli_errors import EXIT_OK, EXIT_SOME_FAILED, tell
+from pixelprune_cli.evaluation.command import EvalRequest, parse_taus, run_eval
+from pixelprune_cli.evaluation.runner import EvalOptions
 
 
 def run_command(data, model, task, taus, limit, max_new_tokens, batch_size, device, dtype, columns, image_column,
                 min_pixels, max_pixels, as_json, predictions, resume, plot, no_progress) -> int:
-    from ..writer import write_atomically
-    from .output import draw_plot, print_json, render_table
+    from pixelprune_cli.evaluation.output import draw_plot, print_json, render_table
+    from pixelprune_cli.outputs.writer import write_atomically
 
     options = EvalOptions(parse_taus(taus), limit, max_new_tokens, batch_size, progress=not no_progress)
     if plot and not plot.lower().endswith(".png"):
-        from ..errors import ConfigError
+        from pixelprune_cli.errors import ConfigError
 
         raise ConfigError(f"--plot {plot}: the plot is a PNG (name it FILE.png)")
     request = EvalRequest(data, model, task, options, tuple(columns), image_column, device, dtype, min_pixels,

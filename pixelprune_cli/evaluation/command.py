@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
-from .results import PredictionsFile
-from .runner import EvalOptions, evaluate, model_label
-from .table import open_table
-from .tasks import parse_column_overrides, task_named
+from pixelprune_cli.errors import ConfigError
+from pixelprune_cli.evaluation.results import PredictionsFile
+from pixelprune_cli.evaluation.runner import EvalOptions, evaluate, model_label
+from pixelprune_cli.evaluation.table import open_table
+from pixelprune_cli.evaluation.tasks import parse_column_overrides, task_named
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ def parse_taus(text: str) -> tuple[float, ...]:
 
 def run_eval(request: EvalRequest) -> dict:
     """The report (as `--json` prints it) of every arm of the request."""
-    from .checkpoint import family_of, load_checkpoint
-    from .output import report_json
+    from pixelprune_cli.evaluation.checkpoint import family_of, load_checkpoint
+    from pixelprune_cli.evaluation.output import report_json
 
     task = task_named(request.task)
     if request.resume and not request.predictions:

@@ -19,7 +19,7 @@ def _number(value, spec: str, scale: float = 1.0) -> str:
 
 
 def render_table(report: dict) -> None:
-    from ..report import render_rows
+    from pixelprune_cli.report.report import render_rows
 
     columns = ("arm", "n", "failed", "score", "Δ vs full", "kept %", "tokens", "ViT+prefill ms", "generate ms", "agree")
     rows = [(arm["name"], str(arm["n"]), str(arm["failed"]), _number(arm["score"], ".4f"),

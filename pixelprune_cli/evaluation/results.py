@@ -11,8 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, InputError
-from ..urls import is_url
+from pixelprune_cli.errors import ConfigError, InputError
+from pixelprune_cli.storage.urls import is_url
 
 
 @dataclass

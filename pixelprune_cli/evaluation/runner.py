@@ -15,11 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ImageFailure, one_line
-from .checkpoint import Checkpoint
-from .results import ArmTotals, Prediction, PredictionsFile, arm_name
-from .table import BenchmarkRow, BenchmarkTable
-from .tasks import Scoring, Task
+from pixelprune_cli.errors import ImageFailure, one_line
+from pixelprune_cli.evaluation.checkpoint import Checkpoint
+from pixelprune_cli.evaluation.results import ArmTotals, Prediction, PredictionsFile, arm_name
+from pixelprune_cli.evaluation.table import BenchmarkRow, BenchmarkTable
+from pixelprune_cli.evaluation.tasks import Scoring, Task
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,8 @@ def prompt_text(processor, question: str) -> str:
 
 
 def decode_row(row: BenchmarkRow, task: Task, checkpoint: Checkpoint) -> Decoded:
-    from ..backends import load, target_size
-    from ..preprocess import DEFAULT_MAX_IMAGE_BYTES, open_image
+    from pixelprune_cli.coding.backends import load, target_size
+    from pixelprune_cli.coding.preprocess import DEFAULT_MAX_IMAGE_BYTES, open_image
 
     if row.read is None:
         raise ImageFailure("read", row.problem or "no image")
@@ -101,7 +101,7 @@ def full_inputs(checkpoint: Checkpoint, batch: list[Decoded]):
 
 
 def pruned_rows(checkpoint: Checkpoint, batch: list[Decoded], tau: float) -> tuple[list[dict], dict]:
-    from ..pipeline import CodingConfig, code_image
+    from pixelprune_cli.coding.pipeline import CodingConfig, code_image
 
     config = CodingConfig(checkpoint.preset, tau=tau, backend=checkpoint.backend)
     return [code_image(d.image, config, d.row.id).as_row() for d in batch], config.to_meta()
@@ -118,7 +118,7 @@ def run_arm(checkpoint: Checkpoint, task: Task, batch: list[Decoded], tau: float
             full = [int(g.prod()) // merge**2 for g in inputs["image_grid_thw"]]
             used = full
         else:
-            from ..hf import prepare_inputs
+            from pixelprune_cli.hf import prepare_inputs
 
             rows, meta = pruned_rows(checkpoint, batch, tau)
             inputs = prepare_inputs(checkpoint.processor, [d.text for d in batch], rows, meta)
@@ -142,7 +142,7 @@ def run_arm(checkpoint: Checkpoint, task: Task, batch: list[Decoded], tau: float
 def evaluate(checkpoint: Checkpoint, task: Task, table: BenchmarkTable, options: EvalOptions,
              predictions: PredictionsFile | None = None) -> list[ArmTotals]:
     """Every arm on the table's first `limit` rows; returns each arm's totals (full first)."""
-    from ..report import Progress
+    from pixelprune_cli.report.report import Progress
 
     taus: list[float | None] = [None, *options.taus]
     arms = {arm_name(t): ArmTotals(arm_name(t), t) for t in taus}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .. import storage, urls
-from ..errors import InputError
-from ..parquet_source import ROWS_PER_READ, cell_reader, find_image_column
-from .tasks import Task
+from pixelprune_cli.errors import InputError
+from pixelprune_cli.evaluation.tasks import Task
+from pixelprune_cli.inputs.parquet_source import ROWS_PER_READ, cell_reader, find_image_column
+from pixelprune_cli.storage import storage, urls
 
 
 @dataclass

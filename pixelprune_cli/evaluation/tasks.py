@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import ConfigError, InputError
-from . import clicks, metrics
-from .vqa_accuracy import vqa_accuracy
+from pixelprune_cli.errors import ConfigError, InputError
+from pixelprune_cli.evaluation import clicks, metrics
+from pixelprune_cli.evaluation.vqa_accuracy import vqa_accuracy
 
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 SCREENSPOT_PROMPT = (

@@ -11,11 +11,11 @@ __all__ = ["PrunedCollator", "load_cache"]
 
 def __getattr__(name: str):
     if name == "load_cache":
-        from .cache import load_cache
+        from pixelprune_cli.training.cache import load_cache
 
         return load_cache
     if name == "PrunedCollator":
-        from .collator import PrunedCollator
+        from pixelprune_cli.training.collator import PrunedCollator
 
         return PrunedCollator
     raise AttributeError(f"module 'pixelprune_cli.training' has no attribute {name!r}")

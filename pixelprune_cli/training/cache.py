@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import InputError
-from ..readers import iter_output_batches, output_files, output_meta
-from ..schema import pixels_as_tokens
-from ..urls import is_url, redact
+from pixelprune_cli.errors import InputError
+from pixelprune_cli.outputs.readers import iter_output_batches, output_files, output_meta
+from pixelprune_cli.outputs.schema import pixels_as_tokens
+from pixelprune_cli.storage.urls import is_url, redact
 
 ON_BAD_SHARD = ("raise", "skip")
 
@@ -59,7 +59,7 @@ def _fingerprint(files: list[str], meta: dict) -> str:
     import json
     import os
 
-    from ..storage import size
+    from pixelprune_cli.storage.storage import size
 
     def stamp(file: str):
         if is_url(file):
@@ -94,7 +94,7 @@ def load_cache(source, *, streaming: bool = True, on_bad_shard: str = "raise", *
     import datasets
     from datasets.iterable_dataset import ArrowExamplesIterable
 
-    from ..presets import resolve_preset
+    from pixelprune_cli.coding.presets import resolve_preset
 
     if on_bad_shard not in ON_BAD_SHARD:
         raise ValueError(f"on_bad_shard is {on_bad_shard!r}, not one of {', '.join(ON_BAD_SHARD)}")

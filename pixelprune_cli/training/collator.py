@@ -16,12 +16,12 @@ import warnings
 import numpy as np
 import torch
 
-from ..backends import check_processor_fits, pillow_runtime_warning, rows_backend
-from ..hf import IMAGE_TOKEN, _check_processor_matches, rope_positions
-from ..model import checked_model_row, row_pixels
-from ..presets import PRESETS, resolve_preset
-from .pixels import pixel_values
-from .rows import Sample, samples
+from pixelprune_cli.coding.backends import check_processor_fits, pillow_runtime_warning, rows_backend
+from pixelprune_cli.coding.presets import PRESETS, resolve_preset
+from pixelprune_cli.hf import IMAGE_TOKEN, _check_processor_matches, rope_positions
+from pixelprune_cli.model import checked_model_row, row_pixels
+from pixelprune_cli.training.pixels import pixel_values
+from pixelprune_cli.training.rows import Sample, samples
 
 IGNORE = -100
 TRAIN_ON = ("assistant", "all")
@@ -31,7 +31,7 @@ TOO_LONG = ("raise", "drop")
 def _meta(meta):
     """Metadata dict or preset name as given; any other string is an output's path or URL, read for its metadata."""
     if isinstance(meta, str) and meta not in PRESETS:
-        from ..readers import output_meta
+        from pixelprune_cli.outputs.readers import output_meta
 
         return output_meta(meta)
     return meta

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..backends import normalisation_table
-from ..presets import Preset
+from pixelprune_cli.coding.backends import normalisation_table
+from pixelprune_cli.coding.presets import Preset
 
 
 @numba.njit(nogil=True, cache=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from ..schema import pixels_as_tokens
+from pixelprune_cli.outputs.schema import pixels_as_tokens
 
 CONVERSATION_COLUMNS = ("messages", "prompt", "completion")
 

@@ -1,0 +1,1 @@
+"""Planning the inputs (folders, image files, Parquet tables) and reading one image of them."""

@@ -1,0 +1,1 @@
+"""The output schema and table formats; writing, committing and reading outputs back."""

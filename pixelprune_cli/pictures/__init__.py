@@ -1,0 +1,1 @@
+"""Images made from outputs: restored PNGs (`restore`), overlays and contact sheets (`show`)."""
