@@ -248,3 +248,24 @@ def compare_at_kept(oracle: Oracle, pruned_logits: torch.Tensor, pruned_mask: to
     return worst
 
 
+
+
+def multi_image_cache(folder, preset, conversations, output: str) -> str:
+    """`compress --keep-columns messages` of a TRL-style table (an `images` list column, a `messages` column)
+    holding one row per (image names, messages) conversation; the output's path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pixelprune_cli import api
+    from pixelprune_cli.coding.pipeline import CodingConfig
+    from pixelprune_cli.inputs.pieces import SourceOptions
+
+    from conftest import SAMPLES
+
+    images = [[{"bytes": (SAMPLES / name).read_bytes(), "path": name} for name in names] for names, _ in conversations]
+    table = folder / "trajectories.parquet"
+    pq.write_table(pa.table({"images": images, "messages": [messages for _, messages in conversations]}), table)
+    out = str(folder / output) if not output.endswith("/") else f"{folder}/{output}"
+    api.compress([str(table)], out, CodingConfig(preset=preset), SourceOptions(keep_columns=("messages",)),
+                 shard_size=1 if output.endswith("/") else None)
+    return out

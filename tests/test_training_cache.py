@@ -204,3 +204,47 @@ def test_a_rewritten_output_is_not_served_from_a_stale_datasets_cache(tmp_path):
     api.compress([str(tmp_path / "all.parquet")], output, CodingConfig(preset=PRESET),
                  SourceOptions(keep_columns=("messages",)), overwrite=True)
     assert len(load_cache(output, streaming=False, cache_dir=hf_cache)) == len(NAMES)
+
+
+# -- multi-image rows, as `compress` writes a TRL `images` column ------------------------------------------
+
+TRAJECTORIES = [(["form.png", "table.png"], [{"role": "user", "content": [{"type": "image"}, {"type": "image"},
+                                                                        {"type": "text", "text": "two pages"}]},
+                                            {"role": "assistant", "content": [{"type": "text", "text": "a form ."}]}]),
+                (["slide.png", "chart.png", "gui_window.png"],
+                 [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "and"}, {"type": "image"},
+                                               {"type": "image"}]},
+                  {"role": "assistant", "content": [{"type": "text", "text": "a slide , a chart , a window"}]}])]
+
+
+@pytest.fixture(scope="module")
+def multi_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multi")
+    outputs = {"root": root}
+    for name, output in (("arrow", "c.arrow"), ("parquet", "c.parquet"), ("folder", "shards/")):
+        (root / name).mkdir()
+        outputs[name] = tiny.multi_image_cache(root / name, PRESET, TRAJECTORIES, output)
+    return outputs
+
+
+@pytest.mark.parametrize("output", ["arrow", "parquet", "folder"])
+def test_multi_image_rows_collate_to_exactly_what_each_images_own_row_gives(multi_cache, output):
+    collator = PrunedCollator(tiny.tokenizer(), multi_cache[output])
+    alone = [{"id": str(k), "messages": messages, "images": [prune_image(SAMPLES / n, preset=PRESET) for n in names]}
+             for k, (names, messages) in enumerate(TRAJECTORIES)]
+    expected = collator(alone)
+    assert len(expected["image_grid_thw"]) == 5
+    streamed = list(load_cache(multi_cache[output]))
+    stored = load_cache(multi_cache[output], streaming=False, cache_dir=str(multi_cache["root"] / f"hf-{output}"))
+    for rows in (streamed, [stored[0], stored[1]], stored.with_format(None)):  # Arrow rows, and dicts of lists
+        batch = collator(list(rows))
+        assert batch.keys() == expected.keys()
+        for key in batch:
+            assert torch.equal(batch[key], expected[key]), key
+
+
+def test_a_multi_image_row_with_another_placeholder_count_is_refused_in_one_line(tmp_path):
+    output = tiny.multi_image_cache(tmp_path, PRESET, [(["form.png", "table.png"], conversation(0))], "one.arrow")
+    with pytest.raises(ValueError, match=r"^row 'trajectories.parquet#0': the conversation holds 1 image "
+                                         r"placeholders \(<\|image_pad\|>\) but the row has 2 image\(s\)$"):
+        PrunedCollator(tiny.tokenizer(), output)(list(load_cache(output)))

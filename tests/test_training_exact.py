@@ -5,7 +5,8 @@ with the dropped tokens masked out of every attention. The loss of
 `enable(model)(**collator(rows))` must equal the oracle's cross-entropy over
 the same labels at the same (kept and text) tokens within 1e-5, and every
 parameter's gradient within 1e-3 relative, on a padded batch that holds a
-one-image row and a two-image row.
+one-image row and a two-image row, and on one of a 2-image and a 3-image row
+that `compress` coded from a TRL `images` column and `load_cache` read.
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def training_rows(preset):
     return rows
 
 
-def oracle_loss(model, family, preset, tok, rows, batch):
+def oracle_loss(model, family, preset, tok, rows, batch, conversations=CONVERSATIONS):
     """The masked full model's cross-entropy over the collator's labels, token for token at the kept and text tokens."""
     texts = [tok.apply_chat_template(row["messages"], tokenize=False) for row in rows]
-    images = [open_image(name) for names, _ in CONVERSATIONS for name in names]
+    images = [open_image(name) for names, _ in conversations for name in names]
     full = tiny.full_inputs(tok, preset, texts, images)
     oracle = tiny.masked_forward(model, family, full, [image for row in rows for image in row["images"]])
     total, count = 0.0, 0
@@ -86,13 +87,44 @@ def test_loss_and_gradients_equal_the_masked_full_model(family):
     assert all(image["kept"] < image["tokens"] for row in rows for image in row["images"])
     batch = PrunedCollator(tok, preset.to_meta())(rows)
     assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]  # the first row is padded
-    model = enable(tiny.tiny_model(family))
+    check_against_the_oracle(family, preset, tok, rows, batch, CONVERSATIONS)
 
+
+# Two samples of 2 and 3 images, as TRL stores them (an `images` list column), coded into one row each.
+TRAJECTORIES = [
+    (["form.png", "table.png"], [say("user", IMAGE, "and", IMAGE, "describe the page"), say("assistant", "a form .")]),
+    (["slide.png", "chart.png", "gui_window.png"], [say("user", IMAGE, "what does this say ?"), say("assistant", "a slide"),
+                                                    say("user", IMAGE, IMAGE, "and these ?"),
+                                                    say("assistant", "a chart of the form !")]),
+]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_compressed_multi_image_rows_from_load_cache_train_exactly_as_the_masked_full_model(family, tmp_path):
+    pytest.importorskip("datasets", reason="the train extra (datasets) is not installed")
+    from pixelprune_cli.training import load_cache
+
+    preset = tiny.small_preset(family, 100_000)  # five images: smaller, so the full-model oracle stays quick
+    tok = tiny.tokenizer()
+    output = tiny.multi_image_cache(tmp_path, preset, TRAJECTORIES, "cache.arrow")
+    stored = list(load_cache(output))
+    assert [len(row["kept"][0]) for row in stored] == [2, 3]  # one row per sample, its images in a list
+    batch = PrunedCollator(tok, output)(stored)
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"].shape[1]  # the first row is padded
+    assert len(batch["image_grid_thw"]) == 5 and int(batch["image_kept_mask"].sum()) < len(batch["image_kept_mask"])
+    alone = [{"messages": messages, "images": [prune_image(SAMPLES / name, preset=preset) for name in names]}
+             for names, messages in TRAJECTORIES]  # the oracle's kept tokens: each image coded alone
+    check_against_the_oracle(family, preset, tok, alone, batch, TRAJECTORIES)
+
+
+def check_against_the_oracle(family, preset, tok, rows, batch, conversations):
+    """Loss within 1e-5 and every gradient within 1e-3 relative of the masked full model's, on the same labels."""
+    model = enable(tiny.tiny_model(family))
     ours = model(**batch).loss
     ours.backward()
     ours_grads = gradients(model)
     model.zero_grad(set_to_none=True)
-    theirs = oracle_loss(model, family, preset, tok, rows, batch)
+    theirs = oracle_loss(model, family, preset, tok, rows, batch, conversations)
     theirs.backward()
     their_grads = gradients(model)
 
