@@ -398,8 +398,11 @@ def test_make_demo_codes_each_sample_once(tmp_path):
 
 
 def make_plan(*args: str) -> list[str]:
-    """The commands `make ARGS` would run (make -n runs none of them)."""
-    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    """The commands `make ARGS` would run (make -n runs none of them), as on a fresh shell: under `make test
+    EXTRAS=...` (as CI runs the suite) make's own variables reach this make through MAKEFLAGS, so they go."""
+    fresh = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+                                                                "EXTRAS", "VENV", "PYTHON", "TORCH")}
+    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=60, env=fresh)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
