@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 from pixelprune_cli.errors import ConfigError, option
-from pixelprune_cli.outputs.manifest import read_manifest
 from pixelprune_cli.storage import storage, urls
 from pixelprune_cli.storage.spool import spool_dir
 
@@ -77,18 +76,6 @@ def describe_run(run: object) -> str:
 def is_folder(url: str) -> bool:
     """`-o URL/` (a trailing slash), or a URL that is a folder on the store."""
     return url.endswith("/") or storage.kind(url) == "folder"
-
-
-def incomplete_note(url: str) -> str | None:
-    """A warning when a store folder's manifest says its run has not finished, else None."""
-    if not is_folder(url):
-        return None
-    manifest = read_manifest(url)
-    if manifest is None or manifest.get("complete", True):
-        return None
-    return (f"{urls.redact(url)} is incomplete: the run that writes it has not finished "
-            f"({len(manifest['shards'])} shards, {manifest.get('images', 0):,} images committed); finish it with "
-            f"`pixelprune compress ... -o {urls.redact(url)} --resume`")
 
 
 def check_stored_target(url: str, overwrite: bool) -> None:
