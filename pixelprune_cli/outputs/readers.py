@@ -38,7 +38,7 @@ def _stdin_stream() -> pa.RecordBatchStreamReader:
     return reader
 
 
-def _is_folder(path: str) -> bool:
+def is_output_folder(path: str) -> bool:
     """A shard folder to read: a folder on disk, or a store URL ending in '/' or naming a prefix."""
     if is_url(path):
         from pixelprune_cli.outputs.objectstore import is_folder
@@ -49,15 +49,15 @@ def _is_folder(path: str) -> bool:
 
 def resolve_output(path: str) -> str:
     """Decide once per command whether a store URL to read names a shard folder: a folder URL gets its trailing
-    '/', from which every later check here (`_is_folder`) reads the answer without another store round trip."""
-    if is_url(path) and not path.endswith("/") and _is_folder(path):
+    '/', from which every later check here (`is_output_folder`) reads the answer without another store round trip."""
+    if is_url(path) and not path.endswith("/") and is_output_folder(path):
         return path + "/"
     return path
 
 
 def output_files(path: str) -> list[str]:
     """The table files of an output: those a shard folder's manifest lists (never a listing), or the file itself."""
-    if _is_folder(path):
+    if is_output_folder(path):
         return listed_files(path)
     if is_url(path) and kind(path) == "missing":
         raise InputError(f"{redact(path)}: no such file or folder")
@@ -77,7 +77,7 @@ def incomplete_note(path: str) -> str | None:
     """
     from pixelprune_cli.outputs.manifest import SWAP
 
-    if path == STDIN or not _is_folder(path):
+    if path == STDIN or not is_output_folder(path):
         return None
     shown = redact(path)
     if not is_url(path) and (Path(path) / SWAP).is_dir():
@@ -146,7 +146,7 @@ def compressed_meta(path: str) -> dict | None:
     """
     if path == STDIN:
         return _meta_of(_stdin_stream().schema, "standard input")
-    if _is_folder(path):
+    if is_output_folder(path):
         if read_manifest(path) is None:
             return None  # a folder of images (whatever part-* files it holds: only a manifest makes an output)
         files = output_files(path)

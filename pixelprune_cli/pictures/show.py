@@ -24,12 +24,12 @@ from pixelprune_cli.inputs.pieces import ParquetRows, SourceOptions
 from pixelprune_cli.inputs.sources import plan, read_piece
 from pixelprune_cli.outputs.formats import PARQUET, format_of
 from pixelprune_cli.outputs.multi_image import image_batches
-from pixelprune_cli.outputs.objectstore import is_folder
 from pixelprune_cli.outputs.readers import (
     STDIN,
     checked_row,
     compressed_meta,
     incomplete_note,
+    is_output_folder,
     iter_output_batches,
     output_meta,
 )
@@ -50,7 +50,6 @@ from pixelprune_cli.pictures.token_overlay import (
     row_image,
 )
 from pixelprune_cli.records import FailedImage, ImageRow
-from pixelprune_cli.storage.urls import is_url
 
 SHEET_SAMPLE = 100  # contact-sheet tiles by default: a look over a dataset, not a dump of it
 
@@ -211,7 +210,7 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
     p = Path(path)
     is_output = compressed_meta(path) is not None  # read once: it opens the file's schema
     is_table = format_of(p) is PARQUET
-    if not is_output and (_is_folder(path) or (is_table and row is None and image_id is None)):
+    if not is_output and (is_output_folder(path) or (is_table and row is None and image_id is None)):
         if image_id is not None or row is not None:
             raise ConfigError("--id / --row pick one image; a folder gives a contact sheet")
         left_out: list[str] = []
@@ -248,8 +247,3 @@ def render_path(path: str, config, options: ShowOptions = ShowOptions()) -> Rend
     return Rendering(picture, [], None if largest is None else describe_error(largest[0], config.metric, largest[1]))
 
 
-def _is_folder(path: str) -> bool:
-    """A local folder, or a folder (prefix) on an object store."""
-    if is_url(path):
-        return is_folder(path)
-    return Path(path).is_dir()
