@@ -112,7 +112,9 @@ def image_rows(row: dict) -> list[dict]:
     if wrong:
         raise ValueError(f"row {row.get('id', '')!r}: {', '.join(wrong)} hold another number of images than "
                          f"kept_index ({count})")
-    return [{"id": f"{row.get('id', '')}~{k}", **{key: row[key][k] for key in _PER_IMAGE if row.get(key) is not None}}
+    from pixelprune_cli.outputs.multi_image import image_id  # the one rule for ROW~K
+
+    return [{"id": image_id(row.get("id", ""), k), **{key: row[key][k] for key in _PER_IMAGE if row.get(key) is not None}}
             for k in range(count)]
 
 
